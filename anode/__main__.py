@@ -1,0 +1,3 @@
+from anode.cli import main
+
+main()

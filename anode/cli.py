@@ -1,0 +1,271 @@
+"""The ``anode`` command: serve a notebook, inspect and reset its storage.
+
+Every option can also come from an environment variable (``ANODE_DATA``,
+``ANODE_PORT``, ...). Problems a person can fix (a port in use, an
+unwritable data directory, a data file from a newer Anode) are one clear
+line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+import click
+
+from relay import __version__
+from relay.config import RelayConfig
+from relay.storage import StorageError
+from relay.storage.sqlite import open_database
+
+DATA_FILES = ("anode.db", "anode.db-wal", "anode.db-shm")
+
+data_option = click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("anode-data"),
+    show_default=True,
+    envvar="ANODE_DATA",
+    show_envvar=True,
+    help="Directory holding the notebooks' SQLite store.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="anode")
+def main() -> None:
+    """Anode: a real-time collaborative Python notebook in the browser."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="ANODE_HOST", show_envvar=True, help="Interface to bind.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    envvar="ANODE_PORT",
+    show_envvar=True,
+    help="Port to bind (0: any free port).",
+)
+@data_option
+@click.option(
+    "--sync",
+    type=click.Choice(["normal", "full"]),
+    default="normal",
+    show_default=True,
+    help="SQLite durability: normal survives a crash of the relay; full also a power loss.",
+)
+@click.option(
+    "--kernels",
+    type=click.Choice(["auto", "none"]),
+    default="auto",
+    show_default=True,
+    envvar="ANODE_KERNELS",
+    show_envvar=True,
+    help="auto: start a Node kernel for a notebook with work waiting and none live; none: start kernels yourself (anode kernel).",
+)
+@click.option(
+    "--kernel-idle",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds an auto-started kernel may sit idle before it is stopped.",
+)
+@click.option(
+    "--wheels",
+    "wheels_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="ANODE_WHEELS",
+    show_envvar=True,
+    help="A folder of wheels served at /wheels/simple/, so kernels can %pip install offline.",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="How much the server logs.",
+)
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    sync: str,
+    kernels: str,
+    kernel_idle: float,
+    wheels_dir: Path | None,
+    log_level: str,
+) -> None:
+    """Serve the notebook (relay and client) on HOST:PORT."""
+    import logging
+
+    import uvicorn
+
+    from anode.kernels import KernelManager
+    from relay.app import create_app
+
+    _check_data_dir(data_dir)
+    sock = _bind(host, port)
+    config = RelayConfig(
+        data_dir=data_dir.resolve(),
+        sqlite_sync=sync,  # type: ignore[arg-type]
+        wheels_dir=wheels_dir.resolve() if wheels_dir else None,
+    )
+    bound_port = sock.getsockname()[1]
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    local_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else shown_host)
+    extensions = []
+    if kernels == "auto":
+        manager = KernelManager(f"http://{local_host}:{bound_port}", idle_seconds=kernel_idle)
+        extensions.append(manager.running)
+    logging.basicConfig(level=log_level.upper(), format="anode: %(message)s")
+    click.echo(f"Anode {__version__} — notebooks in {config.data_dir}")
+    if kernels == "none":
+        click.echo("Kernels: start one per notebook with `anode kernel --notebook ID`.")
+    click.echo(f"Open http://{shown_host}:{bound_port}/ in your browser (Ctrl+C stops).")
+    sys.stdout.flush()
+    app = create_app(config, extensions=extensions)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level=log_level,
+            access_log=log_level == "debug",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    server.run(sockets=[sock])
+
+
+@main.command()
+@click.option("--notebook", required=True, help="The notebook to serve (its id).")
+@click.option(
+    "--relay",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    envvar="ANODE_RELAY",
+    show_envvar=True,
+    help="The relay's address.",
+)
+@click.option("--host", "kernel_host", type=click.Choice(["node", "browser"]), default="node", show_default=True, help="Run Pyodide in Node, or in a headless Chromium page.")
+@click.option("--lease", default=5.0, show_default=True, type=click.FloatRange(0.5, 3600), help="Seconds without a heartbeat before the relay declares this kernel lost.")
+@click.option("--label", default="", help="A name shown beside the kernel in the notebook.")
+@click.option("--index-url", "index_urls", multiple=True, help="A package index for %pip (repeatable; default: the relay's wheelhouse, then PyPI).")
+def kernel(notebook: str, relay: str, kernel_host: str, lease: float, label: str, index_urls: tuple[str, ...]) -> None:
+    """Run a headless Pyodide kernel for one notebook (several may serve one notebook)."""
+    from kernel_headless.launcher import KernelSpec, LaunchError, run_kernel
+
+    spec = KernelSpec(
+        relay=relay, notebook=notebook, host=kernel_host, lease_seconds=lease, label=label, index_urls=list(index_urls)
+    )
+    _check_relay(relay, notebook)
+    try:
+        sys.exit(run_kernel(spec))
+    except LaunchError as error:
+        _fail(str(error))
+
+
+@main.command()
+@data_option
+def notebooks(data_dir: Path) -> None:
+    """List the notebooks in the store, with their event counts."""
+    db = _open_existing(data_dir)
+    rows = db.execute("SELECT id, head, cells, title FROM notebooks ORDER BY updated_at DESC, id").fetchall()
+    db.close()
+    if not rows:
+        click.echo(f"No notebooks in {data_dir}.")
+        return
+    click.echo(f"{'ID':<14} {'EVENTS':>8} {'CELLS':>6}  TITLE")
+    for notebook_id, head, cells, title in rows:
+        click.echo(f"{notebook_id:<14} {head:>8} {cells:>6}  {title or '(untitled)'}")
+
+
+@main.command("reset-storage")
+@data_option
+@click.option("--yes", is_flag=True, help="Delete without asking.")
+def reset_storage(data_dir: Path, yes: bool) -> None:
+    """Delete every notebook in the store (asks first)."""
+    present = [data_dir / name for name in DATA_FILES if (data_dir / name).exists()]
+    if not present:
+        click.echo(f"Nothing to delete: {data_dir} holds no Anode store.")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            _fail("refusing to delete without confirmation; run with --yes")
+        click.confirm(f"Delete every notebook in {data_dir}?", abort=True)
+    for path in present:
+        path.unlink()
+    click.echo(f"Deleted the store in {data_dir}.")
+
+
+def _check_relay(relay: str, notebook: str) -> None:
+    """Fail with one clear line when the relay or the notebook is not there."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"{relay.rstrip('/')}/api/notebooks/{notebook}/events?limit=1"
+    try:
+        with urllib.request.urlopen(url, timeout=10):
+            return
+    except urllib.error.HTTPError as error:
+        try:
+            detail = json.loads(error.read()).get("detail", "")
+        except ValueError:
+            detail = ""
+        _fail(f"the relay at {relay} refused notebook {notebook!r}: {error.code} {detail}")
+    except (urllib.error.URLError, OSError) as error:
+        _fail(f"cannot reach the relay at {relay} ({getattr(error, 'reason', error)}); is `anode serve` running?")
+
+
+def _check_data_dir(data_dir: Path) -> None:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".anode-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        _fail(f"the data directory {data_dir} is not writable ({error.strerror or error}); pick another with --data")
+    try:
+        open_database(data_dir / "anode.db").close()
+    except StorageError as error:
+        _fail(str(error))
+
+
+def _open_existing(data_dir: Path) -> sqlite3.Connection:
+    path = data_dir / "anode.db"
+    if not path.exists():
+        _fail(f"no Anode store in {data_dir} (start one with: anode serve --data {data_dir})")
+    try:
+        return open_database(path)
+    except StorageError as error:
+        _fail(str(error))
+        raise  # unreachable
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they
+    # are TCP; without it every kept-alive response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            _fail(f"port {port} on {host} is in use; stop the other server or pick another with --port")
+        _fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _fail(message: str) -> None:
+    click.echo(f"anode: error: {message}", err=True)
+    sys.exit(2)

@@ -1,0 +1,138 @@
+"""Kernels on demand for ``anode serve --kernels auto``.
+
+When a notebook has executions waiting and no live kernel, start a Node
+kernel for it; when it has had nothing to do for ``idle_seconds``, stop it
+(it ends its session cleanly). A kernel that dies is replaced the next time
+work is waiting — the relay has meanwhile expired its lease, so what it had
+claimed is pending again. Nobody has to start a kernel by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from kernel_headless.launcher import KernelSpec, LaunchError, start_node_kernel
+from relay.notebooks import OpenNotebook
+from relay.services import Services
+from shared_schema.events import KernelSessionEnded
+
+log = logging.getLogger("anode.kernels")
+
+
+@dataclass
+class ManagedKernel:
+    notebook: str
+    process: subprocess.Popen
+    session_id: str
+    last_busy: float = field(default_factory=time.monotonic)
+
+
+class KernelManager:
+    def __init__(
+        self,
+        relay_url: str,
+        *,
+        idle_seconds: float = 300.0,
+        lease_seconds: float = 5.0,
+        check_seconds: float = 0.25,
+    ) -> None:
+        self.relay_url = relay_url
+        self.idle_seconds = idle_seconds
+        self.lease_seconds = lease_seconds
+        self.check_seconds = check_seconds
+        self.kernels: dict[str, ManagedKernel] = {}
+        self._warned = False
+
+    @asynccontextmanager
+    async def running(self, services: Services) -> AsyncIterator[None]:
+        """The ``create_app`` extension: watch while the relay serves."""
+        task = asyncio.create_task(self._watch(services), name="anode-kernel-manager")
+        try:
+            yield
+        finally:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            await self.stop_all(services)
+
+    async def _watch(self, services: Services) -> None:
+        while True:
+            await asyncio.sleep(self.check_seconds)
+            try:
+                for opened in services.notebooks.loaded():
+                    self._tend(opened)
+            except Exception:  # one bad turn must not end the manager
+                log.exception("kernel manager failed")
+
+    def _tend(self, opened: OpenNotebook) -> None:
+        now = time.monotonic()
+        managed = self.kernels.get(opened.id)
+        if managed is not None and managed.process.poll() is not None:
+            code = managed.process.returncode
+            (log.info if code == 0 else log.warning)("the kernel for %s exited with %s", opened.id, code)
+            del self.kernels[opened.id]
+            managed = None
+        busy = bool(opened.state.queue)
+        if managed is not None:
+            if busy:
+                managed.last_busy = now
+            elif now - managed.last_busy > self.idle_seconds:
+                log.info("stopping the idle kernel of %s", opened.id)
+                managed.process.send_signal(signal.SIGTERM)
+            return
+        if opened.state.pending() and not opened.state.live_kernels():
+            self._start(opened.id)
+
+    def _start(self, notebook: str) -> None:
+        spec = KernelSpec(
+            relay=self.relay_url, notebook=notebook, lease_seconds=self.lease_seconds, label="auto"
+        )
+        try:
+            process = start_node_kernel(spec, stdout=subprocess.DEVNULL)
+        except LaunchError as error:
+            if not self._warned:
+                log.error("cannot start a kernel: %s", error)
+                self._warned = True
+            return
+        log.info("started kernel %s for %s", spec.session_id, notebook)
+        self.kernels[notebook] = ManagedKernel(notebook, process, spec.session_id)
+
+    async def stop_all(self, services: Services, timeout: float = 5.0) -> None:
+        """Stop every kernel as the relay shuts down, ending its session in the log.
+
+        By now uvicorn accepts no connections, so a kernel could not push its
+        own ``kernelSessionEnded``: told to stop, it would retry for seconds,
+        give up, and leave its session ``live`` until its lease ran out after
+        the next start (holding off a new kernel meanwhile). The services are
+        still up, so the manager writes the end for it, then stops the process.
+        """
+        for managed in self.kernels.values():
+            await self._end_session(services, managed)
+            if managed.process.poll() is None:
+                managed.process.kill()  # it has nothing left to say to a relay that is gone
+        deadline = time.monotonic() + timeout
+        for managed in self.kernels.values():
+            while managed.process.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        self.kernels.clear()
+
+    async def _end_session(self, services: Services, managed: ManagedKernel) -> None:
+        try:
+            opened = await services.notebooks.open(managed.notebook)
+            session = opened.state.kernels.get(managed.session_id)
+            if session is not None and session.status == "live":
+                ended = KernelSessionEnded(
+                    session_id=managed.session_id, reason="the relay shut down"
+                )
+                await services.notebooks.append_as_relay(managed.notebook, ended)
+        except Exception:  # the store may be failing too; the lease then decides
+            log.exception("could not end the session of the kernel for %s", managed.notebook)

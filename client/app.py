@@ -1,0 +1,297 @@
+"""Which page to show, and the notebook page that ties model, store, sync and view.
+
+``?notebook=ID`` opens a notebook (a URL to share); anything else is the
+home view. ``?relay=URL`` talks to a relay other than the page's own origin
+(needs the relay to allow that origin: on the not-yet list).
+
+The notebook page opens from IndexedDB first and renders at once, then
+follows the relay; every change, local or from the log, goes through the
+same steps: model → IndexedDB (one transaction) → push → render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import js
+from pyodide.ffi import create_proxy
+from shared_schema import ot
+
+from .browser import NetworkError, fetch_json, query_param
+from .dom import h
+from .home import HomeView
+from .model import NotebookModel, Saved
+from .presence import Presence
+from .store import Store, StoreError
+from .sync import Sync
+from .view import NotebookView, SyncStatus
+
+log = logging.getLogger("anode.client")
+
+#: Keystrokes are sent at most this long after they are typed (the issue's ~50 ms).
+FLUSH_DELAY = 0.05
+
+
+class NotebookPage:
+    """One open notebook: the ``Actions`` the view calls, and the sync callbacks."""
+
+    def __init__(self, root: Any, base_url: str, notebook_id: str, cm: Any, md: Any) -> None:
+        self.notebook_id = notebook_id
+        self._root = root
+        self._base_url = base_url
+        self._cm = cm
+        self._md = md
+        self.store: Store | None = None
+        self.model = NotebookModel(notebook_id)
+        self.view: NotebookView | None = None
+        self.sync: Sync | None = None
+        self.presence = Presence(f"{base_url}/api/notebooks/{notebook_id}", self._schedule_render)
+        self._render_scheduled = False
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._saving = 0
+
+    async def start(self) -> None:
+        saved = Saved()
+        try:
+            self.store = await Store.open()
+            saved = await self.store.load(self.notebook_id)
+        except StoreError as error:  # private mode, quota: work from the network only
+            log.warning("IndexedDB unavailable (%s): this tab keeps nothing across reloads", error)
+            self.store = None
+        if not (saved.snapshot or saved.confirmed or saved.pending) and await self._unknown():
+            self._root.replaceChildren(_unknown_notebook(self.notebook_id))
+            js.document.body.dataset.anode = "ready"
+            return
+        self.model = NotebookModel.restore(self.notebook_id, saved)
+        js.document.body.dataset.saving = "0"
+        self.view = NotebookView(self._root, self._cm, self._md, self)
+        self._render()
+        self.sync = Sync(
+            self._base_url,
+            self.notebook_id,
+            pending=self.model.pending_events,
+            head=lambda: self.model.confirmed.seq,
+            on_events=self._on_events,
+            on_rejected=self._on_rejected,
+            on_presence=self._on_presence,
+            on_status=self._schedule_render,
+        )
+        self.sync.start()
+        self.presence.start()
+        self._pagehide = create_proxy(lambda _event: self._leave())
+        js.window.addEventListener("pagehide", self._pagehide)
+        js.document.body.dataset.anode = "ready"
+
+    async def _unknown(self) -> bool:
+        """True if the relay says it has no such notebook (offline: we cannot tell)."""
+        url = f"{self._base_url}/api/notebooks/{js.encodeURIComponent(self.notebook_id)}/events?after=0&limit=1"
+        try:
+            status, _ = await fetch_json("GET", url)
+        except NetworkError:
+            return False
+        return status == 404
+
+    def _leave(self) -> None:
+        """The page is going away: keep what was typed, tell the others."""
+        self.model.take_edits()
+        self._save()
+        self.presence.leave()
+
+    # --- the log comes in ---------------------------------------------------------
+
+    def _on_events(self, events: list[dict[str, Any]]) -> None:
+        received = self.model.receive(events)  # may raise Gap: sync reconnects
+        if self.view is not None:
+            for cell_id, ops_list in received.remote_edits.items():
+                cell = self.view.cells.get(cell_id)
+                if cell is not None:
+                    for ops in ops_list:
+                        cell.editor.apply_remote(ops)
+            for cell_id in received.reset:
+                cell = self.view.cells.get(cell_id)
+                if cell is not None:
+                    cell.editor.set_text(self.model.text(cell_id))
+        self.model.take_edits()  # a confirmed edit of ours frees its cell's buffer to go
+        self._commit()
+
+    def _on_rejected(self, event_id: str, _error: dict[str, Any]) -> None:
+        self.model.reject(event_id)
+        self._commit()
+
+    def _on_presence(self, signal: dict[str, Any]) -> None:
+        self.presence.receive(signal)
+
+    # --- writing --------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Store what changed (one transaction), push it, and redraw."""
+        self._save()
+        if self.sync is not None and self.model.pending:
+            self.sync.kick()
+        self._schedule_render()
+
+    def _save(self) -> None:
+        """Write what changed to IndexedDB now (the transaction is issued before this returns).
+
+        ``<body data-saving>`` counts transactions not yet committed: "0" means
+        everything on screen would survive a reload.
+        """
+        changes = self.model.take_changes()
+        if not changes or self.store is None:
+            return
+        self._saving += 1
+        js.document.body.dataset.saving = str(self._saving)
+        done = self.store.commit(self.notebook_id, changes)
+        done.add_done_callback(self._saved)
+
+    def _saved(self, future: asyncio.Future) -> None:
+        self._saving -= 1
+        js.document.body.dataset.saving = str(self._saving)
+        _log_failure(future)
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_event_loop().call_later(FLUSH_DELAY, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        self.model.take_edits()
+        self._commit()
+
+    def _schedule_render(self) -> None:
+        if not self._render_scheduled:
+            self._render_scheduled = True
+            asyncio.get_event_loop().call_soon(self._render)
+
+    def _render(self) -> None:
+        self._render_scheduled = False
+        if self.view is None:
+            return
+        sync = self.sync
+        status = SyncStatus(
+            online=sync.online if sync is not None else False,
+            unsynced=self.model.unsynced(),
+            detail=sync.last_error if sync is not None else "",
+        )
+        self.view.render(self.model.state(), status)
+        self.view.show_people(list(self.presence.others.values()))
+        self.view.list.dataset.seq = str(self.model.confirmed.seq)
+
+    # --- Actions (called by the view) ---------------------------------------------
+
+    def text(self, cell_id: str) -> str:
+        return self.model.text(cell_id)
+
+    def edit(self, cell_id: str, ops: ot.TextOps) -> None:
+        self.model.edit(cell_id, ops)
+        self._save()  # the keystroke is kept at once; it is sent with the next flush
+        self._schedule_flush()
+        self._schedule_render()
+
+    def run(self, cell_id: str, then: str) -> None:
+        if self.model.run(cell_id) is None and self.view is not None:
+            self.view.stop_editing(cell_id)  # "running" a markdown cell shows it rendered
+        if then == "insert":
+            self.add_cell(cell_id, "code", focus=True)
+        elif then == "advance":
+            assert self.view is not None
+            following = self.view.neighbour(cell_id, 1)
+            if following is None:
+                self.add_cell(cell_id, "code", focus=True)
+            else:
+                self.view.focus_cell(following, "start")
+        self._commit()
+
+    def add_cell(self, after: str | None, cell_type: str, *, focus: bool = False) -> str:
+        cell_id = self.model.create_cell(after, cell_type)
+        self._commit()
+        self._render()  # the view must hold the cell before anyone focuses it
+        if focus and self.view is not None:
+            self.view.focus_cell(cell_id)
+        return cell_id
+
+    def delete_cell(self, cell_id: str) -> None:
+        self.model.delete_cell(cell_id)
+        self._commit()
+
+    def move_cell(self, cell_id: str, offset: int) -> None:
+        assert self.view is not None
+        order = self.view.order
+        index = order.index(cell_id)
+        target = index + offset
+        if target == index or not 0 <= target < len(order):
+            return
+        rest = order[:index] + order[index + 1 :]
+        self.model.move_cell(cell_id, rest[target - 1] if target > 0 else None)
+        self._commit()
+
+    def change_type(self, cell_id: str, cell_type: str) -> None:
+        cell = self.model.state().cells.get(cell_id)
+        if cell is not None and cell.cell_type != cell_type:
+            self.model.change_type(cell_id, cell_type)
+            self._commit()
+
+    def interrupt(self, cell_id: str) -> None:
+        cell = self.model.state().cells.get(cell_id)
+        if cell is not None and cell.execution_id:
+            self.model.interrupt(cell.execution_id)
+            self._commit()
+
+    def moved(self, cell_id: str | None, cursor: tuple[int, int] | None) -> None:
+        self.presence.move(cell_id, cursor)
+
+    def run_all(self) -> None:
+        for cell in self.model.state().visible_cells():
+            self.model.run(cell.id)  # markdown and raw cells are skipped
+        self._commit()
+
+    def interrupt_all(self) -> None:
+        state = self.model.state()
+        for execution_id in state.queue:
+            if state.executions[execution_id].status == "executing":
+                self.model.interrupt(execution_id)
+        self._commit()
+
+    def restart_kernel(self) -> None:
+        self.model.restart_kernels()
+        self._commit()
+
+    def clear_outputs(self) -> None:
+        self.model.clear_outputs(None)
+        self._commit()
+
+    def set_title(self, title: str) -> None:
+        if title != self.model.state().title:
+            self.model.set_title(title[:256])
+            self._commit()
+
+
+def _unknown_notebook(notebook_id: str) -> Any:
+    message = h("p", {"class": "message unknown-notebook"}, f"This relay has no notebook {notebook_id!r}. ")
+    message.append(h("a", {"href": "?"}, "See the notebooks it has."))
+    return h("main", {"class": "home-page"}, message)
+
+
+def _log_failure(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not write to IndexedDB: %s", future.exception())
+
+
+async def main(root: Any, cm: Any, md: Any) -> None:
+    """Show the page the URL asks for."""
+    base_url = (query_param("relay") or "").rstrip("/")
+    notebook_id = query_param("notebook")
+    if notebook_id:
+        page = NotebookPage(root, base_url, notebook_id, cm, md)
+        await page.start()
+        _PAGES.append(page)  # keep it alive: its proxies call back into it
+    else:
+        home = HomeView(root, f"{base_url}/api")
+        js.document.body.dataset.anode = "ready"
+        _PAGES.append(home)
+        await home.load()
+
+
+_PAGES: list[Any] = []

@@ -1,0 +1,70 @@
+"""The few browser APIs the client needs, wrapped so the rest reads as Python.
+
+Only JSON strings and plain values cross into JavaScript here; every proxy
+made for a callback is kept alive by the object that registered it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import js
+from pyodide.ffi import JsProxy, create_proxy, to_js
+
+
+class NetworkError(Exception):
+    """The request never got an answer (offline, relay down, connection cut)."""
+
+
+def js_object(value: dict[str, Any]) -> JsProxy:
+    """A plain JavaScript object (not a Map) from a dict."""
+    return to_js(value, dict_converter=js.Object.fromEntries)
+
+
+async def fetch_json(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    """``(status, decoded JSON body or None)``; ``NetworkError`` when nothing answered."""
+    init: dict[str, Any] = {"method": method, "cache": "no-store"}
+    if body is not None:
+        init["body"] = json.dumps(body)
+        init["headers"] = js_object({"content-type": "application/json"})
+    try:
+        response = await js.fetch(url, js_object(init))
+        text = await response.text()
+    except Exception as error:  # a JsException: TypeError "Failed to fetch"
+        raise NetworkError(str(error)) from None
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        data = None
+    return int(response.status), data
+
+
+class Listeners:
+    """Event listeners added through one object, so they can all be removed."""
+
+    def __init__(self) -> None:
+        self._added: list[tuple[JsProxy, str, JsProxy]] = []
+
+    def on(self, target: JsProxy, event: str, handler: Callable[[Any], Any]) -> None:
+        proxy = create_proxy(handler)
+        target.addEventListener(event, proxy)
+        self._added.append((target, event, proxy))
+
+    def clear(self) -> None:
+        for target, event, proxy in self._added:
+            target.removeEventListener(event, proxy)
+            proxy.destroy()
+        self._added = []
+
+
+def query_param(name: str) -> str | None:
+    """A parameter of the page's URL (``?notebook=ID``)."""
+    params = js.URLSearchParams.new(js.location.search)
+    # Missing is JavaScript null, which newer Pyodide hands over as ``jsnull``, not None.
+    return str(params.get(name)) if params.has(name) else None
+
+
+def is_online() -> bool:
+    return bool(js.navigator.onLine)

@@ -1,0 +1,408 @@
+"""One notebook as this browser sees it: ``fold(confirmed) + replay(pending)``.
+
+The relay's log is the truth. This module keeps three things beside it:
+
+* ``confirmed``: the state folded from every event the log has served us,
+  in seq order, with ``shared_schema``'s materializer;
+* ``pending``: events this browser made that the log has not served back
+  yet, in the order they were made (pushed, or waiting to be);
+* one ``CellEditBuffer`` per cell being edited: the edit in flight (one of
+  the pending events) and the keystrokes buffered behind it.
+
+What the page shows is ``confirmed`` with ``pending`` replayed on top and
+each buffer's text laid over its cell. When a confirmed event arrives the
+view is simply recomputed; that is the whole of "rebase" (DESIGN.md).
+
+Pure Python (no ``js``): it is driven the same way in CPython tests and in
+the page. Everything the page must write to IndexedDB is collected as a
+``LocalChanges`` the caller hands to ``client.store``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared_schema import events as ev
+from shared_schema import ot
+from shared_schema.editing import CellEditBuffer
+from shared_schema.envelope import stored, stored_from_json
+from shared_schema.errors import SchemaError
+from shared_schema.materializer import advance
+from shared_schema.state import NotebookState
+
+log = logging.getLogger("anode.client")
+
+#: A stored snapshot is written once the log has moved this far past the last one.
+SNAPSHOT_EVERY = 500
+
+#: The actor shown for our own unconfirmed events (the relay sets the real one).
+LOCAL_ACTOR = "you"
+
+PushedJson = dict[str, Any]
+StoredJson = dict[str, Any]
+TextOpsJson = list[Any]
+
+
+class Gap(Exception):
+    """The log served an event past the one we expected: resume from our seq."""
+
+
+def new_id() -> str:
+    """A fresh id for an event, a cell or an execution (fits shared_schema's pattern)."""
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Saved:
+    """What IndexedDB holds for one notebook, as ``client.store`` loads it."""
+
+    snapshot: dict[str, Any] | None = None  # ``NotebookState.dump()``
+    confirmed: list[StoredJson] = field(default_factory=list)  # after the snapshot, in seq order
+    pending: list[tuple[int, PushedJson]] = field(default_factory=list)  # (key, event), in order
+    drafts: dict[str, TextOpsJson] = field(default_factory=dict)  # cell id -> buffered ops
+
+
+@dataclass
+class LocalChanges:
+    """Writes for IndexedDB since the last ``take_changes``, applied in one transaction."""
+
+    confirmed: list[StoredJson] = field(default_factory=list)
+    pending_put: list[tuple[int, PushedJson]] = field(default_factory=list)
+    pending_delete: list[int] = field(default_factory=list)
+    #: cell id -> buffered ops, or ``None`` to forget the cell's draft.
+    drafts: dict[str, TextOpsJson | None] = field(default_factory=dict)
+    snapshot: dict[str, Any] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.confirmed or self.pending_put or self.pending_delete or self.drafts
+        ) or self.snapshot is not None
+
+
+@dataclass
+class Received:
+    """What one batch of confirmed events did, for the editors."""
+
+    #: cell id -> ops to apply, in order, to what its editor shows.
+    remote_edits: dict[str, list[ot.TextOps]] = field(default_factory=dict)
+    #: cells whose buffer had to be reset to the log's text (show it whole).
+    reset: set[str] = field(default_factory=set)
+
+
+class NotebookModel:
+    """The local view of one notebook, and the commands a person gives it."""
+
+    def __init__(self, notebook_id: str, *, make_id: Callable[[], str] = new_id) -> None:
+        self.notebook_id = notebook_id
+        self.confirmed = NotebookState()
+        self.pending: list[tuple[int, PushedJson]] = []
+        self.buffers: dict[str, CellEditBuffer] = {}
+        self._make_id = make_id
+        #: cell id -> id of its edit in flight (a pending ``cellSourceEdited``).
+        self._in_flight: dict[str, str] = {}
+        self._next_key = 1
+        self._snapshot_seq = 0
+        self._changes = LocalChanges()
+        self._view: NotebookState | None = None
+
+    # --- loading -----------------------------------------------------------------
+
+    @classmethod
+    def restore(cls, notebook_id: str, saved: Saved, **kwargs: Any) -> NotebookModel:
+        """Rebuild the model from IndexedDB: snapshot, later events, pending, drafts."""
+        model = cls(notebook_id, **kwargs)
+        if saved.snapshot is not None:
+            try:
+                model.confirmed = NotebookState.load(saved.snapshot)
+                model._snapshot_seq = model.confirmed.seq
+            except (ValueError, KeyError, TypeError):
+                log.warning("stored snapshot unreadable; refolding from the stored events")
+        for raw in saved.confirmed:
+            if raw["seq"] == model.confirmed.seq + 1:
+                advance(model.confirmed, stored_from_json(raw))
+        model.pending = list(saved.pending)
+        model._next_key = max((key for key, _ in saved.pending), default=0) + 1
+        model._restore_buffers(saved.drafts)
+        return model
+
+    def _restore_buffers(self, drafts: dict[str, TextOpsJson]) -> None:
+        for _, event in self.pending:
+            if event["name"] != "cellSourceEdited":
+                continue
+            cell_id = event["args"]["cell_id"]
+            buffer = self._base_buffer(cell_id)
+            if buffer is None:
+                continue
+            try:
+                ops = event["args"]["ops"]
+                history = self._history(cell_id)
+                for landed in history[event["args"]["base_rev"] :]:
+                    _, ops = ot.transform(landed, ops)
+                buffer.edit(ops)
+            except (ot.OTError, KeyError):
+                log.warning("pending edit of cell %s no longer applies; dropped", cell_id)
+                self._remove_pending(event["id"])
+                continue
+            buffer.take_outgoing()
+            self.buffers[cell_id] = buffer
+            self._in_flight[cell_id] = event["id"]
+        for cell_id, ops in drafts.items():
+            buffer = self.buffers.get(cell_id) or self._base_buffer(cell_id)
+            if buffer is None:
+                continue
+            try:
+                buffer.edit(ops)
+            except ot.OTError:
+                log.warning("stored draft of cell %s no longer applies; dropped", cell_id)
+                self._changes.drafts[cell_id] = None
+                continue
+            self.buffers[cell_id] = buffer
+
+    # --- reading -----------------------------------------------------------------
+
+    def state(self) -> NotebookState:
+        """What to show: confirmed, pending replayed, each buffer's text laid over."""
+        if self._view is None:
+            view = self.confirmed.copy()
+            seq = view.seq
+            now = time.time()
+            for _, raw in self.pending:
+                try:
+                    event = ev.decode(raw["name"], raw["v"], raw["args"])
+                except SchemaError:
+                    continue
+                seq += 1
+                advance(view, stored(seq, raw["id"], event, LOCAL_ACTOR, now))
+            view.seq = self.confirmed.seq
+            for cell_id, buffer in self.buffers.items():
+                cell = view.cells.get(cell_id)
+                if cell is not None:
+                    cell.source = buffer.text
+            self._view = view
+        return self._view
+
+    def text(self, cell_id: str) -> str:
+        """The source an editor for this cell shows (creating its buffer)."""
+        buffer = self.buffer(cell_id)
+        return buffer.text if buffer is not None else ""
+
+    def unsynced(self) -> int:
+        """Events waiting for the log, counting each cell's buffered keystrokes as one."""
+        return len(self.pending) + sum(1 for b in self.buffers.values() if b.buffered)
+
+    def pending_events(self) -> list[PushedJson]:
+        return [event for _, event in self.pending]
+
+    # --- the log comes in ---------------------------------------------------------
+
+    def receive(self, events: list[StoredJson]) -> Received:
+        """Fold confirmed events (in seq order) and rebase what is local over them.
+
+        Raises ``Gap`` if an event skips past the next seq; events at or
+        below our seq are repeats and are ignored.
+        """
+        result = Received()
+        own = {event["id"]: key for key, event in self.pending}
+        for raw in events:
+            seq = raw["seq"]
+            if seq <= self.confirmed.seq:
+                continue
+            if seq != self.confirmed.seq + 1:
+                raise Gap(f"expected seq {self.confirmed.seq + 1}, got {seq}")
+            event = stored_from_json(raw)
+            cell_id = raw["args"].get("cell_id") if isinstance(raw.get("args"), dict) else None
+            rev_before = self._confirmed_rev(cell_id) if cell_id else None
+            advance(self.confirmed, event)
+            self._changes.confirmed.append(raw)
+            if raw["id"] in own:
+                self.pending = [(k, e) for k, e in self.pending if e["id"] != raw["id"]]
+                self._changes.pending_delete.append(own.pop(raw["id"]))
+            if raw["name"] == "cellSourceEdited" and cell_id is not None:
+                self._rebase_buffer(cell_id, raw["id"], rev_before, result)
+            elif raw["name"] == "cellDeleted" and cell_id is not None:
+                self._forget_buffer(cell_id)
+        if self.confirmed.seq - self._snapshot_seq >= SNAPSHOT_EVERY:
+            self._changes.snapshot = self.confirmed.dump()
+            self._snapshot_seq = self.confirmed.seq
+        self._view = None
+        return result
+
+    def _rebase_buffer(
+        self, cell_id: str, event_id: str, rev_before: int | None, result: Received
+    ) -> None:
+        buffer = self.buffers.get(cell_id)
+        cell = self.confirmed.cells.get(cell_id)
+        if buffer is None or cell is None or cell.deleted:
+            return
+        landed = rev_before is not None and cell.rev == rev_before + 1
+        if self._in_flight.get(cell_id) == event_id:
+            del self._in_flight[cell_id]
+            if landed:
+                buffer.confirm_own()
+                if buffer.confirmed_text == cell.source:
+                    return
+            self._reset_buffer(cell_id, result)  # our edit did not land as sent: take the log's text
+            return
+        if not landed:
+            return  # someone's edit that the log turned into a no-op
+        if buffer.confirmed_rev != rev_before:
+            self._reset_buffer(cell_id, result)
+            return
+        try:
+            shown = buffer.apply_remote(cell.history[-1])
+        except ot.OTError:
+            self._reset_buffer(cell_id, result)
+            return
+        result.remote_edits.setdefault(cell_id, []).append(shown)
+        self._changes.drafts[cell_id] = buffer.buffered
+
+    def _reset_buffer(self, cell_id: str, result: Received) -> None:
+        cell = self.confirmed.cells[cell_id]
+        log.warning("cell %s: local edits no longer fit the log; showing the log's text", cell_id)
+        self.buffers[cell_id] = CellEditBuffer(cell.source, cell.rev)
+        self._in_flight.pop(cell_id, None)
+        self._changes.drafts[cell_id] = None
+        result.reset.add(cell_id)
+
+    def reject(self, event_id: str) -> None:
+        """The relay refused one of our events (4xx): it will never be in the log."""
+        for cell_id, in_flight in list(self._in_flight.items()):
+            if in_flight == event_id:
+                cell = self.confirmed.cells.get(cell_id)
+                del self._in_flight[cell_id]
+                if cell is not None:
+                    self.buffers[cell_id] = CellEditBuffer(cell.source, cell.rev)
+                else:
+                    self.buffers.pop(cell_id, None)
+                self._changes.drafts[cell_id] = None
+        self._remove_pending(event_id)
+
+    # --- commands -------------------------------------------------------------------
+
+    def create_cell(self, after: str | None, cell_type: str = "code", source: str = "") -> str:
+        cell_id = self._make_id()
+        self._add("cellCreated", cell_id=cell_id, cell_type=cell_type, after=after, source=source)
+        return cell_id
+
+    def delete_cell(self, cell_id: str) -> None:
+        self._add("cellDeleted", cell_id=cell_id)
+
+    def move_cell(self, cell_id: str, after: str | None) -> None:
+        self._add("cellMoved", cell_id=cell_id, after=after)
+
+    def change_type(self, cell_id: str, cell_type: str) -> None:
+        self._add("cellTypeChanged", cell_id=cell_id, cell_type=cell_type)
+
+    def set_title(self, title: str) -> None:
+        self._add("notebookTitleChanged", title=title)
+
+    def clear_outputs(self, cell_id: str | None) -> None:
+        self._add("cellOutputsCleared", cell_id=cell_id)
+
+    def edit(self, cell_id: str, ops: ot.TextOps) -> None:
+        """A local change to what the cell's editor showed (``self.text(cell_id)``)."""
+        buffer = self.buffer(cell_id)
+        if buffer is None:
+            raise KeyError(f"no cell {cell_id}")
+        buffer.edit(ops)
+        self._changes.drafts[cell_id] = buffer.buffered
+        self._view = None
+
+    def run(self, cell_id: str) -> str | None:
+        """Ask for an execution of what is on screen; ``None`` for a non-code cell."""
+        cell = self.state().cells.get(cell_id)
+        if cell is None or cell.deleted or cell.cell_type != "code":
+            return None
+        execution_id = self._make_id()
+        self.take_edits()
+        self._add("executionRequested", execution_id=execution_id, cell_id=cell_id, source=self.text(cell_id))
+        return execution_id
+
+    def interrupt(self, execution_id: str) -> None:
+        self._add("interruptRequested", execution_id=execution_id)
+
+    def cancel(self, execution_id: str) -> None:
+        self._add("executionCancelled", execution_id=execution_id)
+
+    def restart_kernels(self) -> None:
+        self._add("kernelRestartRequested", session_id=None)
+
+    def take_edits(self) -> bool:
+        """Turn each cell's buffered keystrokes into a pending edit, where one may go."""
+        added = False
+        for cell_id, buffer in self.buffers.items():
+            outgoing = buffer.take_outgoing()
+            if outgoing is None:
+                continue
+            base_rev, ops = outgoing
+            event_id = self._add("cellSourceEdited", cell_id=cell_id, base_rev=base_rev, ops=ops)
+            self._in_flight[cell_id] = event_id
+            self._changes.drafts[cell_id] = None
+            added = True
+        return added
+
+    def take_changes(self) -> LocalChanges:
+        """Everything to write to IndexedDB since the last call."""
+        changes, self._changes = self._changes, LocalChanges()
+        return changes
+
+    # --- buffers -------------------------------------------------------------------
+
+    def buffer(self, cell_id: str) -> CellEditBuffer | None:
+        buffer = self.buffers.get(cell_id)
+        if buffer is None:
+            buffer = self._base_buffer(cell_id)
+            if buffer is not None:
+                self.buffers[cell_id] = buffer
+        return buffer
+
+    def _base_buffer(self, cell_id: str) -> CellEditBuffer | None:
+        """A buffer at the cell's confirmed text, or its creation text if not yet confirmed."""
+        cell = self.confirmed.cells.get(cell_id)
+        if cell is not None:
+            return None if cell.deleted else CellEditBuffer(cell.source, cell.rev)
+        for _, event in self.pending:
+            if event["name"] == "cellCreated" and event["args"]["cell_id"] == cell_id:
+                return CellEditBuffer(event["args"].get("source", ""), 0)
+        return None
+
+    def _forget_buffer(self, cell_id: str) -> None:
+        self.buffers.pop(cell_id, None)
+        self._in_flight.pop(cell_id, None)
+        self._changes.drafts[cell_id] = None
+
+    def _history(self, cell_id: str) -> list[ot.TextOps]:
+        cell = self.confirmed.cells.get(cell_id)
+        return cell.history if cell is not None else []
+
+    def _confirmed_rev(self, cell_id: str) -> int | None:
+        cell = self.confirmed.cells.get(cell_id)
+        return cell.rev if cell is not None else None
+
+    # --- pending -------------------------------------------------------------------
+
+    def _add(self, name: str, **args: Any) -> str:
+        """Validate a new event, queue it as pending, and return its id."""
+        event = ev.decode(name, ev.REGISTRY[name].version, args)  # raises on a bug of ours
+        event_id = self._make_id()
+        pushed = {"id": event_id, **event.to_json()}
+        key = self._next_key
+        self._next_key += 1
+        self.pending.append((key, pushed))
+        self._changes.pending_put.append((key, pushed))
+        if name == "cellDeleted":
+            self._forget_buffer(args["cell_id"])
+        self._view = None
+        return event_id
+
+    def _remove_pending(self, event_id: str) -> None:
+        for key, event in self.pending:
+            if event["id"] == event_id:
+                self._changes.pending_delete.append(key)
+        self.pending = [(k, e) for k, e in self.pending if e["id"] != event_id]
+        self._view = None

@@ -1,0 +1,156 @@
+"""Who else is in the notebook, and where: the ephemeral presence channel.
+
+Each tab posts ``{"client_id", "kind": "user", "state": {"name", "cell",
+"cursor"}}`` to ``/presence`` when its cell or cursor moves (at most every
+100 ms) and every 10 s as a heartbeat (the relay forgets it after 30 s of
+silence), and says ``gone`` when the page goes away. Everyone's signals
+come back over the notebook's SSE stream (``client.sync``).
+
+Nothing here is stored or trusted: names are shown as text only, colours
+are computed here from the sender's client id (never taken from the
+signal), and cursor positions are clamped to the text we have. A position
+counts code points of the sender's text, which may hold edits we have not
+seen yet: close enough for a caret, and corrected by the next signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import js
+
+from .browser import NetworkError, fetch_json
+from .model import new_id
+
+log = logging.getLogger("anode.client.presence")
+
+TTL = 30.0
+HEARTBEAT = 10.0
+DEBOUNCE = 0.1
+NAME_KEY = "anode-name"
+
+
+@dataclass
+class Person:
+    client_id: str
+    name: str
+    cell: str | None
+    cursor: tuple[int, int] | None
+
+    @property
+    def hue(self) -> int:
+        return int(hashlib.sha1(self.client_id.encode()).hexdigest()[:4], 16) % 360
+
+    @property
+    def color(self) -> str:
+        return f"hsl({self.hue}, 70%, 42%)"
+
+    @property
+    def tint(self) -> str:
+        return f"hsla({self.hue}, 70%, 55%, 0.25)"
+
+
+def local_name() -> str:
+    """This browser's display name: kept in localStorage, made up the first time."""
+    try:
+        name = js.localStorage.getItem(NAME_KEY)
+        if isinstance(name, str) and name:
+            return name
+        name = f"Guest {new_id()[:4]}"
+        js.localStorage.setItem(NAME_KEY, name)
+        return name
+    except Exception:  # storage disabled
+        return "Guest"
+
+
+def _person(signal: dict[str, Any]) -> Person | None:
+    state = signal.get("state")
+    if signal.get("kind") != "user" or not isinstance(state, dict):
+        return None
+    name = state.get("name")
+    cell = state.get("cell")
+    cursor = state.get("cursor")
+    ok_cursor = (
+        isinstance(cursor, list) and len(cursor) == 2 and all(type(v) is int and v >= 0 for v in cursor)
+    )
+    return Person(
+        client_id=str(signal.get("client_id", "")),
+        name=name[:64] if isinstance(name, str) and name else "someone",
+        cell=cell if isinstance(cell, str) else None,
+        cursor=(cursor[0], cursor[1]) if ok_cursor else None,
+    )
+
+
+class Presence:
+    """Our own signal out, everyone else's in."""
+
+    def __init__(self, api: str, on_change: Callable[[], None]) -> None:
+        self._url = f"{api}/presence"
+        self._on_change = on_change
+        self.client_id = new_id()
+        self.name = local_name()
+        self.others: dict[str, Person] = {}
+        self._state: dict[str, Any] = {"name": self.name, "cell": None, "cursor": None}
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._post_loop())
+        self._dirty.set()
+
+    def move(self, cell: str | None, cursor: tuple[int, int] | None) -> None:
+        """Our cell or cursor moved."""
+        state = {"name": self.name, "cell": cell, "cursor": list(cursor) if cursor else None}
+        if state != self._state:
+            self._state = state
+            self._dirty.set()
+
+    def receive(self, signal: dict[str, Any]) -> None:
+        client_id = str(signal.get("client_id", ""))
+        if client_id == self.client_id:
+            return
+        if signal.get("gone"):
+            changed = self.others.pop(client_id, None) is not None
+        else:
+            person = _person(signal)
+            if person is None:
+                return
+            changed = self.others.get(client_id) != person
+            self.others[client_id] = person
+        if changed:
+            self._on_change()
+
+    def leave(self) -> None:
+        """The page is going away: say so at once (a beacon outlives the page)."""
+        body = json.dumps({"client_id": self.client_id, "gone": True})
+        try:
+            js.navigator.sendBeacon(self._url, body)
+        except Exception:
+            pass
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _post_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._dirty.wait(), HEARTBEAT)
+            except asyncio.TimeoutError:
+                pass
+            self._dirty.clear()
+            body = {"client_id": self.client_id, "kind": "user", "state": self._state, "ttl": TTL}
+            try:
+                await fetch_json("POST", self._url, body)
+            except NetworkError:
+                pass  # offline: the next heartbeat tries again
+            await asyncio.sleep(DEBOUNCE)
+
+    def cursors_in(self, cell_id: str) -> list[Person]:
+        return [p for p in self.others.values() if p.cell == cell_id]
+
+

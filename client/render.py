@@ -1,0 +1,141 @@
+"""Outputs as DOM: text as text, images as images, anything active in a sandbox.
+
+HTML and SVG (and so anything that may carry a script) go into an
+``<iframe sandbox="allow-scripts">`` built from ``srcdoc``. Without
+``allow-same-origin`` the frame has an opaque origin: its scripts run, but
+cannot reach this page's DOM, IndexedDB, cookies or storage, so one
+collaborator's output cannot read another's notebook or credentials. The
+frame reports its height with ``postMessage``, the one channel it has;
+``FrameSizer`` checks the message came from one of our frames.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import js
+from pyodide.ffi import JsProxy
+
+from .browser import Listeners
+from .dom import h
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+#: MIME types in the order we prefer to show them.
+_RICH_ORDER = (
+    "text/html",
+    "image/svg+xml",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "application/json",
+    "text/markdown",
+    "text/latex",
+    "text/plain",
+)
+
+#: The tallest a sandboxed frame grows before it scrolls inside.
+MAX_FRAME_HEIGHT = 800
+
+# Runs inside the frame: tell the parent how tall the content is. The frame
+# cannot read anything of ours, so "*" as target origin gives nothing away.
+_FRAME_SIZER = """<script>(function(){
+function post(){parent.postMessage({anodeFrameHeight: document.documentElement.scrollHeight}, "*");}
+window.addEventListener("load", post);
+if (window.ResizeObserver) new ResizeObserver(post).observe(document.documentElement);
+post();})();</script>"""
+
+_FRAME_HEAD = (
+    '<!doctype html><html><head><meta charset="utf-8">'
+    "<style>html,body{margin:0;padding:0;font:14px/1.4 system-ui,sans-serif;"
+    "overflow-wrap:anywhere}</style></head><body>"
+)
+
+
+def strip_ansi(text: str) -> str:
+    """Terminal colour codes removed (colours are on the not-yet list)."""
+    return _ANSI.sub("", text)
+
+
+def _text_of(value: Any) -> str:
+    """nbformat allows multi-line strings as lists of lines."""
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def frame_document(body_html: str) -> str:
+    """The ``srcdoc`` of a sandboxed output frame."""
+    return f"{_FRAME_HEAD}{body_html}{_FRAME_SIZER}</body></html>"
+
+
+def sandboxed_frame(body_html: str) -> JsProxy:
+    frame = h("iframe", {"class": "output-frame", "sandbox": "allow-scripts", "loading": "lazy"})
+    frame.setAttribute("referrerpolicy", "no-referrer")
+    frame.srcdoc = frame_document(body_html)
+    return frame
+
+
+def render_output(output: dict[str, Any]) -> JsProxy:
+    """One nbformat output as an element."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        name = output.get("name", "stdout")
+        return h("pre", {"class": f"output stream {name}"}, strip_ansi(_text_of(output.get("text", ""))))
+    if kind == "error":
+        traceback = "\n".join(strip_ansi(_text_of(line)) for line in output.get("traceback") or [])
+        text = traceback or f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
+        return h("pre", {"class": "output error"}, text)
+    if kind in ("display_data", "execute_result"):
+        element = render_bundle(output.get("data") or {})
+        if kind == "execute_result":
+            element.classList.add("execute-result")
+        return element
+    return h("pre", {"class": "output unknown"}, json.dumps(output)[:2000])
+
+
+def render_bundle(data: dict[str, Any]) -> JsProxy:
+    """The richest MIME type of a bundle we know how to show safely."""
+    for mime in _RICH_ORDER:
+        if mime not in data:
+            continue
+        value = data[mime]
+        if mime == "text/html":
+            return h("div", {"class": "output html"}, sandboxed_frame(_text_of(value)))
+        if mime == "image/svg+xml":
+            return h("div", {"class": "output svg"}, sandboxed_frame(_text_of(value)))
+        if mime in ("image/png", "image/jpeg", "image/gif"):
+            encoded = re.sub(r"\s+", "", _text_of(value))
+            return h("div", {"class": "output image"}, h("img", {"src": f"data:{mime};base64,{encoded}", "alt": "output image"}))
+        if mime == "application/json":
+            return h("pre", {"class": "output json"}, json.dumps(value, indent=2, ensure_ascii=False))
+        return h("pre", {"class": "output text", "data-mime": mime}, strip_ansi(_text_of(value)))
+    return h("pre", {"class": "output text"}, ", ".join(sorted(data)) or "(empty output)")
+
+
+def _same_object(a: Any, b: Any) -> bool:
+    return bool(getattr(js.Object, "is")(a, b))
+
+
+class FrameSizer:
+    """Sizes sandboxed frames to their content from their ``postMessage`` reports."""
+
+    def __init__(self) -> None:
+        self._listeners = Listeners()
+        self._listeners.on(js.window, "message", self._message)
+
+    def _message(self, event: Any) -> None:
+        data = event.data
+        try:
+            height = float(data.anodeFrameHeight)
+        except (AttributeError, TypeError, ValueError):
+            return
+        if not (height >= 0):  # NaN
+            return
+        for frame in js.document.querySelectorAll("iframe.output-frame"):
+            if _same_object(frame.contentWindow, event.source):
+                frame.style.height = f"{min(int(height) + 2, MAX_FRAME_HEIGHT)}px"
+                return
+
+    def close(self) -> None:
+        self._listeners.clear()

@@ -1,0 +1,33 @@
+"""The entry point a host's worker calls once Pyodide is up.
+
+    kernel = kernel_headless.main.start(config_json, post)
+    worker.onmessage = (message) => kernel.receive(message)
+    exit_code = await kernel.serve()
+
+Only JSON strings cross the JavaScript boundary, both ways.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .bridge import HostBridge, Post
+from .packages import PackageInstaller
+from .session import Kernel, KernelConfig
+
+
+class Started:
+    """What the host holds: ``receive`` for its messages, ``serve`` to run."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.receive = kernel.bridge.receive
+
+    async def serve(self) -> int:
+        return await self.kernel.serve()
+
+
+def start(config_json: str, post: Post) -> Started:
+    data = json.loads(config_json)
+    installer = PackageInstaller(data.get("micropip_wheel"), list(data.get("index_urls", [])))
+    return Started(Kernel(HostBridge(post), KernelConfig.from_json(config_json), pip=installer))

@@ -1,0 +1,304 @@
+"""The kernel's life: announce, wait for work, claim, run, report — and recover.
+
+The kernel folds the notebook's log with ``shared_schema`` exactly as every
+other party does, so it decides from the same state they see:
+
+1. it waits for events (the host long-polls the relay and feeds them in);
+2. it takes the oldest ``pending`` execution and pushes
+   ``[executionAssigned, executionStarted]`` as one atomic batch;
+3. it folds the log up to that push: only if its claim came first (the
+   materializer's rule) does the state show the execution ``executing``
+   under its session — then, and only then, it runs the code;
+4. outputs go out while the cell runs; ``executionCompleted`` follows them.
+
+A kernel whose session expired (it lost the relay for longer than its
+lease) notices it in the log, starts a new session, and carries on; work it
+had claimed went back to ``pending`` for whoever comes first, and nothing
+it ran is run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import signal
+import sys
+from dataclasses import dataclass
+from types import FrameType
+from typing import Awaitable, Callable
+
+from shared_schema import NotebookState, advance, stored_from_json
+from shared_schema.state import Execution
+
+from . import bridge as _bridge
+from . import outbox as _outbox
+from . import sink as _sink
+from . import streams as _streams
+from .bridge import HostBridge, PushFailed
+from .execution import Runner
+from .outbox import EventIds, EventSink, event
+from .sink import DEFAULT_CAP_BYTES, CappedSink
+
+Installer = Callable[[list[str]], Awaitable[None]]
+
+#: The modules a cell's output passes through (see ``Kernel._on_tick``).
+_OUTPUT_PATH = frozenset(module.__file__ for module in (_streams, _sink, _outbox, _bridge))
+
+
+@dataclass(frozen=True, slots=True)
+class KernelConfig:
+    session_id: str
+    lease_seconds: float = 5.0
+    host: str = "node"
+    label: str = ""
+    #: This worker replaces one that restarted (or crashed) in the same session.
+    restarted: bool = False
+    output_cap_bytes: int = DEFAULT_CAP_BYTES
+
+    @classmethod
+    def from_json(cls, text: str) -> KernelConfig:
+        data = json.loads(text)
+        known = {name: data[name] for name in cls.__slots__ if name in data}  # type: ignore[attr-defined]
+        return cls(**known)
+
+
+def new_session_id() -> str:
+    return "ks-" + secrets.token_urlsafe(12)
+
+
+class Kernel:
+    def __init__(self, bridge: HostBridge, config: KernelConfig, pip: Installer | None = None) -> None:
+        self.bridge = bridge
+        self.config = config
+        self.session_id = config.session_id
+        self.state = NotebookState()
+        self.runner = Runner(pip=pip)
+        self.ids = EventIds()
+        #: The task running the current cell's code (None between cells).
+        self._cell_task: asyncio.Future[str] | None = None
+        #: The execution whose interrupt was delivered (the host repeats SIGINT until told).
+        self._interrupt_taken: str | None = None
+        signal.signal(signal.SIGUSR1, self._on_tick)
+        signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_tick(self, signum: int, frame: FrameType | None) -> None:
+        """SIGUSR1, every 50 ms while a cell runs: hand its buffered text to the sink now.
+
+        A signal handler runs between any two bytecodes of whatever was running.
+        If that was the output path itself (a ``StreamWriter`` that has joined
+        its buffer but not yet emptied it, a sink mid-update), flushing here
+        would send the same text twice; skip this tick, the next comes soon.
+        """
+        while frame is not None:
+            if frame.f_code.co_filename in _OUTPUT_PATH:
+                return
+            frame = frame.f_back
+        self.runner.flush()
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        """The host's SIGINT for the running cell: a ``KeyboardInterrupt`` in the cell only.
+
+        Python takes the signal wherever it happens to be running. A cell that
+        spins (``while True: pass``) is the only code running, so it gets the
+        ``KeyboardInterrupt``. A cell that awaits is not running at all: the
+        signal then lands in the kernel's own code (the message handler that
+        brings the interrupt, a timer), where an exception would escape into
+        JavaScript and kill the interpreter, or stop a fold half-way. There
+        the interrupt takes the other road: the cell's task is cancelled.
+        """
+        try:
+            current = asyncio.current_task()
+        except RuntimeError:  # no loop running: called from the host's message handler
+            current = None
+        if self.bridge.running is None or self._interrupt_taken == self.bridge.running:
+            return  # stale, or a repeat of one the cell already got
+        self._interrupt_taken = self.bridge.running
+        self.bridge.send({"type": "interrupt_taken", "execution_id": self.bridge.running})
+        if current is not None and current is self._cell_task:
+            raise KeyboardInterrupt
+        self.bridge.interrupted.set()
+
+    # --- the loop ---------------------------------------------------------------
+
+    async def serve(self) -> int:
+        """Run until the session ends; the return value is the host's exit code."""
+        loop = asyncio.get_running_loop()
+        if hasattr(loop, "_keyboard_interrupt_handler"):
+            # Pyodide's WebLoop re-raises a KeyboardInterrupt that ends a task step,
+            # into JavaScript, which kills the worker. The cell's task ends with it
+            # and _run reports it; nothing else needs to see it.
+            loop._keyboard_interrupt_handler = lambda: None
+        await self._announce(restarted=self.config.restarted)
+        while True:
+            try:
+                code = await self._step()
+            except KeyboardInterrupt:
+                continue  # an interrupt that arrived just after its cell ended
+            if code is not None:
+                return code
+
+    async def _step(self) -> int | None:
+        """One turn of the loop: react to the log, run one execution, or wait."""
+        if self.bridge.shutdown_requested.is_set():
+            return await self._end("shutdown")
+        session = self.state.kernels.get(self.session_id)
+        if session is not None and session.status != "live":
+            log(f"session {self.session_id} is {session.status}; starting a new one")
+            self.session_id = new_session_id()
+            await self._announce(restarted=False)
+            return None
+        if session is not None and session.restart_requested:
+            self.bridge.send({"type": "restart"})
+            await asyncio.Event().wait()  # the host replaces this worker
+        run = self._next_pending()
+        if run is not None:
+            await self._claim_and_run(run)
+            return None
+        await self._wait_for_events()
+        return None
+
+    async def _announce(self, restarted: bool) -> None:
+        if restarted:
+            first = event(self.ids, "kernelRestarted", session_id=self.session_id)
+        else:
+            first = event(
+                self.ids,
+                "kernelSessionStarted",
+                session_id=self.session_id,
+                host=self.config.host,
+                lease_seconds=self.config.lease_seconds,
+                label=self.config.label,
+            )
+        self.bridge.send(
+            {"type": "session", "session_id": self.session_id, "lease_seconds": self.config.lease_seconds}
+        )
+        result = await self._push_retrying([first])
+        await self._fold_until(result)
+
+    async def _end(self, reason: str) -> int:
+        try:
+            await self.bridge.push(
+                [event(self.ids, "kernelSessionEnded", session_id=self.session_id, reason=reason)]
+            )
+        except PushFailed as error:
+            log(f"could not end the session cleanly: {error}")
+        self.bridge.send({"type": "exit", "code": 0})
+        return 0
+
+    # --- claiming and running ---------------------------------------------------
+
+    def _next_pending(self) -> Execution | None:
+        for run in self.state.pending():
+            return run
+        return None
+
+    async def _claim_and_run(self, run: Execution) -> None:
+        count = self.runner.execution_count + 1
+        claim = [
+            event(self.ids, "executionAssigned", execution_id=run.id, session_id=self.session_id),
+            event(
+                self.ids,
+                "executionStarted",
+                execution_id=run.id,
+                session_id=self.session_id,
+                execution_count=count,
+            ),
+        ]
+        try:
+            result = await self.bridge.push(claim)
+        except PushFailed as error:
+            log(f"claim of {run.id} refused: {error}")
+            await self._wait_for_events()
+            return
+        await self._fold_until(result.head)
+        mine = self.state.executions.get(run.id)
+        if mine is None or mine.kernel_session != self.session_id or mine.status != "executing":
+            return  # another kernel came first, or it was cancelled: not ours to run
+        await self._run(mine)
+
+    async def _run(self, run: Execution) -> None:
+        self.bridge.busy(run.id, after=self.state.seq)
+        sink = CappedSink(EventSink(self.bridge, self.ids, run.id), cap_bytes=self.config.output_cap_bytes)
+        status = "cancelled"
+        try:
+            if not run.interrupt_requested:
+                status = await self._run_interruptibly(run.source, sink)
+        except KeyboardInterrupt:
+            # It hit the runner's own code around the cell: still an interrupted run,
+            # and it must still be completed, or it would stay `executing` for good.
+            sink.output(_INTERRUPTED)
+        sink.finish()
+        self.bridge.idle()
+        self.bridge.push_nowait(
+            [
+                event(
+                    self.ids,
+                    "executionCompleted",
+                    execution_id=run.id,
+                    session_id=self.session_id,
+                    status=status,
+                    execution_count=self.runner.execution_count,
+                )
+            ]
+        )
+
+    async def _run_interruptibly(self, source: str, sink: CappedSink) -> str:
+        """Run a cell; an interrupt message cancels it even while it awaits."""
+        task = self._cell_task = asyncio.ensure_future(self.runner.run(source, sink))
+        interrupted = asyncio.ensure_future(self.bridge.interrupted.wait())
+        try:
+            done, _ = await asyncio.wait({task, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                interrupted.cancel()
+                return task.result()
+            task.cancel()  # the cell was awaiting: a KeyboardInterrupt cannot reach it
+            try:
+                return await task
+            except asyncio.CancelledError:
+                sink.output(_INTERRUPTED)
+                return "cancelled"
+        finally:
+            self._cell_task = None
+
+    # --- the log ----------------------------------------------------------------
+
+    async def _wait_for_events(self) -> None:
+        """Fold at least one batch from the feed (and any others already there)."""
+        waiter = asyncio.ensure_future(self.bridge.feed.get())
+        stop = asyncio.ensure_future(self.bridge.shutdown_requested.wait())
+        done, _ = await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if waiter in done:
+            self._fold_body(waiter.result())
+        else:
+            waiter.cancel()
+        while not self.bridge.feed.empty():
+            self._fold_body(self.bridge.feed.get_nowait())
+
+    async def _fold_until(self, seq: int) -> None:
+        while self.state.seq < seq:
+            await self._wait_for_events()
+            if self.bridge.shutdown_requested.is_set():
+                return
+
+    def _fold_body(self, body: str) -> None:
+        for raw in json.loads(body)["events"]:
+            if raw["seq"] > self.state.seq:
+                advance(self.state, stored_from_json(raw))
+
+    async def _push_retrying(self, events: list[dict]) -> int:
+        result = await self.bridge.push(events)
+        return result.head
+
+
+_INTERRUPTED = {
+    "output_type": "error",
+    "ename": "KeyboardInterrupt",
+    "evalue": "",
+    "traceback": ["KeyboardInterrupt: the cell was interrupted"],
+}
+
+
+def log(message: str) -> None:
+    print(f"anode kernel: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,177 @@
+"""The HTTP API under ``/api``: thin handlers over ``Notebooks`` and the presence board.
+
+Handlers parse and check input, call one service method, and shape JSON.
+The event log's wire format is built by joining stored JSON bodies, so a
+pull never re-encodes events.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shared_schema import SCHEMA_VERSION
+from shared_schema.ids import is_valid_id
+from shared_schema.limits import MAX_TITLE
+
+from . import __version__
+from .errors import BadRequest
+from .notebooks import Notebooks
+from .params import float_param, int_param, json_body
+from .presence import Entry, PresenceBoard
+from .services import Services
+from .stream import stream
+
+PRESENCE_KINDS = ("user", "kernel")
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def actor_of(request: Request) -> str:
+    """Who is asking. Until credentials exist every caller is ``anonymous``."""
+    return "anonymous"
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "version": __version__, "schema_version": SCHEMA_VERSION})
+
+
+async def list_notebooks(request: Request) -> Response:
+    infos = await services(request).notebooks.list()
+    return JSONResponse(
+        {
+            "notebooks": [
+                {
+                    "id": info.id,
+                    "title": info.title,
+                    "head": info.head,
+                    "cells": info.cells,
+                    "live_kernels": info.live_kernels,
+                    "created_at": info.created_at,
+                    "updated_at": info.updated_at,
+                }
+                for info in infos
+            ]
+        }
+    )
+
+
+async def create_notebook(request: Request) -> Response:
+    config = services(request).config
+    body = await json_body(request, config.max_body_bytes)
+    unknown = set(body) - {"title", "id"}
+    if unknown:
+        raise BadRequest(f"unknown field {sorted(unknown)[0][:64]!r}", code="unexpected_field")
+    title = body.get("title", "")
+    if not isinstance(title, str) or len(title) > MAX_TITLE:
+        raise BadRequest(f"title must be a string of at most {MAX_TITLE} characters", code="invalid_title")
+    notebook_id = body.get("id")
+    if notebook_id is not None and not is_valid_id(notebook_id):
+        raise BadRequest(
+            "id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'", code="invalid_notebook_id"
+        )
+    opened = await services(request).notebooks.create(title, actor_of(request), notebook_id)
+    return JSONResponse({"id": opened.id, "title": title, "head": opened.state.seq}, status_code=201)
+
+
+async def push_events(request: Request) -> Response:
+    svc = services(request)
+    notebook_id = request.path_params["notebook"]
+    await svc.notebooks.open(notebook_id)  # 404 before reading a body for nothing
+    body = await json_body(request, svc.config.max_body_bytes)
+    unknown = set(body) - {"events"}
+    if unknown:
+        raise BadRequest(f"unknown field {sorted(unknown)[0][:64]!r}", code="unexpected_field")
+    if "events" not in body:
+        raise BadRequest('the body must be {"events": [...]}', code="invalid_body")
+    seqs, head = await svc.notebooks.push(notebook_id, body["events"], actor_of(request))
+    return JSONResponse({"head": head, "seqs": seqs})
+
+
+async def pull_events(request: Request) -> Response:
+    svc = services(request)
+    config = svc.config
+    notebook_id = request.path_params["notebook"]
+    after = int_param(request, "after", 0, 0, 2**53)
+    limit = int_param(request, "limit", config.default_pull_limit, 1, config.max_pull_limit)
+    wait = float_param(request, "wait", 0.0, 0.0, config.max_wait_seconds)
+    notebooks: Notebooks = svc.notebooks
+    rows, head = await notebooks.pull(notebook_id, after, limit)
+    if not rows and wait > 0:
+        await notebooks.wait_for_events(notebook_id, after, wait)
+        rows, head = await notebooks.pull(notebook_id, after, limit)
+    payload = '{"events":[' + ",".join(row.body for row in rows) + '],"head":' + str(head) + "}"
+    return Response(payload, media_type="application/json")
+
+
+async def post_presence(request: Request) -> Response:
+    svc = services(request)
+    config = svc.config
+    notebook_id = request.path_params["notebook"]
+    await svc.notebooks.open(notebook_id)
+    body = await json_body(request, config.max_presence_bytes)
+    unknown = set(body) - {"client_id", "kind", "state", "ttl", "gone"}
+    if unknown:
+        raise BadRequest(f"unknown field {sorted(unknown)[0][:64]!r}", code="unexpected_field")
+    client_id = body.get("client_id")
+    if not is_valid_id(client_id):
+        raise BadRequest("client_id must be an id (1-64 of A-Z, a-z, 0-9, '_', '-')", code="invalid_client_id")
+    actor = actor_of(request)
+    if body.get("gone") is True:
+        svc.presence.leave(notebook_id, client_id, actor)
+        return JSONResponse({"ok": True})
+    kind = body.get("kind", "user")
+    if kind not in PRESENCE_KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(PRESENCE_KINDS)}", code="invalid_kind")
+    state = body.get("state", {})
+    if not isinstance(state, dict):
+        raise BadRequest("state must be an object", code="invalid_state")
+    ttl = body.get("ttl", config.presence_ttl_seconds)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0.5 <= ttl <= config.max_presence_ttl_seconds:
+        raise BadRequest(
+            f"ttl must be a number of seconds from 0.5 to {config.max_presence_ttl_seconds:g}",
+            code="invalid_ttl",
+        )
+    if kind == "kernel":
+        session_id = state.get("session_id")
+        if not is_valid_id(session_id):
+            raise BadRequest("a kernel heartbeat needs state.session_id", code="invalid_session_id")
+        svc.leases.heartbeat(notebook_id, session_id)
+    entry = Entry(
+        client_id=client_id,
+        actor=actor,
+        kind=kind,
+        state=state,
+        expires_at=time.monotonic() + float(ttl),
+        ttl=float(ttl),
+    )
+    svc.presence.post(notebook_id, entry)
+    return JSONResponse({"ok": True})
+
+
+async def get_snapshot(request: Request) -> Response:
+    svc = services(request)
+    notebook_id = request.path_params["notebook"]
+    at: int | None = None
+    if request.query_params.get("at", "") != "":
+        at = int_param(request, "at", 0, 0, 2**53)
+    seq, state = await svc.notebooks.snapshot(notebook_id, at)
+    return JSONResponse({"seq": seq, "state": state})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/health", health, methods=["GET"]),
+        Route("/api/notebooks", list_notebooks, methods=["GET"]),
+        Route("/api/notebooks", create_notebook, methods=["POST"]),
+        Route("/api/notebooks/{notebook}/events", push_events, methods=["POST"]),
+        Route("/api/notebooks/{notebook}/events", pull_events, methods=["GET"]),
+        Route("/api/notebooks/{notebook}/stream", stream, methods=["GET"]),
+        Route("/api/notebooks/{notebook}/presence", post_presence, methods=["POST"]),
+        Route("/api/notebooks/{notebook}/snapshot", get_snapshot, methods=["GET"]),
+    ]

@@ -1,0 +1,111 @@
+"""The relay as an ASGI app: routes, middleware and lifespan in one place."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import AsyncIterator, Callable, Sequence
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .api import routes
+from .config import RelayConfig
+from .errors import ApiError
+from .services import Services
+from .static import static_routes
+from .wheels import wheel_routes
+
+log = logging.getLogger("anode.relay")
+
+#: Sent with every response. COOP/COEP make the page cross-origin isolated,
+#: which SharedArrayBuffer (interrupting an in-browser kernel) requires.
+SECURITY_HEADERS = [
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-embedder-policy", b"require-corp"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: add ``SECURITY_HEADERS`` to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def build_middleware_stack() -> list[Middleware]:
+    """Outermost first."""
+    return [Middleware(SecurityHeaders)]
+
+
+#: Something that runs beside the relay for its whole life (e.g. the kernel
+#: manager of ``anode serve``): entered after the services start, left before they stop.
+Extension = Callable[[Services], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    config: RelayConfig, services: Services | None = None, extensions: Sequence[Extension] = ()
+) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        svc = services or Services.build(config)
+        await svc.start()
+        app.state.services = svc
+        try:
+            async with AsyncExitStack() as stack:
+                for extension in extensions:
+                    await stack.enter_async_context(extension(svc))
+                yield
+        finally:
+            await svc.stop()
+
+    return Starlette(
+        routes=[*routes(), *wheel_routes(config.wheels_dir), *static_routes(config.static_root)],
+        middleware=build_middleware_stack(),
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+        lifespan=lifespan,
+    )
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    detail = {404: f"no route for {request.url.path}", 405: f"{request.method} is not allowed here"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return JSONResponse({"error": code, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse({"error": "internal", "detail": "the relay hit an internal error"}, status_code=500)

@@ -1,0 +1,54 @@
+"""Everything the relay can be tuned with, in one frozen object.
+
+The CLI builds it from flags and environment variables; tests build it
+directly. Defaults suit one machine serving a team.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    data_dir: Path
+    #: Where ``index.html``, ``client/``, ``shared_schema/`` and ``node_modules/`` live.
+    static_root: Path = PROJECT_ROOT
+    #: A folder of wheels served as a package index at ``/wheels/simple/``,
+    #: so kernels can ``%pip install`` offline.
+    wheels_dir: Path | None = None
+    #: ``normal`` survives any crash of the relay process (kill -9 included);
+    #: ``full`` also survives power loss, at the cost of an fsync per commit.
+    sqlite_sync: Literal["normal", "full"] = "normal"
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_batch_events: int = 1_000
+    default_pull_limit: int = 1_000
+    max_pull_limit: int = 10_000
+    max_wait_seconds: float = 60.0
+    #: Batches a slow SSE subscriber may fall behind before it is told to resync.
+    subscriber_queue: int = 1_000
+    sse_ping_seconds: float = 15.0
+    #: Time travel: of the snapshots older than the newest, keep the first
+    #: past each multiple of this many seqs (and always take one there), so
+    #: ``?at=N`` folds at most about this many events on top of a snapshot.
+    snapshot_every: int = 10_000
+    #: Retake the newest snapshot once the events stored past it add up to
+    #: this share of its size (and are at least ``snapshot_min_events``):
+    #: snapshot work stays a fixed share of push work however big the state
+    #: grows, and opening a notebook reads its state plus at most about this
+    #: share of it again as log to refold.
+    snapshot_tail_ratio: float = 0.5
+    snapshot_min_events: int = 1_000
+    presence_ttl_seconds: float = 30.0
+    max_presence_ttl_seconds: float = 300.0
+    max_presence_bytes: int = 16_000
+    #: How often the lease monitor looks for kernels that stopped heartbeating.
+    lease_check_seconds: float = 0.2
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "anode.db"

@@ -1,0 +1,64 @@
+"""Kernel leases: the relay is the one party that decides a kernel is gone.
+
+A kernel announces ``lease_seconds`` in ``kernelSessionStarted`` and then
+heartbeats through the presence endpoint. When a live session has not been
+heard from for longer than its lease, the relay writes
+``kernelSessionExpired``; the materializer then re-queues the work the
+session claimed but had not started and fails the work it was running.
+
+Clocks are monotonic and local to this process. A session the relay has not
+heard from since it (re)started gets one full lease from the moment the
+relay first notices it, so restarting the relay never expires healthy kernels.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from shared_schema.events import KernelSessionExpired
+
+from .errors import ApiError
+from .notebooks import Notebooks
+
+log = logging.getLogger("anode.relay.leases")
+
+
+@dataclass
+class LeaseMonitor:
+    notebooks: Notebooks
+    clock: Callable[[], float] = time.monotonic
+    #: (notebook, session) -> when we last heard from it (or first noticed it).
+    _last_seen: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def heartbeat(self, notebook: str, session_id: str) -> None:
+        self._last_seen[(notebook, session_id)] = self.clock()
+
+    async def adopt_live_sessions(self) -> None:
+        """At start-up, open every notebook whose log has live kernel sessions."""
+        for info in await self.notebooks.list():
+            if info.live_kernels > 0:
+                await self.notebooks.open(info.id)
+
+    async def check(self) -> None:
+        """Expire every live session whose lease ran out."""
+        now = self.clock()
+        live: set[tuple[str, str]] = set()
+        for opened in self.notebooks.loaded():
+            for session in opened.state.live_kernels():
+                key = (opened.id, session.id)
+                live.add(key)
+                seen = self._last_seen.setdefault(key, now)
+                if now - seen > session.lease_seconds:
+                    log.info("kernel session %s of %s missed its lease", session.id, opened.id)
+                    try:
+                        await self.notebooks.append_as_relay(opened.id, KernelSessionExpired(session_id=session.id))
+                    except ApiError:  # pragma: no cover - the notebook vanished under us
+                        log.exception("could not expire %s", session.id)
+        for key in set(self._last_seen) - live:
+            # Forget sessions that ended, but keep heartbeats that arrived
+            # before their kernelSessionStarted landed (they are recent).
+            if now - self._last_seen[key] > 60.0:
+                del self._last_seen[key]

@@ -1,0 +1,373 @@
+"""The relay's core: push, pull, wait and snapshot, one notebook at a time.
+
+Each open notebook keeps its folded state in memory beside an
+``asyncio.Lock`` that makes the relay its one writer: a push is validated
+whole against ``shared_schema``, appended atomically, folded, and fanned
+out, in that order, before the next push to that notebook starts.
+
+A batch that can change what the notebook list shows (``_SUMMARY_EVENTS``)
+is folded *before* it is committed, so that the list's summary commits in
+the same transaction and a crash cannot leave the two disagreeing. Should
+anything fail between such a fold and its commit, the in-memory state is
+dropped and reloaded from storage, which stays the one truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from shared_schema import NotebookState, SchemaError, advance, parse_pushed, stored, stored_from_json
+from shared_schema import events as ev
+from shared_schema.events import Event
+from shared_schema.ids import RELAY_ACTOR, is_valid_id
+
+from .config import RelayConfig
+from .errors import BadRequest, Conflict, NotFound
+from .hub import EventBatch, Hub
+from .snapshots import SnapshotMark, Snapshotter
+from .storage import (
+    AppendResult,
+    IdConflict,
+    NewRow,
+    NotebookExists,
+    NotebookInfo,
+    Storage,
+    StoredRow,
+    Summary,
+    plan_append,
+)
+
+#: Rows read from storage per call when refolding.
+_PAGE = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """One append as the relay makes it: the rows to store and the events they encode."""
+
+    rows: list[NewRow]
+    events: dict[str, Event]
+    actor: str
+    ts: float
+
+#: Events whose fold can change what the notebook list shows.
+_SUMMARY_EVENTS = (
+    ev.NotebookTitleChanged,
+    ev.CellCreated,
+    ev.CellDeleted,
+    ev.KernelSessionStarted,
+    ev.KernelSessionEnded,
+    ev.KernelSessionExpired,
+)
+
+
+@dataclass(eq=False)
+class OpenNotebook:
+    id: str
+    state: NotebookState
+    summary: Summary
+    snapshot: SnapshotMark
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_ts: float = 0.0
+    #: Dropped for a copy reloaded from storage (see ``Notebooks._forget``).
+    dropped: bool = False
+
+
+class Notebooks:
+    def __init__(
+        self,
+        storage: Storage,
+        hub: Hub,
+        config: RelayConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.storage = storage
+        self.hub = hub
+        self.config = config
+        self.clock = clock
+        self.snapshots = Snapshotter(storage, config)
+        self._open: dict[str, OpenNotebook] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+
+    async def close(self) -> None:
+        """Finish writing snapshots; the storage must still be open."""
+        await self.snapshots.drain()
+
+    # --- notebooks --------------------------------------------------------------
+
+    async def create(self, title: str, actor: str, notebook_id: str | None = None) -> OpenNotebook:
+        notebook_id = notebook_id or _new_notebook_id()
+        event = ev.NotebookInitialized(title=title)
+        first = _row(f"init-{notebook_id}", event, RELAY_ACTOR, self.clock())
+        summary = Summary(title=title, cells=0, live_kernels=0)
+        try:
+            row = await self.storage.create_notebook(notebook_id, first, summary)
+        except NotebookExists:
+            raise Conflict(f"a notebook with id {notebook_id!r} exists", code="notebook_exists") from None
+        state = NotebookState()
+        advance(state, stored(1, row.id, event, RELAY_ACTOR, first.ts))
+        mark = SnapshotMark(tail=len(row.body))
+        opened = OpenNotebook(notebook_id, state, summary, mark, last_ts=first.ts)
+        self._open[notebook_id] = opened
+        self.hub.publish(notebook_id, EventBatch((1,), (row.body,)))
+        return opened
+
+    async def list(self) -> list[NotebookInfo]:
+        return await self.storage.list_notebooks()
+
+    def loaded(self) -> list[OpenNotebook]:
+        return list(self._open.values())
+
+    async def open(self, notebook_id: str) -> OpenNotebook:
+        """The notebook's folded state, loading it (snapshot + tail) on first use."""
+        if not is_valid_id(notebook_id):
+            raise BadRequest(
+                "a notebook id is 1-64 characters of A-Z, a-z, 0-9, '_' or '-'", code="invalid_notebook_id"
+            )
+        opened = self._open.get(notebook_id)
+        if opened is not None:
+            return opened
+        lock = self._opening.setdefault(notebook_id, asyncio.Lock())
+        try:
+            async with lock:
+                opened = self._open.get(notebook_id)
+                if opened is None:
+                    opened = await self._load(notebook_id)
+                    self._open[notebook_id] = opened
+        finally:  # also after a 404: unknown ids must not pile up locks
+            self._opening.pop(notebook_id, None)
+        return opened
+
+    async def _load(self, notebook_id: str) -> OpenNotebook:
+        info = await self.storage.notebook(notebook_id)
+        if info is None:
+            raise NotFound(f"no notebook {notebook_id!r}", code="unknown_notebook")
+        state, mark = await self._state_at(notebook_id, None)
+        summary = _summary(state)
+        if summary != Summary(info.title, info.cells, info.live_kernels):
+            await self.storage.set_summary(notebook_id, summary)
+        # Due at once when the newest snapshot was unusable (an older format)
+        # or is far behind: the next open should not refold all that again.
+        self.snapshots.maybe_take(notebook_id, state, mark)
+        return OpenNotebook(notebook_id, state, summary, mark, last_ts=state.updated_at or 0.0)
+
+    async def _state_at(
+        self, notebook_id: str, at: int | None
+    ) -> tuple[NotebookState, SnapshotMark]:
+        """Fold from the newest usable snapshot up to ``at`` (the head when None)."""
+        state = NotebookState()
+        mark = SnapshotMark()
+        snapshot = await self.storage.load_snapshot(notebook_id, at)
+        if snapshot is not None:
+            try:
+                state = NotebookState.load(json.loads(snapshot[1]))
+                mark = SnapshotMark(seq=snapshot[0], size=len(snapshot[1]))
+            except (ValueError, KeyError, TypeError):
+                state = NotebookState()  # an older state format: refold from the log
+        while True:
+            rows = await self.storage.read(notebook_id, state.seq, _PAGE, upto=at)
+            _refold(state, rows)
+            mark.tail += sum(len(row.body) for row in rows)
+            if len(rows) < _PAGE:
+                return state, mark
+
+    # --- events -----------------------------------------------------------------
+
+    async def push(self, notebook_id: str, raw_events: Any, actor: str) -> tuple[list[int], int]:
+        """Validate a whole batch, then append, fold and fan it out. Returns (seqs, head)."""
+        if not isinstance(raw_events, list):
+            raise BadRequest('the body must be {"events": [...]}', code="invalid_body")
+        if not raw_events:
+            raise BadRequest("a push needs at least one event", code="empty_batch")
+        if len(raw_events) > self.config.max_batch_events:
+            raise BadRequest(
+                f"a push holds at most {self.config.max_batch_events} events, not {len(raw_events)}",
+                code="batch_too_large",
+            )
+        pushed = []
+        by_id: dict[str, Event] = {}
+        for index, raw in enumerate(raw_events):
+            try:
+                item = parse_pushed(raw)
+            except SchemaError as error:
+                where = f"events[{index}].{error.path}".rstrip(".")
+                raise BadRequest(f"{where}: {error.detail}", code=error.code, extra={"path": where}) from None
+            if item.event.writer == "relay":
+                raise BadRequest(
+                    f"{item.event.name} is written only by the relay",
+                    code="relay_only_event",
+                    extra={"path": f"events[{index}].name"},
+                )
+            if by_id.setdefault(item.id, item.event) != item.event:
+                raise Conflict(
+                    f"event id {item.id!r} appears twice in this batch with different content",
+                    code="event_id_reused",
+                    extra={"path": f"events[{index}].id"},
+                )
+            pushed.append(item)
+        opened = await self.open(notebook_id)
+        return await self._append(opened, [(item.id, item.event) for item in pushed], actor)
+
+    async def append_as_relay(self, notebook_id: str, event: Event) -> None:
+        opened = await self.open(notebook_id)
+        await self._append(opened, [(f"relay-{secrets.token_hex(12)}", event)], RELAY_ACTOR)
+
+    async def _append(
+        self, opened: OpenNotebook, items: list[tuple[str, Event]], actor: str
+    ) -> tuple[list[int], int]:
+        async with opened.lock:
+            if opened.dropped:  # reloaded while this push waited for the lock
+                return await self._append(await self.open(opened.id), items, actor)
+            ts = max(self.clock(), opened.last_ts)
+            rows = [_row(event_id, event, actor, ts) for event_id, event in items]
+            batch = _Batch(rows, dict(items), actor, ts)
+            try:
+                if any(isinstance(event, _SUMMARY_EVENTS) for _, event in items):
+                    result = await self._append_with_summary(opened, batch)
+                else:
+                    result = await self._append_then_fold(opened, batch)
+            except IdConflict as error:
+                raise Conflict(
+                    f"event id {error.event_id!r} is already stored with other content",
+                    code="event_id_reused",
+                ) from None
+            if result.stored:
+                opened.last_ts = ts
+                self.hub.publish(
+                    opened.id,
+                    EventBatch(tuple(r.seq for r in result.stored), tuple(r.body for r in result.stored)),
+                )
+                self.snapshots.maybe_take(opened.id, opened.state, opened.snapshot)
+            return result.seqs, result.head
+
+    async def _append_then_fold(self, opened: OpenNotebook, batch: _Batch) -> AppendResult:
+        """The common case: one round trip to storage, which decides what is new."""
+        try:
+            result = await self.storage.append(opened.id, batch.rows)
+        except IdConflict:
+            raise  # refused before anything was written
+        except BaseException:  # cancelled, or failed: it may or may not have committed
+            self._forget(opened)
+            raise
+        if result.stored:
+            await self._catch_up(opened, result.stored[0].seq - 1)
+            self._fold(opened, result.stored, batch)
+        return result
+
+    async def _append_with_summary(self, opened: OpenNotebook, batch: _Batch) -> AppendResult:
+        """Fold first, then commit the batch and the summary it leads to together.
+
+        Folding needs to know which events are new, hence the lookup first:
+        one more round trip to storage, paid only by the few batches that
+        can change the summary.
+        """
+        found = await self.storage.lookup(opened.id, [row.id for row in batch.rows])
+        await self._catch_up(opened, found.head)
+        planned = plan_append(found.head, batch.rows, found.known)  # IdConflict: nothing folded yet
+        if not planned.stored:
+            return planned
+        self._fold(opened, planned.stored, batch)
+        summary = _summary(opened.state)
+        try:
+            result = await self.storage.append(
+                opened.id,
+                batch.rows,
+                summary=summary if summary != opened.summary else None,
+                expect_head=found.head,
+            )
+        except BaseException:  # the state holds events the store may not
+            self._forget(opened)
+            raise
+        opened.summary = summary
+        return result
+
+    def _fold(self, opened: OpenNotebook, rows: list[StoredRow], batch: _Batch) -> None:
+        for row in rows:
+            event = batch.events[row.id]
+            advance(opened.state, stored(row.seq, row.id, event, batch.actor, batch.ts))
+        opened.snapshot.tail += sum(len(row.body) for row in rows)
+
+    def _forget(self, opened: OpenNotebook) -> None:
+        """Drop a state that may disagree with storage; the next request reloads it."""
+        opened.dropped = True
+        if self._open.get(opened.id) is opened:
+            del self._open[opened.id]
+
+    async def _catch_up(self, opened: OpenNotebook, upto: int) -> None:
+        """Fold events another relay process stored since we last looked."""
+        while opened.state.seq < upto:
+            rows = await self.storage.read(opened.id, opened.state.seq, _PAGE, upto=upto)
+            if not rows:
+                return
+            _refold(opened.state, rows)
+            opened.snapshot.tail += sum(len(row.body) for row in rows)
+
+    async def pull(self, notebook_id: str, after: int, limit: int) -> tuple[list[StoredRow], int]:
+        opened = await self.open(notebook_id)
+        rows = await self.storage.read(notebook_id, after, limit)
+        return rows, max(opened.state.seq, rows[-1].seq if rows else 0)
+
+    async def wait_for_events(self, notebook_id: str, after: int, timeout: float) -> None:
+        """Return once the notebook has an event past ``after``, or after ``timeout`` s."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            signal = self.hub.change_signal(notebook_id)
+            if (await self.open(notebook_id)).state.seq > after:
+                return
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(signal.wait(), remaining)
+            except asyncio.TimeoutError:
+                return
+
+    async def snapshot(self, notebook_id: str, at: int | None) -> tuple[int, dict[str, Any]]:
+        opened = await self.open(notebook_id)
+        if at is None or at >= opened.state.seq:
+            if at is not None and at > opened.state.seq:
+                raise BadRequest(
+                    f"at={at} is past the notebook's head ({opened.state.seq})", code="at_past_head"
+                )
+            return opened.state.seq, opened.state.public()
+        state, _ = await self._state_at(notebook_id, at)
+        return state.seq, state.public()
+
+
+def _refold(state: NotebookState, rows: list[StoredRow]) -> None:
+    """Fold rows read back from storage, which holds only events the relay validated.
+
+    Hence the trusted decode (no per-argument checks), and one ``json.loads``
+    for the whole page rather than one per row.
+    """
+    if rows:
+        for value in json.loads("[" + ",".join(row.body for row in rows) + "]"):
+            advance(state, stored_from_json(value, trusted=True))
+
+
+def _row(event_id: str, event: Event, actor: str, ts: float) -> NewRow:
+    return NewRow(
+        id=event_id,
+        name=event.name,
+        v=event.version,
+        args_json=json.dumps(event.to_args(), separators=(",", ":"), ensure_ascii=False),
+        actor=actor,
+        ts=ts,
+    )
+
+
+def _summary(state: NotebookState) -> Summary:
+    return Summary(
+        title=state.title,
+        cells=sum(1 for cell in state.cells.values() if not cell.deleted),
+        live_kernels=len(state.live_kernels()),
+    )
+
+
+def _new_notebook_id() -> str:
+    return secrets.token_urlsafe(9)

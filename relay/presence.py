@@ -1,0 +1,70 @@
+"""Ephemeral signals: who is here, where their cursor is, which kernels beat.
+
+Kept in memory with a time-to-live and never stored. Each signal is keyed by
+the poster's ``client_id`` (a browser tab or a kernel session); posting again
+replaces it, posting ``{"gone": true}`` or letting it expire removes it, and
+every change is fanned out on the notebook's stream as ``event: presence``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+Publish = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class Entry:
+    client_id: str
+    actor: str
+    kind: str
+    state: dict[str, Any]
+    expires_at: float  # time.monotonic()
+    ttl: float
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "actor": self.actor,
+            "kind": self.kind,
+            "state": self.state,
+            "ttl": self.ttl,
+        }
+
+
+@dataclass
+class PresenceBoard:
+    publish: Publish
+    clock: Callable[[], float] = time.monotonic
+    _entries: dict[str, dict[str, Entry]] = field(default_factory=dict)
+
+    def post(self, notebook: str, entry: Entry) -> None:
+        self._entries.setdefault(notebook, {})[entry.client_id] = entry
+        self.publish(notebook, entry.public())
+
+    def leave(self, notebook: str, client_id: str, actor: str) -> None:
+        entries = self._entries.get(notebook, {})
+        if entries.pop(client_id, None) is not None:
+            self.publish(notebook, {"client_id": client_id, "actor": actor, "gone": True})
+
+    def current(self, notebook: str) -> list[dict[str, Any]]:
+        now = self.clock()
+        return [e.public() for e in self._entries.get(notebook, {}).values() if e.expires_at > now]
+
+    def sweep(self) -> None:
+        """Drop expired entries and tell subscribers they are gone."""
+        now = self.clock()
+        for notebook, entries in list(self._entries.items()):
+            for client_id, entry in list(entries.items()):
+                if entry.expires_at <= now:
+                    del entries[client_id]
+                    self.publish(notebook, {"client_id": client_id, "actor": entry.actor, "gone": True})
+            if not entries:
+                del self._entries[notebook]
+
+
+def encode(signal: dict[str, Any]) -> str:
+    return json.dumps(signal, separators=(",", ":"), ensure_ascii=False)

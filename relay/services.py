@@ -1,0 +1,65 @@
+"""The objects one relay process runs on, built by the app's lifespan.
+
+Nothing lives in module globals: tests build as many relays as they like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from .config import RelayConfig
+from .hub import Hub, Signal
+from .leases import LeaseMonitor
+from .notebooks import Notebooks
+from .presence import PresenceBoard, encode
+from .storage import Storage
+from .storage.sqlite import SQLiteStorage
+
+log = logging.getLogger("anode.relay")
+
+
+@dataclass
+class Services:
+    config: RelayConfig
+    storage: Storage
+    hub: Hub
+    notebooks: Notebooks
+    presence: PresenceBoard
+    leases: LeaseMonitor
+    _housekeeping: asyncio.Task | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, config: RelayConfig, storage: Storage | None = None) -> Services:
+        storage = storage or SQLiteStorage(config.database_path, sync=config.sqlite_sync)
+        hub = Hub(queue_size=config.subscriber_queue)
+        notebooks = Notebooks(storage, hub, config)
+        presence = PresenceBoard(publish=lambda nb, signal: hub.publish(nb, Signal(encode(signal))))
+        leases = LeaseMonitor(notebooks)
+        return cls(config, storage, hub, notebooks, presence, leases)
+
+    async def start(self) -> None:
+        await self.storage.open()
+        await self.leases.adopt_live_sessions()
+        self._housekeeping = asyncio.create_task(self._keep_house(), name="anode-housekeeping")
+
+    async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            try:
+                await self._housekeeping
+            except asyncio.CancelledError:
+                pass
+        await self.notebooks.close()
+        await self.storage.close()
+
+    async def _keep_house(self) -> None:
+        """Expire kernel leases and stale presence, a few times a second."""
+        while True:
+            await asyncio.sleep(self.config.lease_check_seconds)
+            try:
+                await self.leases.check()
+                self.presence.sweep()
+            except Exception:  # keep the loop alive whatever one round hit
+                log.exception("housekeeping failed")

@@ -1,0 +1,60 @@
+"""The browser client as static files: the page, its Python, vendored npm assets.
+
+URL layout (the same in ``anode build-site`` output):
+
+    /                       index.html
+    /client/...             the client's Python
+    /shared_schema/...      the shared schema, loaded by the client in Pyodide
+    /vendor/pyodide/...     node_modules/pyodide
+    /vendor/pyscript/...    node_modules/@pyscript/core/dist
+    /vendor/micropip/...    the micropip wheel ``make setup`` downloads (kernels' %pip)
+    /vendor/bundles/...     the client's npm libraries (CodeMirror, marked, DOMPurify), bundled by ``make setup``
+    /kernel_headless/...    the kernel's Python and host files (the browser kernel page)
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .errors import NotFound
+
+# The platform's MIME table may lack these; browsers refuse wasm or modules
+# served as anything else.
+mimetypes.add_type("application/wasm", ".wasm")
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("text/x-python", ".py")
+
+VENDORED = {
+    "pyodide": Path("node_modules/pyodide"),
+    "pyscript": Path("node_modules/@pyscript/core/dist"),
+    "micropip": Path("vendor/micropip"),
+    "bundles": Path("vendor/bundles"),
+}
+
+
+def static_routes(root: Path) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [Route("/", _index_page(root), methods=["GET", "HEAD"])]
+    for folder in ("client", "shared_schema", "kernel_headless"):
+        if (root / folder).is_dir():
+            routes.append(Mount(f"/{folder}", StaticFiles(directory=root / folder), name=folder))
+    for name, relative in VENDORED.items():
+        if (root / relative).is_dir():
+            routes.append(Mount(f"/vendor/{name}", StaticFiles(directory=root / relative), name=name))
+    return routes
+
+
+def _index_page(root: Path):
+    page = root / "index.html"
+
+    async def index(request) -> Response:
+        if not page.is_file():
+            raise NotFound("this relay serves no client (index.html is missing)", code="no_client")
+        return FileResponse(page, media_type="text/html; charset=utf-8")
+
+    return index

@@ -1,0 +1,100 @@
+"""The live stream: ``GET /api/notebooks/{nb}/stream`` as Server-Sent Events.
+
+Messages:
+
+- ``event: events`` — a JSON array of stored events; the SSE ``id`` is the
+  last seq in it, so a reconnecting ``EventSource`` resumes with
+  ``Last-Event-ID``;
+- ``event: presence`` — one ephemeral signal (no ``id``: it is not replayed);
+- ``event: resync`` — this subscriber fell too far behind; the stream ends
+  and the client reconnects from ``{"after": N}``.
+
+The subscriber joins the hub *before* reading the backlog, so nothing
+published in between is missed; seqs already sent are skipped. It joins
+inside the message generator, whose ``finally`` leaves: a response that
+never streams (``HEAD``, a client gone before the body) never joins.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import AsyncIterator
+
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .errors import BadRequest
+from .frames import frame
+from .hub import EventBatch, Signal
+from .params import int_param
+
+_BACKLOG_PAGE = 1_000
+
+
+async def stream(request: Request) -> Response:
+    svc = request.app.state.services
+    notebook_id = request.path_params["notebook"]
+    opened = await svc.notebooks.open(notebook_id)
+    after = _resume_point(request)
+
+    async def messages() -> AsyncIterator[bytes]:
+        sent = after
+        subscriber = svc.hub.subscribe(notebook_id)
+        try:
+            while sent < opened.state.seq:
+                rows = await svc.storage.read(notebook_id, sent, _BACKLOG_PAGE)
+                if not rows:
+                    break
+                batch = EventBatch(tuple(r.seq for r in rows), tuple(r.body for r in rows))
+                yield batch.frame()
+                sent = batch.last_seq
+            for signal in svc.presence.current(notebook_id):
+                yield frame("presence", json.dumps(signal, separators=(",", ":")))
+            while True:
+                message = await subscriber.get()
+                if subscriber.overflowed:
+                    yield frame("resync", json.dumps({"after": sent}))
+                    return
+                if isinstance(message, Signal):
+                    yield message.frame()
+                    continue
+                fresh = message.after(sent)
+                if fresh is None:
+                    continue
+                if fresh.seqs[0] != sent + 1:  # a gap: fill it from storage first
+                    rows = await svc.storage.read(notebook_id, sent, fresh.seqs[0] - sent - 1)
+                    if rows:
+                        gap = EventBatch(tuple(r.seq for r in rows), tuple(r.body for r in rows))
+                        yield gap.frame()
+                yield fresh.frame()  # encoded once for all subscribers (``EventBatch.frame``)
+                sent = fresh.last_seq
+        finally:
+            svc.hub.unsubscribe(subscriber)
+
+    return EventSourceResponse(
+        messages(),
+        ping=svc.config.sse_ping_seconds,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _resume_point(request: Request) -> int:
+    """``after`` from the query, else ``Last-Event-ID``, else 0 (the whole log)."""
+    if request.query_params.get("after", "") != "":
+        after = int_param(request, "after", 0, 0, 2**53)
+        last_event_id = request.headers.get("last-event-id", "")
+        if _is_seq(last_event_id):  # a reconnect: the browser knows better than the URL
+            return max(after, int(last_event_id))
+        return after
+    last_event_id = request.headers.get("last-event-id")
+    if last_event_id is None or last_event_id == "":
+        return 0
+    if not _is_seq(last_event_id):
+        raise BadRequest("Last-Event-ID must be a seq (a whole number)", code="invalid_last_event_id")
+    return int(last_event_id)
+
+
+def _is_seq(value: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts ``²``, which ``int()`` refuses."""
+    return 0 < len(value) <= 16 and value.isascii() and value.isdigit()

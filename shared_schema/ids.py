@@ -1,0 +1,29 @@
+"""The names of the things every part of Anode talks about.
+
+One place for the id types, so the relay, the browser client and the kernel
+agree on what a ``CellId`` is without importing each other.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NewType
+
+NotebookId = NewType("NotebookId", str)
+CellId = NewType("CellId", str)
+ExecutionId = NewType("ExecutionId", str)
+SessionId = NewType("SessionId", str)
+EventId = NewType("EventId", str)
+Seq = NewType("Seq", int)
+Actor = NewType("Actor", str)
+
+#: Ids are short, URL-safe and never contain a path separator.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+#: The actor the relay writes its own events as (lease expiry, notebook creation).
+RELAY_ACTOR = Actor("relay")
+
+
+def is_valid_id(value: object) -> bool:
+    """True for a string usable as any Anode id (notebook, cell, event, ...)."""
+    return isinstance(value, str) and ID_PATTERN.match(value) is not None

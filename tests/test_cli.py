@@ -1,0 +1,142 @@
+"""The ``anode`` command as a person meets it: real processes, real terminals."""
+
+from __future__ import annotations
+
+import os
+import pty
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from anode.reference import cli_reference
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def anode(*args: str, env: dict[str, str] | None = None, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "anode", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_cli_reference_in_docs_matches_the_cli() -> None:
+    documented = (REPO_ROOT / "docs" / "cli.md").read_text()
+    assert documented == cli_reference(), "run: python -m anode.reference > docs/cli.md"
+
+
+def test_help_lists_every_command() -> None:
+    result = anode("--help")
+    assert result.returncode == 0
+    for command in ("serve", "notebooks", "reset-storage"):
+        assert command in result.stdout
+
+
+def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = anode("serve", "--port", str(port), "--data", str(tmp_path / "data"))
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_an_unwritable_data_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = anode("serve", "--port", "0", "--data", str(blocker / "data"))
+    assert result.returncode == 2
+    assert "is not writable" in result.stderr and str(blocker / "data") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_data_file_from_a_newer_anode_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    db = sqlite3.connect(data / "anode.db")
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    for args in (["serve", "--port", "0"], ["notebooks"]):
+        result = anode(*args, "--data", str(data))
+        assert result.returncode == 2, result
+        assert "written by a newer Anode" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_serve_prints_the_url_and_notebooks_lists_with_event_counts(relay_process, tmp_path: Path) -> None:
+    relay = relay_process(data_dir=tmp_path / "data")
+    created = httpx.post(f"{relay.url}/api/notebooks", json={"title": "Field notes"}).json()
+    events = [
+        {"id": f"e{i}", "name": "cellCreated", "v": 1, "args": {"cell_id": f"c{i}"}} for i in range(3)
+    ]
+    assert httpx.post(f"{relay.url}/api/notebooks/{created['id']}/events", json={"events": events}).status_code == 200
+    relay.stop()
+
+    listed = anode("notebooks", env={"ANODE_DATA": str(tmp_path / "data")})
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if created["id"] in line)
+    assert row.split()[1:4] == ["4", "3", "Field"]  # 4 events (init + 3), 3 cells
+
+
+def test_notebooks_without_a_store_says_how_to_start_one(tmp_path: Path) -> None:
+    result = anode("notebooks", "--data", str(tmp_path / "nothing"))
+    assert result.returncode == 2
+    assert "no Anode store" in result.stderr and "anode serve" in result.stderr
+
+
+def _store(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    from relay.storage.sqlite import open_database
+
+    open_database(data / "anode.db").close()
+    return data
+
+
+def test_reset_storage_without_a_terminal_needs_yes(tmp_path: Path) -> None:
+    data = _store(tmp_path)
+    refused = anode("reset-storage", "--data", str(data))
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert (data / "anode.db").exists()
+    done = anode("reset-storage", "--data", str(data), "--yes")
+    assert done.returncode == 0
+    assert not (data / "anode.db").exists()
+
+
+@pytest.mark.parametrize("answer, deleted", [("n", False), ("y", True)])
+def test_reset_storage_asks_in_a_terminal(tmp_path: Path, answer: str, deleted: bool) -> None:
+    data = _store(tmp_path)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: anode on a real terminal
+        os.chdir(REPO_ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "anode", "reset-storage", "--data", str(data)])
+    output = b""
+    deadline = time.monotonic() + 20
+    while b"[y/N]" not in output and time.monotonic() < deadline:
+        output += os.read(fd, 1024)
+    assert b"Delete every notebook in" in output
+    os.write(fd, f"{answer}\n".encode())
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    assert (data / "anode.db").exists() is not deleted
+    assert os.waitstatus_to_exitcode(status) == (0 if deleted else 1)

@@ -1,0 +1,529 @@
+"""The browser client end to end: Chromium, a real relay, real auto-started kernels.
+
+The browser tests share one relay (``anode serve``, kernels auto-started)
+and two browser contexts, "alice" and "bob" (two people: separate cookies,
+storage and IndexedDB). Each test opens its own notebook and its own tabs.
+Sharing the contexts keeps the suite fast: Chromium caches Pyodide's
+compiled WebAssembly per context, so only the first tab of each pays for a
+cold start.
+
+The first tests need no browser: the page's PyScript config must list every
+Python file it loads, and nothing the page loads may come from the internet.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from client.model import NotebookModel, Saved
+from client.positions import changes_to_ops, from_utf16, ops_to_changes, to_utf16, utf16_length
+from shared_schema import ot
+from tests.chromium import sync_browser
+from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, RequestLog, new_notebook
+from tests.conftest import REPO_ROOT, RelayProcess
+
+# --- the page's files ------------------------------------------------------------------
+
+
+def test_pyscript_config_lists_every_python_file() -> None:
+    """client/pyscript.json names each module of shared_schema and client (main.py runs itself)."""
+    config = json.loads((REPO_ROOT / "client" / "pyscript.json").read_text())
+    listed = sorted(config["files"].values())
+    expected = sorted(
+        f"./{path.relative_to(REPO_ROOT).as_posix()}"
+        for package in ("shared_schema", "client")
+        for path in (REPO_ROOT / package).glob("*.py")
+        if path.name != "main.py"
+    )
+    assert listed == expected, "update client/pyscript.json's files to match the packages"
+    for source, target in config["files"].items():
+        assert (REPO_ROOT / "client" / source).resolve() == (REPO_ROOT / target).resolve()
+    assert config["interpreter"] == "../vendor/pyodide/pyodide.mjs"
+
+
+def test_page_names_no_remote_url() -> None:
+    """No CDN: the page, its config, its Python and the editor glue name no http(s) URL."""
+    files = [REPO_ROOT / "index.html", *(REPO_ROOT / "client").rglob("*.*")]
+    for path in files:
+        if path.suffix in (".html", ".json", ".py", ".mjs", ".css"):
+            assert not re.search(r"https?://", path.read_text()), f"{path} names a remote URL"
+
+
+# --- the model, without a browser --------------------------------------------------------
+
+
+def _relay(log: list[dict], pushed: list[dict], actor: str) -> list[dict]:
+    """Append ``pushed`` to ``log`` as the relay would; return the stored events."""
+    stored = []
+    for event in pushed:
+        if any(e["id"] == event["id"] for e in log):
+            continue
+        stored.append({**event, "seq": len(log) + 1, "actor": actor, "ts": 1.0 + len(log)})
+        log.append(stored[-1])
+    return stored
+
+
+def test_two_models_typing_in_one_cell_converge() -> None:
+    """Both people's keystrokes survive, in one order, the same in both browsers."""
+    log: list[dict] = []
+    _relay(log, [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}], "relay")
+    alice, bob = NotebookModel("nb"), NotebookModel("nb")
+    alice.receive(log)
+    bob.receive(log)
+    cell = alice.create_cell(None, source="x = 1")
+    _relay(log, alice.pending_events(), "alice")
+    alice.receive(log)
+    bob.receive(log)
+
+    alice.edit(cell, [5, "0"])  # "x = 10"
+    bob.edit(cell, ["# b\n", 5])  # "# b\nx = 1"
+    alice.take_edits()
+    bob.take_edits()
+    _relay(log, alice.pending_events(), "alice")
+    alice.edit(cell, [6, "!"])  # typed while the first edit was in flight
+    _relay(log, bob.pending_events(), "bob")
+    for _ in range(3):  # deliver, let freed buffers go, deliver again
+        alice.receive(log)
+        bob.receive(log)
+        alice.take_edits()
+        bob.take_edits()
+        _relay(log, alice.pending_events() + bob.pending_events(), "x")
+    assert alice.text(cell) == bob.text(cell) == "# b\nx = 10!"
+    assert alice.confirmed.cells[cell].source == "# b\nx = 10!"
+    assert not alice.pending and not bob.pending
+
+
+class _MemoryStore:
+    """``client.store``'s contract without IndexedDB: apply ``LocalChanges``, load ``Saved``."""
+
+    def __init__(self) -> None:
+        self.confirmed: dict[int, dict] = {}
+        self.pending: dict[int, dict] = {}
+        self.drafts: dict[str, list] = {}
+        self.snapshot: dict | None = None
+
+    def commit(self, model: NotebookModel) -> None:
+        changes = model.take_changes()
+        self.confirmed.update({event["seq"]: event for event in changes.confirmed})
+        self.pending.update(dict(changes.pending_put))
+        for key in changes.pending_delete:
+            self.pending.pop(key, None)
+        for cell_id, ops in changes.drafts.items():
+            if ops:
+                self.drafts[cell_id] = ops
+            else:
+                self.drafts.pop(cell_id, None)
+        if changes.snapshot is not None:
+            self.snapshot = changes.snapshot
+
+    def load(self) -> Saved:
+        after = self.snapshot["seq"] if self.snapshot else 0
+        return Saved(
+            snapshot=self.snapshot,
+            confirmed=[self.confirmed[seq] for seq in sorted(self.confirmed) if seq > after],
+            pending=sorted(self.pending.items()),
+            drafts=dict(self.drafts),
+        )
+
+
+def test_model_restores_pending_and_drafts() -> None:
+    """What IndexedDB holds after an offline session rebuilds the same view."""
+    log: list[dict] = []
+    store = _MemoryStore()
+    _relay(log, [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}], "relay")
+    model = NotebookModel("nb")
+    model.receive(log)
+    cell = model.create_cell(None, source="abc")
+    _relay(log, model.pending_events(), "me")
+    model.receive(log)
+    store.commit(model)
+    model.edit(cell, [3, "d"])
+    model.take_edits()  # in flight (pushed, or about to be)
+    model.edit(cell, [4, "e"])  # buffered behind it
+    # Someone else's edit lands first and reaches us; then we go offline.
+    remote = {"id": "r1", "name": "cellSourceEdited", "v": 1, "args": {"cell_id": cell, "base_rev": 0, "ops": ["X", 3]}}
+    _relay(log, [remote], "other")
+    model.receive(log)
+    assert model.text(cell) == "Xabcde"
+    extra = model.create_cell(cell, source="")
+    model.edit(extra, ["new"])
+    store.commit(model)
+    shown = {cell: model.text(cell), extra: model.text(extra)}
+
+    restored = NotebookModel.restore("nb", store.load())
+    assert {cell: restored.text(cell), extra: restored.text(extra)} == shown
+    assert [c.id for c in restored.state().visible_cells()] == [cell, extra]
+    # Back online: everything lands and the log agrees with the screen.
+    for _ in range(3):
+        restored.receive(log)
+        restored.take_edits()
+        _relay(log, restored.pending_events(), "me")
+    restored.receive(log)
+    assert restored.confirmed.cells[cell].source == restored.text(cell)
+    assert restored.confirmed.cells[extra].source == "new"
+    assert not restored.pending
+
+
+def test_model_restores_from_snapshot_and_later_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stored snapshot plus the events after it fold to the same state as the whole log."""
+    monkeypatch.setattr("client.model.SNAPSHOT_EVERY", 3)
+    log: list[dict] = []
+    store = _MemoryStore()
+    model = NotebookModel("nb")
+    cell = model.create_cell(None, source="")
+    for char in "abcdefg":
+        model.edit(cell, [len(model.text(cell)), char])
+        model.take_edits()
+        _relay(log, model.pending_events(), "me")
+        model.receive(log)
+        store.commit(model)
+    assert store.snapshot is not None and 0 < store.snapshot["seq"] < len(log)
+    restored = NotebookModel.restore("nb", store.load())
+    assert restored.confirmed.seq == len(log)
+    assert restored.text(cell) == "abcdefg"
+    assert restored.state().public() == model.state().public()
+
+
+def test_own_edit_rebased_over_remote_in_flight() -> None:
+    """A remote edit that lands before our in-flight one moves our text, not our intent."""
+    log: list[dict] = []
+    model = NotebookModel("nb")
+    cell = model.create_cell(None, source="hello")
+    _relay(log, model.pending_events(), "me")
+    model.receive(log)
+    model.edit(cell, [5, " world"])
+    model.take_edits()
+    edit = {"id": "r", "name": "cellSourceEdited", "v": 1, "args": {"cell_id": cell, "base_rev": 0, "ops": ["> ", 5]}}
+    _relay(log, [edit], "other")
+    received = model.receive(log)
+    assert received.remote_edits[cell] == [["> ", 11]]
+    assert model.text(cell) == "> hello world"
+    _relay(log, model.pending_events(), "me")
+    model.receive(log)
+    assert model.confirmed.cells[cell].source == "> hello world" == model.text(cell)
+    assert ot.apply("hello world", ["> ", 11]) == model.text(cell)
+
+
+def test_utf16_positions_round_trip() -> None:
+    """CodeMirror counts UTF-16 units, the log code points: past U+FFFF they differ."""
+    text = "a😀b\u00e9c"
+    assert utf16_length(text) == 6
+    assert [to_utf16(text, i) for i in range(6)] == [0, 1, 3, 4, 5, 6]
+    assert [from_utf16(text, to_utf16(text, i)) for i in range(6)] == list(range(6))
+    # Replace the emoji and append, as CodeMirror reports it (UTF-16, against the old text).
+    ops = changes_to_ops(text, [[1, 3, "X"], [6, 6, "!"]])
+    assert ot.apply(text, ops) == "aXb\u00e9c!"
+    assert ops_to_changes(text, ops) == [(1, 3, "X"), (6, 6, "!")]
+    assert ops_to_changes("abc", ["Z", 1, -1, 1]) == [(0, 0, "Z"), (1, 2, "")]
+    assert ops_to_changes("abc", [1, "Z", -1, 1]) == [(1, 2, "Z")]  # insert + delete: one replace
+
+
+# --- in a browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
+    running = RelayProcess(tmp_path_factory.mktemp("client-e2e") / "data").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_browser() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def requests_outside(relay: RelayProcess) -> RequestLog:
+    return RequestLog(relay.url)
+
+
+@pytest.fixture(scope="module")
+def alice(browser, requests_outside: RequestLog):
+    context = browser.new_context()
+    requests_outside.attach(context)
+    yield context
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def bob(browser, requests_outside: RequestLog):
+    context = browser.new_context()
+    requests_outside.attach(context)
+    yield context
+    context.close()
+
+
+@pytest.mark.slow
+def test_create_type_run_from_home(relay: RelayProcess, alice, requests_outside: RequestLog) -> None:
+    """Home → new notebook → type print(1) → Shift+Enter → 1 appears, the next cell has focus."""
+    from playwright.sync_api import expect
+
+    tab = ClientPage.open(alice, relay.url)
+    tab.page.fill(".new-title", "First steps")
+    tab.page.click("button.create")
+    tab.page.wait_for_url(re.compile(r"\?notebook="), timeout=SYNC_TIMEOUT_MS)
+    tab.wait_ready()
+    expect(tab.cells).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
+    expect(tab.page.locator("input.title")).to_have_value("First steps", timeout=SYNC_TIMEOUT_MS)
+    tab.type(0, "print(1)")
+    tab.page.keyboard.press("Shift+Enter")
+    expect(tab.outputs(0).locator("pre.stream")).to_have_text("1", timeout=RUN_TIMEOUT_MS)
+    tab.expect_status(0, "done")
+    expect(tab.cell(0).locator(".prompt")).to_have_text("[1]:")
+    expect(tab.cell(0).locator(".cell-status")).to_contain_text("kernel")
+    # Shift+Enter on the last cell added one below and moved there, as in Jupyter.
+    expect(tab.cells).to_have_count(2)
+    expect(tab.cell(1).locator(".cm-editor")).to_have_class(re.compile("cm-focused"))
+    expect(tab.page.locator(".kernel-status")).to_have_attribute("data-status", "idle")
+    tab.expect_online(True)
+    # The home view lists it; a notebook the relay does not have says so.
+    tab.goto()
+    expect(tab.page.locator(".notebooks li a", has_text="First steps")).to_be_visible()
+    tab.goto("no-such-notebook")
+    expect(tab.page.locator(".unknown-notebook")).to_contain_text("no notebook 'no-such-notebook'")
+    assert requests_outside.outside == []
+    assert tab.errors == []
+    tab.page.close()
+
+
+def _in_order(keys: str, text: str) -> bool:
+    """``keys`` is a subsequence of ``text``."""
+    remaining = iter(text)
+    return all(char in remaining for char in keys)
+
+
+@pytest.mark.slow
+def test_two_people_see_each_other_live(relay: RelayProcess, alice, bob) -> None:
+    """Source, state and output travel live; typing at once in one cell loses nothing."""
+    from playwright.sync_api import expect
+
+    notebook = new_notebook(relay.url, "together")
+    a = ClientPage.open(alice, relay.url, notebook)
+    b = ClientPage.open(bob, relay.url, notebook)
+    a.type(0, "x = 6 * 7\nprint(x)")
+    b.expect_source(0, "x = 6 * 7\nprint(x)")
+    a.page.keyboard.press("Control+Enter")
+    expect(b.outputs(0).locator("pre.stream")).to_have_text("42", timeout=RUN_TIMEOUT_MS)
+    b.expect_status(0, "done")
+
+    # Bob adds a cell below; Alice sees it appear and both type into it at once.
+    b.cell(0).locator("button.add-below").click()
+    expect(a.cells).to_have_count(2, timeout=SYNC_TIMEOUT_MS)
+    a.editor(1).click()
+    b.editor(1).click()
+    a.page.keyboard.type("aaaa")
+    b.page.keyboard.type("bbbb")
+    a.page.keyboard.type("AA")
+    b.page.keyboard.type("BB")
+    for tab in (a, b):
+        expect(tab.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0", timeout=SYNC_TIMEOUT_MS)
+    a.expect_source(1, b.source(1))
+    final = a.source(1)
+    assert sorted(final) == sorted("aaaaAAbbbbBB"), final  # every key from both, nothing twice
+    # Each person's keys keep their order (runs may interleave where both typed at one spot).
+    assert _in_order("aaaaAA", final) and _in_order("bbbbBB", final), final
+
+    # Presence: each sees the other in the header, on the cell, and as a caret in its editor.
+    alice_name = a.page.evaluate("localStorage.getItem('anode-name')")
+    expect(b.page.locator(".people .person")).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
+    expect(b.cell(1).locator(".person-tag")).to_have_text(alice_name, timeout=SYNC_TIMEOUT_MS)
+    expect(b.cell(1).locator(".cm-remote-caret")).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
+    expect(a.cell(1).locator(".cm-remote-caret")).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
+    a.goto()  # Alice leaves the notebook: Bob sees her go at once
+    expect(b.page.locator(".people .person")).to_have_count(0, timeout=SYNC_TIMEOUT_MS)
+    expect(b.cell(1).locator(".cm-remote-caret")).to_have_count(0)
+    assert a.errors == [] and b.errors == []
+    a.page.close()
+    b.page.close()
+
+
+@pytest.mark.slow
+def test_offline_edits_survive_reload_and_sync(relay: RelayProcess, alice, bob) -> None:
+    """Edit and add a cell offline, reload with the relay unreachable, come back: it all lands."""
+    from playwright.sync_api import expect
+
+    notebook = new_notebook(relay.url, "offline", source="base = 1")
+    watcher = ClientPage.open(alice, relay.url, notebook)
+    tab = ClientPage.open(bob, relay.url, notebook)
+    tab.expect_source(0, "base = 1")
+    tab.expect_online(True)
+
+    bob.set_offline(True)
+    tab.expect_online(False)
+    tab.type(0, "\nedited = 2")
+    tab.cell(0).locator("button.add-below").click()
+    expect(tab.cells).to_have_count(2)
+    tab.type(1, "added = 3")
+    expect(tab.page.locator(".sync-status")).not_to_have_attribute("data-unsynced", "0")
+    expect(tab.page.locator("body")).to_have_attribute("data-saving", "0")  # all in IndexedDB
+
+    # Reload while the relay cannot be reached: the page's files come over the
+    # network (a service worker is on the not-yet list), the notebook from IndexedDB.
+    def unreachable(route) -> None:
+        route.abort("internetdisconnected")
+
+    bob.route(re.compile(r"/api/"), unreachable)
+    bob.set_offline(False)
+    tab.reload()
+    expect(tab.cells).to_have_count(2)
+    tab.expect_source(0, "base = 1\nedited = 2")
+    tab.expect_source(1, "added = 3")
+    tab.expect_online(False)
+    watcher.expect_source(0, "base = 1")
+    expect(watcher.cells).to_have_count(1)
+
+    bob.unroute(re.compile(r"/api/"), unreachable)
+    tab.expect_online(True)
+    expect(tab.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0", timeout=SYNC_TIMEOUT_MS)
+    expect(watcher.cells).to_have_count(2, timeout=SYNC_TIMEOUT_MS)
+    watcher.expect_source(0, "base = 1\nedited = 2")
+    watcher.expect_source(1, "added = 3")
+    assert tab.errors == [] and watcher.errors == []
+    tab.page.close()
+    watcher.page.close()
+
+
+PROBE = r'''
+from IPython.display import HTML
+HTML("""<p id="result">running</p><script>
+const tried = {};
+function attempt(name, fn) { try { tried[name] = "read:" + String(fn()); } catch (e) { tried[name] = "blocked:" + e.name; } }
+attempt("parent_document", () => parent.document.body.innerHTML.length);
+attempt("parent_storage", () => parent.localStorage.getItem("anode-secret"));
+attempt("local_storage", () => localStorage.getItem("anode-secret"));
+attempt("cookie", () => document.cookie);
+attempt("indexeddb", () => indexedDB.open("anode"));
+document.getElementById("result").textContent = JSON.stringify(tried);
+</script>""")
+'''
+
+
+@pytest.mark.slow
+def test_html_output_runs_sandboxed(relay: RelayProcess, alice) -> None:
+    """An output's script runs, but reaches neither the page, its storage, nor its cookies."""
+    from playwright.sync_api import expect
+
+    notebook = new_notebook(relay.url, "sandbox", source=PROBE.strip())
+    tab = ClientPage.open(alice, relay.url, notebook)
+    tab.page.evaluate("localStorage.setItem('anode-secret', 'token'); document.cookie = 'anode=secret'")
+    tab.editor(0).click()
+    tab.page.keyboard.press("Control+Enter")
+    frame = tab.outputs(0).locator("iframe.output-frame")
+    expect(frame).to_have_count(1, timeout=RUN_TIMEOUT_MS)
+    assert frame.get_attribute("sandbox") == "allow-scripts"
+    result = tab.outputs(0).frame_locator("iframe.output-frame").locator("#result")
+    expect(result).not_to_have_text("running", timeout=SYNC_TIMEOUT_MS)
+    tried = json.loads(result.inner_text())
+    assert set(tried) == {"parent_document", "parent_storage", "local_storage", "cookie", "indexeddb"}
+    for name, outcome in tried.items():
+        assert outcome.startswith("blocked:"), f"{name}: {outcome}"
+    # The frame was sized to its content through postMessage.
+    expect(frame).to_have_attribute("style", re.compile(r"height: \d+px"), timeout=SYNC_TIMEOUT_MS)
+    assert tab.errors == []
+    tab.page.close()
+
+
+@pytest.mark.slow
+def test_jupyter_keys(relay: RelayProcess, alice) -> None:
+    """Esc, B, A, M, Y, DD, Up/Down between cells and Alt+Enter do what Jupyter users expect."""
+    from playwright.sync_api import expect
+
+    notebook = new_notebook(relay.url, "keys", source="first")
+    tab = ClientPage.open(alice, relay.url, notebook)
+    keys = tab.page.keyboard
+    tab.editor(0).click()
+    keys.press("Escape")  # command mode, cell 0 selected
+    expect(tab.cell(0)).to_have_class(re.compile(r"\bselected\b"))
+    keys.press("b")  # a cell below, in edit mode
+    expect(tab.cells).to_have_count(2)
+    keys.type("second")
+    tab.expect_source(1, "second")
+    keys.press("Escape")
+    keys.press("a")  # a cell above the selected one
+    expect(tab.cells).to_have_count(3)
+    markdown = "# Middle\n<img src=x onerror=window.pwned++>"
+    keys.type(markdown)
+    tab.expect_source(1, markdown)
+    keys.press("Escape")
+    keys.press("m")
+    expect(tab.cell(1)).to_have_attribute("data-cell-type", "markdown")
+    keys.press("Shift+Enter")  # "runs" the markdown: rendered, sanitized; the next cell is edited
+    rendered = tab.cell(1).locator(".markdown-rendered")
+    expect(rendered.locator("h1")).to_have_text("Middle")
+    expect(rendered.locator("img")).not_to_have_attribute("onerror", re.compile(".*"))
+    expect(tab.cell(1).locator(".editor")).to_be_hidden()
+    expect(tab.cell(2).locator(".cm-editor")).to_have_class(re.compile("cm-focused"))
+    keys.press("Escape")
+    keys.press("ArrowUp")
+    keys.press("Enter")  # edit mode shows the source again
+    expect(tab.cell(1).locator(".cm-editor")).to_have_class(re.compile("cm-focused"))
+    expect(rendered).to_be_hidden()
+    keys.press("Escape")
+    keys.press("y")
+    expect(tab.cell(1)).to_have_attribute("data-cell-type", "code")
+    expect(tab.cell(1).locator(".editor")).to_be_visible()
+    assert tab.page.evaluate("window.pwned") is None
+    keys.press("d")
+    keys.press("d")
+    expect(tab.cells).to_have_count(2)
+    tab.expect_source(0, "first")
+    tab.expect_source(1, "second")
+    # Up on the first line moves to the cell above, Down on the last to the one below.
+    tab.editor(1).click()
+    keys.press("ArrowUp")
+    expect(tab.cell(0).locator(".cm-editor")).to_have_class(re.compile("cm-focused"))
+    keys.press("ArrowDown")
+    expect(tab.cell(1).locator(".cm-editor")).to_have_class(re.compile("cm-focused"))
+    # Alt+Enter runs and inserts a cell right below, with the cursor in it.
+    keys.press("Control+End")
+    keys.type(" = 2")
+    keys.press("Alt+Enter")
+    expect(tab.cells).to_have_count(3)
+    expect(tab.cell(2).locator(".cm-editor")).to_have_class(re.compile("cm-focused"))
+    tab.expect_status(1, "done")
+    assert tab.errors == []
+    tab.page.close()
+
+
+@pytest.mark.slow
+def test_run_all_interrupt_restart_clear(relay: RelayProcess, bob) -> None:
+    """The header's controls: run all, interrupt, restart the kernel, clear outputs."""
+    from playwright.sync_api import expect
+
+    notebook = new_notebook(relay.url, "controls", source="a = 20")
+    tab = ClientPage.open(bob, relay.url, notebook)
+    tab.cell(0).locator("button.add-below").click()
+    tab.type(1, "print(a + 22)")
+    tab.page.click("button.run-all")
+    expect(tab.outputs(1).locator("pre.stream")).to_have_text("42", timeout=RUN_TIMEOUT_MS)
+    expect(tab.cell(0).locator(".prompt")).to_have_text("[1]:")
+    expect(tab.cell(1).locator(".prompt")).to_have_text("[2]:")
+
+    tab.page.click("button.clear-all")
+    expect(tab.outputs(1).locator(".output")).to_have_count(0, timeout=SYNC_TIMEOUT_MS)
+
+    tab.cell(1).locator("button.add-below").click()
+    tab.type(2, "print('spinning')\nwhile True: pass")
+    tab.page.keyboard.press("Control+Enter")
+    # Interrupt once the loop really runs (its print is out): an interrupt that lands
+    # within ~0.1 s of the kernel's executionStarted can be missed (a kernel race, reported).
+    expect(tab.outputs(2).locator("pre.stream")).to_have_text("spinning", timeout=RUN_TIMEOUT_MS)
+    tab.expect_status(2, "running")
+    tab.page.click("button.interrupt-all")
+    tab.expect_status(2, "cancelled")
+
+    kernel = tab.page.locator(".kernel-status")
+    expect(kernel).to_have_attribute("data-restarts", "0")
+    tab.page.click("button.restart")
+    expect(kernel).to_have_attribute("data-restarts", "1", timeout=RUN_TIMEOUT_MS)
+    tab.cell(0).locator("button.run").click()
+    tab.expect_status(0, "done")
+    expect(tab.cell(0).locator(".prompt")).to_have_text("[1]:")  # a fresh interpreter counts from 1
+    assert tab.errors == []
+    tab.page.close()

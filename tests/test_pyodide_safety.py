@@ -1,0 +1,57 @@
+"""Lint that guards Pyodide safety (STYLE habit 10).
+
+``shared_schema`` must be pure standard library, and nothing the kernel
+runs inside Pyodide may import, at module level, a module Pyodide lacks.
+The CPython-only modules of ``kernel_headless`` (its launchers) are listed
+here by name so that adding one is a deliberate act.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Standard-library modules Pyodide does not ship or cannot run.
+MISSING_IN_PYODIDE = {
+    "multiprocessing", "subprocess", "threading", "tkinter", "curses", "readline",
+    "venv", "ensurepip", "idlelib", "turtle", "turtledemo", "dbm", "lzma",
+    "ssl", "socket", "select", "selectors", "resource", "termios", "pty",
+}  # fmt: skip
+
+#: kernel_headless modules that run in CPython (the ``anode`` command), never in Pyodide.
+CPYTHON_ONLY = {"launcher.py", "browser.py"}
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted(p for p in (ROOT / package).rglob("*.py") if p.name not in CPYTHON_ONLY)
+
+
+def _top_level_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names = []
+    for node in tree.body:  # module level only: imports inside functions are lazy
+        if isinstance(node, ast.Import):
+            names += [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", _modules("shared_schema"), ids=lambda p: p.name)
+def test_shared_schema_is_standard_library_only(path: Path) -> None:
+    for name in _top_level_imports(path):
+        assert name in sys.stdlib_module_names or name == "__future__", f"{path.name} imports {name}"
+        assert name not in MISSING_IN_PYODIDE, f"{path.name} imports {name}, which Pyodide lacks"
+
+
+@pytest.mark.parametrize("path", _modules("kernel_headless"), ids=lambda p: p.name)
+def test_kernel_modules_import_only_what_pyodide_has(path: Path) -> None:
+    for name in _top_level_imports(path):
+        allowed = name in sys.stdlib_module_names or name in ("__future__", "shared_schema", "kernel_headless")
+        assert allowed, f"{path.name} imports {name} at module level; import it lazily or list the module as CPython-only"
+        assert name not in MISSING_IN_PYODIDE, f"{path.name} imports {name}, which Pyodide lacks"
