@@ -9,6 +9,8 @@ line and exit code 2, never a traceback.
 from __future__ import annotations
 
 import errno
+import ipaddress
+import re
 import socket
 import sqlite3
 import sys
@@ -21,24 +23,18 @@ from relay.config import RelayConfig
 from relay.storage import StorageError
 from relay.storage.sqlite import open_database
 
+from .options import data_option, fail as _fail
+from .token_commands import token
+
 DATA_FILES = ("anode.db", "anode.db-wal", "anode.db-shm")
-
-data_option = click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("anode-data"),
-    show_default=True,
-    envvar="ANODE_DATA",
-    show_envvar=True,
-    help="Directory holding the notebooks' SQLite store.",
-)
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="anode")
 def main() -> None:
     """Anode: a real-time collaborative Python notebook in the browser."""
+
+
+main.add_command(token)
 
 
 @main.command()
@@ -85,6 +81,27 @@ def main() -> None:
     help="A folder of wheels served at /wheels/simple/, so kernels can %pip install offline.",
 )
 @click.option(
+    "--no-auth",
+    is_flag=True,
+    envvar="ANODE_NO_AUTH",
+    show_envvar=True,
+    help="Serve without tokens, for local hacking: refused unless --host is a loopback address.",
+)
+@click.option(
+    "--allow-origin",
+    "allowed_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Let pages from ORIGIN (e.g. https://notebooks.example, a site from `anode build-site`) call the API. Repeatable.",
+)
+@click.option(
+    "--push-rate",
+    default=200.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Pushes a second allowed per token (bursts of twice that); 0: no limit.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -99,9 +116,16 @@ def serve(
     kernels: str,
     kernel_idle: float,
     wheels_dir: Path | None,
+    no_auth: bool,
+    allowed_origins: tuple[str, ...],
+    push_rate: float,
     log_level: str,
 ) -> None:
-    """Serve the notebook (relay and client) on HOST:PORT."""
+    """Serve the notebook (relay and client) on HOST:PORT.
+
+    Secure by default: the URL it prints carries an admin token, and the API
+    answers 401 to anyone without a token.
+    """
     import logging
 
     import uvicorn
@@ -109,12 +133,21 @@ def serve(
     from anode.kernels import KernelManager
     from relay.app import create_app
 
+    if no_auth and not _is_loopback(host):
+        _fail(f"--no-auth serves anyone who can reach {host}; it is allowed only on a loopback address such as 127.0.0.1")
+    for origin in allowed_origins:
+        if not _ORIGIN.match(origin):
+            _fail(f"--allow-origin {origin!r} is not an origin like https://site.example or http://127.0.0.1:8080")
     _check_data_dir(data_dir)
     sock = _bind(host, port)
     config = RelayConfig(
         data_dir=data_dir.resolve(),
         sqlite_sync=sync,  # type: ignore[arg-type]
         wheels_dir=wheels_dir.resolve() if wheels_dir else None,
+        auth=not no_auth,
+        allowed_origins=tuple(origin.rstrip("/") for origin in allowed_origins),
+        push_rate=push_rate,
+        push_burst=max(1, int(push_rate * 2)),
     )
     bound_port = sock.getsockname()[1]
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
@@ -126,8 +159,17 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="anode: %(message)s")
     click.echo(f"Anode {__version__} — notebooks in {config.data_dir}")
     if kernels == "none":
-        click.echo("Kernels: start one per notebook with `anode kernel --notebook ID`.")
-    click.echo(f"Open http://{shown_host}:{bound_port}/ in your browser (Ctrl+C stops).")
+        click.echo("Kernels: start one per notebook with `anode kernel --notebook ID --token TOKEN`.")
+    if no_auth:
+        click.echo("Auth is OFF (--no-auth): anyone who can reach this port may read and change every notebook.")
+        click.echo(f"Open http://{shown_host}:{bound_port}/ in your browser (Ctrl+C stops).")
+    else:
+        from relay.tokens import TokenStore
+
+        store = TokenStore(config.data_dir)
+        token = store.serve_token()
+        store.close()
+        click.echo(f"Open http://{shown_host}:{bound_port}/?token={token} in your browser (Ctrl+C stops).")
     sys.stdout.flush()
     app = create_app(config, extensions=extensions)
     server = uvicorn.Server(
@@ -156,14 +198,23 @@ def serve(
 @click.option("--lease", default=5.0, show_default=True, type=click.FloatRange(0.5, 3600), help="Seconds without a heartbeat before the relay declares this kernel lost.")
 @click.option("--label", default="", help="A name shown beside the kernel in the notebook.")
 @click.option("--index-url", "index_urls", multiple=True, help="A package index for %pip (repeatable; default: the relay's wheelhouse, then PyPI).")
-def kernel(notebook: str, relay: str, kernel_host: str, lease: float, label: str, index_urls: tuple[str, ...]) -> None:
+@click.option("--token", envvar="ANODE_TOKEN", show_envvar=True, help="A kernel (or owner) token for the notebook: `anode token create --notebook ID --role kernel`.")
+def kernel(
+    notebook: str, relay: str, kernel_host: str, lease: float, label: str, index_urls: tuple[str, ...], token: str | None
+) -> None:
     """Run a headless Pyodide kernel for one notebook (several may serve one notebook)."""
     from kernel_headless.launcher import KernelSpec, LaunchError, run_kernel
 
     spec = KernelSpec(
-        relay=relay, notebook=notebook, host=kernel_host, lease_seconds=lease, label=label, index_urls=list(index_urls)
+        relay=relay,
+        notebook=notebook,
+        host=kernel_host,
+        lease_seconds=lease,
+        label=label,
+        index_urls=list(index_urls),
+        token=token,
     )
-    _check_relay(relay, notebook)
+    _check_relay(relay, notebook, token)
     try:
         sys.exit(run_kernel(spec))
     except LaunchError as error:
@@ -203,21 +254,24 @@ def reset_storage(data_dir: Path, yes: bool) -> None:
     click.echo(f"Deleted the store in {data_dir}.")
 
 
-def _check_relay(relay: str, notebook: str) -> None:
-    """Fail with one clear line when the relay or the notebook is not there."""
+def _check_relay(relay: str, notebook: str, token: str | None) -> None:
+    """Fail with one clear line when the relay or the notebook is not there, or the token is refused."""
     import json
     import urllib.error
     import urllib.request
 
     url = f"{relay.rstrip('/')}/api/notebooks/{notebook}/events?limit=1"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=10):
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10):
             return
     except urllib.error.HTTPError as error:
         try:
             detail = json.loads(error.read()).get("detail", "")
         except ValueError:
             detail = ""
+        if error.code == 401 and not token:
+            _fail(f"the relay at {relay} needs a token: pass --token (make one with `anode token create --notebook {notebook} --role kernel`)")
         _fail(f"the relay at {relay} refused notebook {notebook!r}: {error.code} {detail}")
     except (urllib.error.URLError, OSError) as error:
         _fail(f"cannot reach the relay at {relay} ({getattr(error, 'reason', error)}); is `anode serve` running?")
@@ -266,6 +320,13 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _fail(message: str) -> None:
-    click.echo(f"anode: error: {message}", err=True)
-    sys.exit(2)
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+/?$")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

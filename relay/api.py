@@ -18,12 +18,14 @@ from shared_schema.ids import is_valid_id
 from shared_schema.limits import MAX_TITLE
 
 from . import __version__
+from .auth import EventPolicy, Forbidden, credential, require
 from .errors import BadRequest
 from .notebooks import Notebooks
 from .params import float_param, int_param, json_body
 from .presence import Entry, PresenceBoard
 from .services import Services
 from .stream import stream
+from .token_api import token_routes
 
 PRESENCE_KINDS = ("user", "kernel")
 
@@ -32,17 +34,34 @@ def services(request: Request) -> Services:
     return request.app.state.services
 
 
-def actor_of(request: Request) -> str:
-    """Who is asking. Until credentials exist every caller is ``anonymous``."""
-    return "anonymous"
-
-
 async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "version": __version__, "schema_version": SCHEMA_VERSION})
+    return JSONResponse(
+        {
+            "status": "ok",
+            "version": __version__,
+            "schema_version": SCHEMA_VERSION,
+            "auth": services(request).tokens is not None,
+        }
+    )
+
+
+async def whoami(request: Request) -> Response:
+    grant = credential(request)
+    return JSONResponse(
+        {
+            "actor": grant.actor,
+            "role": grant.role,
+            "notebook": grant.notebook,
+            "token_id": grant.token_id,
+            "expires_at": grant.expires_at,
+            "auth": services(request).tokens is not None,
+        }
+    )
 
 
 async def list_notebooks(request: Request) -> Response:
-    infos = await services(request).notebooks.list()
+    grant = require(request, "read")
+    infos = [info for info in await services(request).notebooks.list() if grant.covers(info.id)]
     return JSONResponse(
         {
             "notebooks": [
@@ -62,6 +81,7 @@ async def list_notebooks(request: Request) -> Response:
 
 
 async def create_notebook(request: Request) -> Response:
+    grant = require(request, "create")
     config = services(request).config
     body = await json_body(request, config.max_body_bytes)
     unknown = set(body) - {"title", "id"}
@@ -75,28 +95,46 @@ async def create_notebook(request: Request) -> Response:
         raise BadRequest(
             "id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'", code="invalid_notebook_id"
         )
-    opened = await services(request).notebooks.create(title, actor_of(request), notebook_id)
+    opened = await services(request).notebooks.create(title, grant.actor, notebook_id)
     return JSONResponse({"id": opened.id, "title": title, "head": opened.state.seq}, status_code=201)
 
 
 async def push_events(request: Request) -> Response:
     svc = services(request)
     notebook_id = request.path_params["notebook"]
+    grant = require(request, "push", notebook_id)
     await svc.notebooks.open(notebook_id)  # 404 before reading a body for nothing
+    svc.push_limiter.take(grant.token_id)
     body = await json_body(request, svc.config.max_body_bytes)
     unknown = set(body) - {"events"}
     if unknown:
         raise BadRequest(f"unknown field {sorted(unknown)[0][:64]!r}", code="unexpected_field")
     if "events" not in body:
         raise BadRequest('the body must be {"events": [...]}', code="invalid_body")
-    seqs, head = await svc.notebooks.push(notebook_id, body["events"], actor_of(request))
+    _refuse_claimed_actors(body["events"], grant.actor)
+    policy = EventPolicy(grant, svc.config.max_outputs_per_execution)
+    seqs, head = await svc.notebooks.push(notebook_id, body["events"], grant.actor, policy)
     return JSONResponse({"head": head, "seqs": seqs})
+
+
+def _refuse_claimed_actors(raw_events: object, actor: str) -> None:
+    """The relay sets ``actor`` from the credential; a body speaking for someone else is refused."""
+    if not isinstance(raw_events, list):
+        return
+    for index, raw in enumerate(raw_events):
+        if isinstance(raw, dict) and "actor" in raw and raw["actor"] != actor:
+            raise Forbidden(
+                f"events[{index}].actor: this credential writes as {actor!r}, not {str(raw['actor'])[:80]!r}",
+                code="actor_mismatch",
+                extra={"path": f"events[{index}].actor"},
+            )
 
 
 async def pull_events(request: Request) -> Response:
     svc = services(request)
     config = svc.config
     notebook_id = request.path_params["notebook"]
+    require(request, "read", notebook_id)
     after = int_param(request, "after", 0, 0, 2**53)
     limit = int_param(request, "limit", config.default_pull_limit, 1, config.max_pull_limit)
     wait = float_param(request, "wait", 0.0, 0.0, config.max_wait_seconds)
@@ -113,6 +151,7 @@ async def post_presence(request: Request) -> Response:
     svc = services(request)
     config = svc.config
     notebook_id = request.path_params["notebook"]
+    grant = require(request, "presence", notebook_id)
     await svc.notebooks.open(notebook_id)
     body = await json_body(request, config.max_presence_bytes)
     unknown = set(body) - {"client_id", "kind", "state", "ttl", "gone"}
@@ -121,7 +160,7 @@ async def post_presence(request: Request) -> Response:
     client_id = body.get("client_id")
     if not is_valid_id(client_id):
         raise BadRequest("client_id must be an id (1-64 of A-Z, a-z, 0-9, '_', '-')", code="invalid_client_id")
-    actor = actor_of(request)
+    actor = grant.actor
     if body.get("gone") is True:
         svc.presence.leave(notebook_id, client_id, actor)
         return JSONResponse({"ok": True})
@@ -138,6 +177,7 @@ async def post_presence(request: Request) -> Response:
             code="invalid_ttl",
         )
     if kind == "kernel":
+        require(request, "heartbeat", notebook_id)
         session_id = state.get("session_id")
         if not is_valid_id(session_id):
             raise BadRequest("a kernel heartbeat needs state.session_id", code="invalid_session_id")
@@ -157,6 +197,7 @@ async def post_presence(request: Request) -> Response:
 async def get_snapshot(request: Request) -> Response:
     svc = services(request)
     notebook_id = request.path_params["notebook"]
+    require(request, "read", notebook_id)
     at: int | None = None
     if request.query_params.get("at", "") != "":
         at = int_param(request, "at", 0, 0, 2**53)
@@ -167,6 +208,7 @@ async def get_snapshot(request: Request) -> Response:
 def routes() -> list[Route]:
     return [
         Route("/api/health", health, methods=["GET"]),
+        Route("/api/whoami", whoami, methods=["GET"]),
         Route("/api/notebooks", list_notebooks, methods=["GET"]),
         Route("/api/notebooks", create_notebook, methods=["POST"]),
         Route("/api/notebooks/{notebook}/events", push_events, methods=["POST"]),
@@ -174,4 +216,5 @@ def routes() -> list[Route]:
         Route("/api/notebooks/{notebook}/stream", stream, methods=["GET"]),
         Route("/api/notebooks/{notebook}/presence", post_presence, methods=["POST"]),
         Route("/api/notebooks/{notebook}/snapshot", get_snapshot, methods=["GET"]),
+        *token_routes(),
     ]

@@ -9,6 +9,7 @@ from typing import AsyncIterator, Callable, Sequence
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,9 +52,24 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def build_middleware_stack() -> list[Middleware]:
-    """Outermost first."""
-    return [Middleware(SecurityHeaders)]
+def build_middleware_stack(config: RelayConfig) -> list[Middleware]:
+    """Outermost first. CORS only for the origins named with ``--allow-origin``:
+    tokens travel in a header, never a cookie, but under ``--no-auth`` a
+    wildcard would let any web page drive the relay."""
+    stack = [Middleware(SecurityHeaders)]
+    if config.allowed_origins:
+        stack.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.allowed_origins),
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+                expose_headers=["Retry-After"],
+                max_age=600,
+            ),
+        )
+    return stack
 
 
 #: Something that runs beside the relay for its whole life (e.g. the kernel
@@ -79,7 +95,7 @@ def create_app(
 
     return Starlette(
         routes=[*routes(), *wheel_routes(config.wheels_dir), *static_routes(config.static_root)],
-        middleware=build_middleware_stack(),
+        middleware=build_middleware_stack(config),
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
@@ -91,7 +107,7 @@ def create_app(
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return JSONResponse(exc.body(), status_code=exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}

@@ -48,6 +48,17 @@ class RelayConfig:
     max_presence_bytes: int = 16_000
     #: How often the lease monitor looks for kernels that stopped heartbeating.
     lease_check_seconds: float = 0.2
+    #: Demand a token on every API request (``--no-auth`` turns it off, on loopback only).
+    auth: bool = True
+    #: Pushes a second per token on average (0: unlimited), with bursts up to ``push_burst``.
+    push_rate: float = 200.0
+    push_burst: int = 400
+    #: Open SSE streams per token (0: unlimited).
+    max_streams_per_token: int = 32
+    #: Output entries one execution may hold; past it, output events are refused.
+    max_outputs_per_execution: int = 10_000
+    #: Origins (``https://site.example``) whose pages may call the API (CORS).
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def database_path(self) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 class ApiError(Exception):
     status = 400
     code = "bad_request"
+    headers: dict[str, str] = {}
 
     def __init__(self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None):
         super().__init__(detail)
@@ -44,3 +45,14 @@ class PayloadTooLarge(ApiError):
     code = "payload_too_large"
 
 
+
+
+class TooManyRequests(ApiError):
+    """429 with ``Retry-After``: a token went over one of its rate limits."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after: float, *, code: str | None = None) -> None:
+        super().__init__(detail, code=code, extra={"retry_after": round(retry_after, 3)})
+        self.headers = {"Retry-After": str(max(1, int(retry_after + 0.999)))}

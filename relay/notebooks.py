@@ -42,6 +42,9 @@ from .storage import (
     plan_append,
 )
 
+#: Checks a batch against the state it would land on; raises to refuse it.
+Authorize = Callable[[NotebookState, list[Event]], None]
+
 #: Rows read from storage per call when refolding.
 _PAGE = 5_000
 
@@ -178,8 +181,14 @@ class Notebooks:
 
     # --- events -----------------------------------------------------------------
 
-    async def push(self, notebook_id: str, raw_events: Any, actor: str) -> tuple[list[int], int]:
-        """Validate a whole batch, then append, fold and fan it out. Returns (seqs, head)."""
+    async def push(
+        self, notebook_id: str, raw_events: Any, actor: str, authorize: Authorize | None = None
+    ) -> tuple[list[int], int]:
+        """Validate a whole batch, then append, fold and fan it out. Returns (seqs, head).
+
+        ``authorize(state, events)`` runs under the notebook's write lock, on
+        the state the batch would land on, and raises to refuse the batch.
+        """
         if not isinstance(raw_events, list):
             raise BadRequest('the body must be {"events": [...]}', code="invalid_body")
         if not raw_events:
@@ -211,18 +220,24 @@ class Notebooks:
                 )
             pushed.append(item)
         opened = await self.open(notebook_id)
-        return await self._append(opened, [(item.id, item.event) for item in pushed], actor)
+        return await self._append(opened, [(item.id, item.event) for item in pushed], actor, authorize)
 
     async def append_as_relay(self, notebook_id: str, event: Event) -> None:
         opened = await self.open(notebook_id)
         await self._append(opened, [(f"relay-{secrets.token_hex(12)}", event)], RELAY_ACTOR)
 
     async def _append(
-        self, opened: OpenNotebook, items: list[tuple[str, Event]], actor: str
+        self,
+        opened: OpenNotebook,
+        items: list[tuple[str, Event]],
+        actor: str,
+        authorize: Authorize | None = None,
     ) -> tuple[list[int], int]:
         async with opened.lock:
             if opened.dropped:  # reloaded while this push waited for the lock
-                return await self._append(await self.open(opened.id), items, actor)
+                return await self._append(await self.open(opened.id), items, actor, authorize)
+            if authorize is not None:
+                authorize(opened.state, [event for _, event in items])
             ts = max(self.clock(), opened.last_ts)
             rows = [_row(event_id, event, actor, ts) for event_id, event in items]
             batch = _Batch(rows, dict(items), actor, ts)

@@ -14,8 +14,10 @@ from .hub import Hub, Signal
 from .leases import LeaseMonitor
 from .notebooks import Notebooks
 from .presence import PresenceBoard, encode
+from .ratelimit import PushLimiter, StreamCounter
 from .storage import Storage
 from .storage.sqlite import SQLiteStorage
+from .tokens import TokenStore
 
 log = logging.getLogger("anode.relay")
 
@@ -28,6 +30,10 @@ class Services:
     notebooks: Notebooks
     presence: PresenceBoard
     leases: LeaseMonitor
+    #: None when the relay runs without auth (``--no-auth``).
+    tokens: TokenStore | None
+    push_limiter: PushLimiter
+    streams: StreamCounter
     _housekeeping: asyncio.Task | None = field(default=None, repr=False)
 
     @classmethod
@@ -37,7 +43,18 @@ class Services:
         notebooks = Notebooks(storage, hub, config)
         presence = PresenceBoard(publish=lambda nb, signal: hub.publish(nb, Signal(encode(signal))))
         leases = LeaseMonitor(notebooks)
-        return cls(config, storage, hub, notebooks, presence, leases)
+        tokens = TokenStore(config.data_dir) if config.auth else None
+        return cls(
+            config,
+            storage,
+            hub,
+            notebooks,
+            presence,
+            leases,
+            tokens,
+            PushLimiter(config.push_rate, config.push_burst),
+            StreamCounter(config.max_streams_per_token),
+        )
 
     async def start(self) -> None:
         await self.storage.open()
@@ -53,6 +70,8 @@ class Services:
                 pass
         await self.notebooks.close()
         await self.storage.close()
+        if self.tokens is not None:
+            self.tokens.close()
 
     async def _keep_house(self) -> None:
         """Expire kernel leases and stale presence, a few times a second."""

@@ -26,6 +26,7 @@ from starlette.responses import Response
 
 from .errors import BadRequest
 from .frames import frame
+from .auth import require
 from .hub import EventBatch, Signal
 from .params import int_param
 
@@ -35,12 +36,15 @@ _BACKLOG_PAGE = 1_000
 async def stream(request: Request) -> Response:
     svc = request.app.state.services
     notebook_id = request.path_params["notebook"]
+    grant = require(request, "read", notebook_id)
     opened = await svc.notebooks.open(notebook_id)
     after = _resume_point(request)
+    svc.streams.check(grant.token_id)  # 429 now, while there is still a status to send
 
     async def messages() -> AsyncIterator[bytes]:
         sent = after
         subscriber = svc.hub.subscribe(notebook_id)
+        svc.streams.enter(grant.token_id)
         try:
             while sent < opened.state.seq:
                 rows = await svc.storage.read(notebook_id, sent, _BACKLOG_PAGE)
@@ -71,6 +75,7 @@ async def stream(request: Request) -> Response:
                 sent = fresh.last_seq
         finally:
             svc.hub.unsubscribe(subscriber)
+            svc.streams.leave(grant.token_id)
 
     return EventSourceResponse(
         messages(),

@@ -24,22 +24,24 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 import uvicorn
-from starlette.testclient import TestClient
 
 from relay.app import create_app
 from relay.config import RelayConfig
+from tests.admin import AdminClient
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> RelayConfig:
-    return RelayConfig(data_dir=tmp_path / "data")
+    """Auth on, as ``anode serve`` runs; no push rate limit (tests push as fast as they can)."""
+    return RelayConfig(data_dir=tmp_path / "data", push_rate=0)
 
 
 @pytest.fixture
-def client(config: RelayConfig) -> Iterator[TestClient]:
-    with TestClient(create_app(config), raise_server_exceptions=False) as test_client:
+def client(config: RelayConfig) -> Iterator[AdminClient]:
+    """Sends the admin token that ``anode serve`` would print (none when auth is off)."""
+    with AdminClient(config) as test_client:
         yield test_client
 
 
@@ -61,6 +63,12 @@ class RelayProcess:
     proc: subprocess.Popen | None = None
     url: str = ""
     port: int = 0
+    #: The admin token from the URL the relay printed (None under ``--no-auth``).
+    token: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def start(self, timeout: float = 20.0) -> RelayProcess:
         """Start (or restart, on the same port when it had one) and wait until healthy."""
@@ -79,10 +87,11 @@ class RelayProcess:
             line = self.proc.stdout.readline()
             if not line and self.proc.poll() is not None:
                 raise RuntimeError(f"relay exited with {self.proc.returncode}")
-            match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+            match = re.search(r"http://127\.0\.0\.1:(\d+)/(?:\?token=(\S+))?", line)
             if match:
                 self.port = int(match.group(1))
                 self.url = f"http://127.0.0.1:{self.port}"
+                self.token = match.group(2)
             if time.monotonic() > deadline:
                 raise TimeoutError("relay did not print its URL")
         threading.Thread(target=self._drain, daemon=True).start()
@@ -138,6 +147,18 @@ class RelayThread:
     server: uvicorn.Server
     thread: threading.Thread
     url: str
+    app: Any
+
+    @property
+    def token(self) -> str | None:
+        """The admin token (None when the config turns auth off)."""
+        tokens = self.app.state.services.tokens
+        return None if tokens is None else tokens.serve_token()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        token = self.token
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -150,11 +171,12 @@ def relay_thread(tmp_path: Path) -> Iterator[Callable[..., RelayThread]]:
     started: list[RelayThread] = []
 
     def start(**overrides: Any) -> RelayThread:
-        config = replace(RelayConfig(data_dir=tmp_path / f"data{len(started)}"), **overrides)
+        config = replace(RelayConfig(data_dir=tmp_path / f"data{len(started)}", push_rate=0), **overrides)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", lifespan="on"))
+        app = create_app(config)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         deadline = time.monotonic() + 10
@@ -162,7 +184,7 @@ def relay_thread(tmp_path: Path) -> Iterator[Callable[..., RelayThread]]:
             if time.monotonic() > deadline:
                 raise TimeoutError("uvicorn did not start")
             time.sleep(0.02)
-        running = RelayThread(server, thread, f"http://127.0.0.1:{port}")
+        running = RelayThread(server, thread, f"http://127.0.0.1:{port}", app)
         started.append(running)
         return running
 

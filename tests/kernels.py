@@ -68,18 +68,28 @@ class Notebook:
     event in order and ``folded`` is the state they fold to.
     """
 
-    def __init__(self, url: str, notebook_id: str) -> None:
+    def __init__(self, url: str, notebook_id: str, token: str | None = None) -> None:
         self.id = notebook_id
-        self.http = httpx.Client(base_url=url, timeout=60)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=url, timeout=60, headers=headers)
         self.history: list[dict[str, Any]] = []
         self.folded = NotebookState()
         self._cells = 0
 
     @classmethod
-    def create(cls, url: str, title: str = "kernel test") -> Notebook:
-        response = httpx.post(f"{url}/api/notebooks", json={"title": title}, timeout=30)
+    def create(cls, url: str, title: str = "kernel test", token: str | None = None) -> Notebook:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = httpx.post(f"{url}/api/notebooks", json={"title": title}, headers=headers, timeout=30)
         assert response.status_code == 201, response.text
-        return cls(url, response.json()["id"])
+        return cls(url, response.json()["id"], token)
+
+    def kernel_token(self) -> str | None:
+        """A fresh ``kernel`` token for this notebook (None when the relay runs without auth)."""
+        if "Authorization" not in self.http.headers:
+            return None
+        response = self.http.post(f"/api/notebooks/{self.id}/tokens", json={"role": "kernel", "label": "test"})
+        assert response.status_code == 201, response.text
+        return response.json()["token"]
 
     def close(self) -> None:
         self.http.close()
@@ -436,12 +446,12 @@ def kernels_fixture(tmp_path: Path) -> Iterator[Kernels]:
 
 
 @pytest.fixture(name="notebooks")
-def notebooks_fixture() -> Iterator[Callable[[str], Notebook]]:
-    """``notebooks(relay.url)`` creates a notebook; its HTTP client is closed at the end."""
+def notebooks_fixture() -> Iterator[Callable[..., Notebook]]:
+    """``notebooks(relay.url, relay.token)`` creates a notebook; its HTTP client is closed at the end."""
     made: list[Notebook] = []
 
-    def create(url: str) -> Notebook:
-        notebook = Notebook.create(url)
+    def create(url: str, token: str | None = None) -> Notebook:
+        notebook = Notebook.create(url, token=token)
         made.append(notebook)
         return notebook
 

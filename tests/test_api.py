@@ -21,7 +21,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from relay import __version__
-from relay.app import create_app
+from tests.admin import AdminClient
 from relay.config import RelayConfig
 from shared_schema import SCHEMA_VERSION, fold_all, stored_from_json
 from shared_schema.ids import is_valid_id
@@ -94,6 +94,7 @@ def test_health_reports_liveness_and_versions(client: TestClient) -> None:
         "status": "ok",
         "version": __version__,
         "schema_version": SCHEMA_VERSION,
+        "auth": True,
     }
 
 
@@ -234,7 +235,7 @@ def test_stored_events_carry_relay_fields_and_filled_in_defaults(
         "name": "cellCreated",
         "v": 1,
         "args": {"cell_id": "c1", "cell_type": "code", "after": None, "source": ""},
-        "actor": "anonymous",
+        "actor": client.get("/api/whoami").json()["actor"],
         "ts": stored["ts"],
     }
     assert isinstance(stored["ts"], float)
@@ -551,7 +552,7 @@ def test_the_snapshot_shows_outputs_and_execution_after_a_run(
 
 def snapshotting_relay(config: RelayConfig) -> TestClient:
     """A relay on ``config``'s data that stores a snapshot every 10 events."""
-    return TestClient(create_app(replace(config, snapshot_every=10)), raise_server_exceptions=False)
+    return AdminClient(replace(config, snapshot_every=10))
 
 
 def _history() -> list[dict[str, Any]]:

@@ -79,11 +79,13 @@ def test_a_data_file_from_a_newer_anode_is_refused(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_serve_prints_the_url_and_notebooks_lists_with_event_counts(relay_process, tmp_path: Path) -> None:
     relay = relay_process(data_dir=tmp_path / "data")
-    created = httpx.post(f"{relay.url}/api/notebooks", json={"title": "Field notes"}).json()
+    assert relay.token and relay.token.startswith("at1.")  # secure by default: the URL carries a token
+    created = httpx.post(f"{relay.url}/api/notebooks", json={"title": "Field notes"}, headers=relay.headers).json()
     events = [
         {"id": f"e{i}", "name": "cellCreated", "v": 1, "args": {"cell_id": f"c{i}"}} for i in range(3)
     ]
-    assert httpx.post(f"{relay.url}/api/notebooks/{created['id']}/events", json={"events": events}).status_code == 200
+    pushed = httpx.post(f"{relay.url}/api/notebooks/{created['id']}/events", json={"events": events}, headers=relay.headers)
+    assert pushed.status_code == 200
     relay.stop()
 
     listed = anode("notebooks", env={"ANODE_DATA": str(tmp_path / "data")})

@@ -130,7 +130,7 @@ class Writer:
 
 
 def test_acknowledged_events_survive_kill_9(relay_process) -> None:
-    relay = relay_process()
+    relay = relay_process("--no-auth")
     url = relay.url  # the restart reuses the port
     notebook = _create_notebook(url)
 
@@ -233,7 +233,7 @@ def _edit(cell_id: str, base_rev: int, ops: list[int | str]) -> dict[str, Any]:
 
 def test_snapshots_work_after_kill_9(relay_process, tmp_path) -> None:
     """Snapshot = fold(pulled log), before and after a restart that loads a stored snapshot."""
-    relay = relay_process()
+    relay = relay_process("--no-auth")
     url = relay.url
     notebook = _create_notebook(url, "snapshots")
     with httpx.Client(base_url=url, timeout=10) as client:

@@ -89,9 +89,13 @@ def _fill(path: str, route: BaseRoute, notebook: str) -> Iterator[str]:
         ]:
             yield f"{base}/{tail}"
         return
-    unknown = params - {"notebook"}
+    unknown = params - {"notebook", "token"}
     if unknown:
         pytest.fail(f"test_error_shape cannot fill {sorted(unknown)} in {path}: teach it")
+    if "token" in params:
+        for token_id in ["tk-0000000000000000", *NOTEBOOK_IDS]:
+            yield path.replace("{token}", token_id)
+        return
     if "notebook" not in params:
         yield path
         return
@@ -168,7 +172,7 @@ def test_every_route_answers_malformed_requests_with_the_json_error_shape(relay_
     # IPPROTO_TCP, so asyncio leaves Nagle on, and a kept-alive connection
     # waits out the client's delayed ACK (about 40 ms) on every response.
     no_keepalive = httpx.Limits(max_keepalive_connections=0)
-    with httpx.Client(base_url=relay.url, timeout=10, limits=no_keepalive) as http:
+    with httpx.Client(base_url=relay.url, timeout=10, limits=no_keepalive, headers=relay.headers) as http:
         notebook = http.post("/api/notebooks", json={"title": "target"}).json()["id"]
         for route in routes:
             path = getattr(route, "path", "")

@@ -176,7 +176,7 @@ def snapshot_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def notebook(relay_process: Callable[..., RelayProcess]) -> Iterator[Notebook]:
     require_chromium()
-    notebook = Notebook.create(relay_process("--kernels", "none").url)
+    notebook = Notebook.create(relay_process("--kernels", "none", "--no-auth").url)
     yield notebook
     notebook.http.close()
 

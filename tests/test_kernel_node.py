@@ -57,7 +57,7 @@ def _alive_pids_with(text: str) -> list[int]:
 def test_serve_starts_a_kernel_for_waiting_work(relay_process, notebooks) -> None:
     warm_snapshot()
     relay = relay_process()  # --kernels auto is the default
-    notebook: Notebook = notebooks(relay.url)
+    notebook: Notebook = notebooks(relay.url, relay.token)
 
     first = notebook.run("print(1)")
     notebook.wait_done(first, timeout=60)
@@ -118,8 +118,8 @@ JUPYTER_CELLS = {
 
 def test_cells_behave_as_in_jupyter(relay_process, kernels: Kernels, notebooks) -> None:
     relay = relay_process("--kernels", "none")
-    notebook: Notebook = notebooks(relay.url)
-    kernels.start(relay.url, notebook.id)
+    notebook: Notebook = notebooks(relay.url, relay.token)
+    kernels.start(relay.url, notebook.id, token=notebook.kernel_token())
     ids = dict(zip(JUPYTER_CELLS, notebook.run_many(list(JUPYTER_CELLS.values()))))
     notebook.wait_done(*ids.values(), timeout=90)
     run = {name: notebook.execution(execution_id) for name, execution_id in ids.items()}
@@ -213,8 +213,8 @@ def test_three_kernels_run_every_execution_exactly_once(
     relay_process, kernels: Kernels, notebooks
 ) -> None:
     relay = relay_process("--kernels", "none")
-    notebook: Notebook = notebooks(relay.url)
-    started = [kernels.start(relay.url, notebook.id, wait=False) for _ in range(3)]
+    notebook: Notebook = notebooks(relay.url, relay.token)
+    started = [kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), wait=False) for _ in range(3)]
     for kernel in started:
         kernel.wait_ready()
 
@@ -278,8 +278,8 @@ def test_three_kernels_run_every_execution_exactly_once(
 
 def test_interrupt_stops_a_running_cell(relay_process, kernels: Kernels, notebooks) -> None:
     relay = relay_process("--kernels", "none")
-    notebook: Notebook = notebooks(relay.url)
-    kernel = kernels.start(relay.url, notebook.id)
+    notebook: Notebook = notebooks(relay.url, relay.token)
+    kernel = kernels.start(relay.url, notebook.id, token=notebook.kernel_token())
     cases = [
         ("spinning, interruptRequested", "while True:\n    pass", notebook.interrupt),
         (
@@ -323,12 +323,12 @@ def test_interrupt_stops_a_running_cell(relay_process, kernels: Kernels, noteboo
 
 def test_cancelled_pending_execution_never_runs(relay_process, kernels: Kernels, notebooks) -> None:
     relay = relay_process("--kernels", "none")
-    notebook: Notebook = notebooks(relay.url)
+    notebook: Notebook = notebooks(relay.url, relay.token)
     cancelled = notebook.run("print('must not run')")
     notebook.cancel(cancelled)
     later = notebook.run("print('runs')")
 
-    kernels.start(relay.url, notebook.id)
+    kernels.start(relay.url, notebook.id, token=notebook.kernel_token())
     [run, ran] = notebook.wait_done(cancelled, later)
     assert (ran.status, stream_text(ran.outputs)) == ("ok", "runs\n")
     assert run.status == "cancelled" and run.outputs == [] and run.kernel_session is None
@@ -338,8 +338,8 @@ def test_cancelled_pending_execution_never_runs(relay_process, kernels: Kernels,
 
 def test_restart_gives_a_fresh_namespace(relay_process, kernels: Kernels, notebooks) -> None:
     relay = relay_process("--kernels", "none")
-    notebook: Notebook = notebooks(relay.url)
-    kernel = kernels.start(relay.url, notebook.id)
+    notebook: Notebook = notebooks(relay.url, relay.token)
+    kernel = kernels.start(relay.url, notebook.id, token=notebook.kernel_token())
     [define, show] = notebook.wait_done(*notebook.run_many(["x = 1", "x"]))
     assert (define.execution_count, show.execution_count) == (1, 2)
     assert show.outputs[0]["data"] == {"text/plain": "1"}
@@ -388,8 +388,8 @@ BAD_CELLS = [
 
 def test_bad_input_never_stops_the_kernel(relay_process, kernels: Kernels, notebooks) -> None:
     relay = relay_process("--kernels", "none")
-    notebook: Notebook = notebooks(relay.url)
-    kernel = kernels.start(relay.url, notebook.id)
+    notebook: Notebook = notebooks(relay.url, relay.token)
+    kernel = kernels.start(relay.url, notebook.id, token=notebook.kernel_token())
     sources = []
     for _, source, _, _ in BAD_CELLS:
         sources += [source, "print('alive')"]
@@ -443,9 +443,9 @@ def test_pip_installs_from_the_wheelhouse(
     relay_process, kernels: Kernels, notebooks, wheelhouse: Path
 ) -> None:
     relay = relay_process("--kernels", "none", "--wheels", str(wheelhouse))
-    notebook: Notebook = notebooks(relay.url)
+    notebook: Notebook = notebooks(relay.url, relay.token)
     # Only the relay's wheelhouse: the package cannot come from anywhere else.
-    kernels.start(relay.url, notebook.id, index_urls=[f"{relay.url}/wheels/simple/"])
+    kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), index_urls=[f"{relay.url}/wheels/simple/"])
     [install, use] = notebook.wait_done(
         *notebook.run_many(
             ["%pip install humanize", "import humanize\nhumanize.intcomma(1234567)"]
@@ -483,10 +483,19 @@ def test_kernel_command_without_a_relay_says_so() -> None:
 
 def test_kernel_command_for_an_unknown_notebook_says_so(relay_process) -> None:
     relay = relay_process("--kernels", "none")
-    process = _anode("kernel", "--notebook", "no-such-notebook", "--relay", relay.url)
+    process = _anode("kernel", "--notebook", "no-such-notebook", "--relay", relay.url, "--token", relay.token)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "no-such-notebook" in err and "404" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_kernel_command_without_a_token_says_how_to_make_one(relay_process) -> None:
+    relay = relay_process("--kernels", "none")
+    process = _anode("kernel", "--notebook", "nb1", "--relay", relay.url)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "needs a token" in err and "anode token create --notebook nb1 --role kernel" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
@@ -501,7 +510,7 @@ def test_kernel_command_for_an_unknown_notebook_says_so(relay_process) -> None:
 def test_signals_end_the_session(relay_process, notebooks, signum: int, to_group: bool) -> None:
     warm_snapshot()
     relay = relay_process("--kernels", "none")
-    notebook: Notebook = notebooks(relay.url)
+    notebook: Notebook = notebooks(relay.url, relay.token)
     process = _anode(
         "kernel",
         "--notebook",
@@ -510,6 +519,8 @@ def test_signals_end_the_session(relay_process, notebooks, signum: int, to_group
         relay.url,
         "--lease",
         "2",
+        "--token",
+        notebook.kernel_token(),
         start_new_session=True,
     )
     try:

@@ -47,9 +47,9 @@ def _outputs_authors(notebook: Notebook, execution_id: str) -> set[str]:
 
 def test_kill_9_of_a_kernel_mid_cell(relay_process, kernels: Kernels, notebooks) -> None:
     relay = relay_process("--kernels", "none")
-    notebook: Notebook = notebooks(relay.url)
+    notebook: Notebook = notebooks(relay.url, relay.token)
     pair = [
-        kernels.start(relay.url, notebook.id, lease_seconds=LEASE, wait=False) for _ in range(2)
+        kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), lease_seconds=LEASE, wait=False) for _ in range(2)
     ]
     for kernel in pair:
         kernel.wait_ready()
@@ -124,8 +124,8 @@ def test_kernel_reconnects_after_the_relay_restarts(
     relay_process, kernels: Kernels, notebooks, down_seconds
 ) -> None:
     relay = relay_process("--kernels", "none")
-    notebook: Notebook = notebooks(relay.url)
-    kernel = kernels.start(relay.url, notebook.id, lease_seconds=LEASE)
+    notebook: Notebook = notebooks(relay.url, relay.token)
+    kernel = kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), lease_seconds=LEASE)
     before = notebook.run_many(["print('before')", "b = 2"])
     notebook.wait_done(*before)
     head = notebook.history[-1]["seq"]
@@ -158,10 +158,10 @@ def test_kernel_cut_off_past_its_lease_starts_a_new_session(
     relay_process, kernels: Kernels, notebooks
 ) -> None:
     relay = relay_process("--kernels", "none")
-    notebook: Notebook = notebooks(relay.url)
+    notebook: Notebook = notebooks(relay.url, relay.token)
     proxy = TcpProxy(relay.port)
     try:
-        kernel = kernels.start(proxy.url, notebook.id, lease_seconds=LEASE)
+        kernel = kernels.start(proxy.url, notebook.id, token=notebook.kernel_token(), lease_seconds=LEASE)
         [first] = notebook.wait_done(notebook.run("x = 'kept'\nprint('first')"))
         assert first.kernel_session == kernel.session_id
 

@@ -169,7 +169,7 @@ def _assert_expired(url: str, notebook: str, session_id: str) -> None:
 
 def test_heartbeats_keep_a_session_and_silence_expires_it(relay_thread) -> None:
     lease = 1.0
-    url = relay_thread(lease_check_seconds=0.05).url
+    url = relay_thread(auth=False, lease_check_seconds=0.05).url
     notebook = _create_notebook(url)
     _start_session_with_work(url, notebook, "kernel-a", lease)
 
@@ -209,7 +209,7 @@ def test_heartbeats_keep_a_session_and_silence_expires_it(relay_thread) -> None:
 
 def test_relay_restart_keeps_live_sessions_and_expires_silent_ones(relay_process) -> None:
     lease = 1.0
-    relay = relay_process()
+    relay = relay_process("--no-auth")
     url = relay.url  # the restart reuses the port
     notebook = _create_notebook(url)
     _start_session_with_work(url, notebook, "kernel-a", lease)
@@ -235,7 +235,7 @@ def test_relay_restart_keeps_live_sessions_and_expires_silent_ones(relay_process
 def test_restarted_relay_expires_a_silent_session_nobody_asks_about(relay_process) -> None:
     """After a restart the relay adopts live sessions itself: no client has to open the notebook."""
     lease = 1.5
-    relay = relay_process()
+    relay = relay_process("--no-auth")
     url = relay.url
     notebook = _create_notebook(url)
     _start_session_with_work(url, notebook, "kernel-a", lease)

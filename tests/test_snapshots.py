@@ -18,8 +18,8 @@ from typing import Any, Iterator
 
 from starlette.testclient import TestClient
 
-from relay.app import create_app
 from relay.config import RelayConfig
+from tests.admin import AdminClient
 from relay.snapshots import SnapshotMark, Snapshotter, encode_json
 from shared_schema import NotebookState, fold_all, parse_pushed, stored, stored_from_json
 from shared_schema.state import STATE_FORMAT
@@ -62,7 +62,7 @@ def stored_snapshots(config: RelayConfig, notebook: str) -> dict[int, dict[str, 
 
 
 def relay(config: RelayConfig, **overrides: Any) -> TestClient:
-    return TestClient(create_app(replace(config, **overrides)), raise_server_exceptions=False)
+    return AdminClient(replace(config, **overrides))
 
 
 def typing(cell_id: str, count: int) -> Iterator[dict[str, Any]]:

@@ -110,7 +110,7 @@ def _check_batches(batches: list[Message]) -> None:
 
 
 def test_concurrent_subscribers_get_every_event_once_in_order(relay_process) -> None:
-    url = relay_process().url
+    url = relay_process("--no-auth").url
     notebook = _create_notebook(url)
     subscribers = [Subscription(url, notebook) for _ in range(SUBSCRIBERS)]
     try:
@@ -138,7 +138,7 @@ def test_concurrent_subscribers_get_every_event_once_in_order(relay_process) -> 
 
 def test_subscribers_joining_while_pushes_are_in_flight(relay_process) -> None:
     """The backlog and the live events join without a gap or a duplicate."""
-    url = relay_process().url
+    url = relay_process("--no-auth").url
     notebook = _create_notebook(url)
     writer = Writer(url, notebook, None, seed=2, pause=0.01).start()
     joined: list[tuple[int, Subscription]] = []
@@ -164,7 +164,7 @@ def test_subscribers_joining_while_pushes_are_in_flight(relay_process) -> None:
 
 
 def test_resume_after_reconnect_with_after_and_last_event_id(relay_process) -> None:
-    url = relay_process().url
+    url = relay_process("--no-auth").url
     notebook = _create_notebook(url)
     writer = Writer(url, notebook, None, seed=4, pause=0.01).start()
     received: list[dict[str, Any]] = []
@@ -205,7 +205,7 @@ def _post_presence(url: str, notebook: str, body: dict[str, Any]) -> None:
 
 
 def test_presence_signals(relay_process) -> None:
-    url = relay_process().url
+    url = relay_process("--no-auth").url
     notebook = _create_notebook(url)
     with Subscription(url, notebook) as ada, Subscription(url, notebook) as bob:
         ada.events_until(1)
@@ -279,7 +279,7 @@ def _stall_bytes() -> int:
 
 
 def test_slow_subscriber_is_told_to_resync_without_slowing_anyone(relay_thread) -> None:
-    url = relay_thread(subscriber_queue=4).url
+    url = relay_thread(auth=False, subscriber_queue=4).url
     notebook = _create_notebook(url)
     small_buffer = [(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)]
     with (
@@ -362,7 +362,7 @@ def _wait_for(condition: Any, timeout: float = 5.0) -> bool:
 
 
 def test_streams_release_their_subscribers(relay_thread) -> None:
-    relay = relay_thread()
+    relay = relay_thread(auth=False)
     url = relay.url
     notebook = _create_notebook(url)
     hub = _hub(relay)
