@@ -31,8 +31,12 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class Relay:
     """``anode serve`` on a free port; started, measured from /proc, and stopped."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, auth: bool = False) -> None:
         self.data_dir = data_dir
+        #: With auth, requests carry the admin token the relay printed (``token``);
+        #: without, the relay runs ``--no-auth`` and measures everything else.
+        self.auth = auth
+        self.token: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.port = 0
@@ -44,16 +48,18 @@ class Relay:
         log = self.data_dir.parent / f"{self.data_dir.name}-{self._starts}.log"
         self._log = log.open("wb")
         args = [str(python if python.exists() else sys.executable), "-m", "anode", "serve",
-                "--host", HOST, "--port", "0", "--data", str(self.data_dir)]  # fmt: skip
+                "--host", HOST, "--port", "0", "--data", str(self.data_dir),
+                *(["--push-rate", "0"] if self.auth else ["--no-auth"])]  # fmt: skip
         self.proc = subprocess.Popen(
             args, cwd=REPO_ROOT, stdout=self._log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while not self.url:
-            match = re.search(rb"http://127\.0\.0\.1:(\d+)/", log.read_bytes())
+            match = re.search(rb"http://127\.0\.0\.1:(\d+)/(?:\?token=(\S+))?", log.read_bytes())
             if match:
                 self.port = int(match.group(1))
+                self.token = match.group(2).decode() if match.group(2) else None
                 self.url = f"http://{HOST}:{self.port}"
             elif self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the relay did not start; see {log}")
@@ -131,10 +137,11 @@ class CpuMeter:
         return 100 * (c1 - c0) / (t1 - t0)
 
 
-def http_client(url: str, timeout: float = 60.0) -> httpx.Client:
+def http_client(url: str, timeout: float = 60.0, token: str | None = None) -> httpx.Client:
     """A keep-alive client that, like every browser, sends with ``TCP_NODELAY``."""
     transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-    return httpx.Client(base_url=url, timeout=timeout, transport=transport)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=url, timeout=timeout, transport=transport, headers=headers)
 
 
 def create_notebook(client: httpx.Client, title: str, notebook_id: str | None = None) -> str:

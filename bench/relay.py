@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.relay                 # full run, about 1.5-2 minutes
     .venv/bin/python -m bench.relay --quick         # smoke run, about 30 s
-    .venv/bin/python -m bench.relay --only fanout   # one part (repeatable)
+    .venv/bin/python -m bench.relay --only fanout   # one part (repeatable): push, auth, fanout, open, memory
 
 The relay runs as a real process (``python -m anode serve`` on a free port
 and a temporary data directory, ``bench.harness``) and is measured over
@@ -25,6 +25,7 @@ import json
 import math
 import os
 import resource
+import statistics
 import sqlite3
 import sys
 import tempfile
@@ -93,7 +94,14 @@ QUICK = Scale(
 
 
 def _push_writers(
-    url: str, notebook: str, batch: int, writers: int, seconds: float, warmup: float, out: Any
+    url: str,
+    notebook: str,
+    batch: int,
+    writers: int,
+    seconds: float,
+    warmup: float,
+    out: Any,
+    token: str | None = None,
 ) -> None:
     """In a writer process: ``writers`` threads push to one notebook, each in its own cells."""
     barrier = threading.Barrier(writers)
@@ -105,7 +113,7 @@ def _push_writers(
         latencies: list[float] = []
         acked = 0
         first = last = 0.0
-        with http_client(url, 60) as client:
+        with http_client(url, 60, token) as client:
             push(client, notebook, [typist.create_cell() for _ in range(4)])
             barrier.wait()
             start = time.perf_counter()
@@ -183,6 +191,82 @@ def bench_push(relay: Relay, scale: Scale, report: Report) -> None:
                 unit, target = targets[batch]
                 value = rate if batch == 100 else pushes
                 report.add(f"push, batches of {batch}, {writers} writer(s)", value, unit, target)
+
+
+def _push_rate(relay: Relay, batch: int, scale: Scale) -> tuple[float, list[float]]:
+    """One writer pushing batches of ``batch``: (events/s, push latencies in ms)."""
+    with http_client(relay.url, token=relay.token) as client:
+        notebook = create_notebook(client, f"auth {batch}")
+    out = SPAWN.Queue()
+    args = (relay.url, notebook, batch, 1, scale.push_seconds, scale.push_warmup, out, relay.token)
+    proc = SPAWN.Process(target=_push_writers, args=args)
+    proc.start()
+    result = result_of(proc, out, timeout=scale.push_seconds + 60)
+    return result["acked"] / result["seconds"], [x * 1000 for x in result["latencies"]]
+
+
+def bench_auth(workdir: Path, scale: Scale, report: Report) -> None:
+    """What checking a token and every event's role costs a push, against --no-auth, same run.
+
+    The two relays take turns (three rounds each) so that a change in the
+    machine's load hits both; the ratio is of the medians. The in-process
+    figures time the checks alone.
+    """
+    say("\n1b. auth overhead: one writer, a relay with tokens vs one with --no-auth (3 rounds, alternating)")
+    check_us, policy_us = _auth_check_costs()
+    say(f"   in process: token check {check_us:.1f} µs per request, role checks {policy_us:.2f} µs per event")
+    open_relay, guarded = Relay(workdir / "noauth").start(), Relay(workdir / "auth", auth=True).start()
+    try:
+        for batch in (100, 1):
+            rounds = [(_push_rate(guarded, batch, scale), _push_rate(open_relay, batch, scale)) for _ in range(3)]
+            rate = statistics.median(r[0][0] for r in rounds)
+            base_rate = statistics.median(r[1][0] for r in rounds)
+            lat = [x for r in rounds for x in r[0][1]]
+            base_lat = [x for r in rounds for x in r[1][1]]
+            say(
+                f"   batch {batch:>3}: {rate:>8,.0f} events/s with tokens vs {base_rate:>8,.0f} without"
+                f" (ratio {rate / base_rate:.2f}); push {p50_p99(lat)} vs {p50_p99(base_lat)}"
+            )
+            report.add(f"push with auth / without, batches of {batch}", rate / base_rate, "ratio", 0.9)
+    finally:
+        open_relay.stop()
+        guarded.stop()
+
+
+def _auth_check_costs() -> tuple[float, float]:
+    """Microseconds per token check and per event role check, timed in this process."""
+    from relay.auth import EventPolicy
+    from relay.tokens import TokenStore
+    from shared_schema import NotebookState, advance, stored
+    from shared_schema.events import decode
+
+    with tempfile.TemporaryDirectory(prefix="anode-bench-auth-") as tmp:
+        store = TokenStore(Path(tmp))
+        record, token = store.issue("nb", "kernel")
+        started = time.perf_counter()
+        for _ in range(20_000):
+            grant = store.check(token)
+        check_us = (time.perf_counter() - started) / 20_000 * 1e6
+        store.close()
+    state = NotebookState()
+    setup = [
+        ("kernelSessionStarted", {"session_id": "ks-1", "host": "node", "lease_seconds": 30}),
+        ("cellCreated", {"cell_id": "c1"}),
+        ("executionRequested", {"execution_id": "x1", "cell_id": "c1", "source": ""}),
+        ("executionAssigned", {"execution_id": "x1", "session_id": "ks-1"}),
+        ("executionStarted", {"execution_id": "x1", "session_id": "ks-1", "execution_count": 1}),
+    ]
+    for seq, (name, args) in enumerate(setup, start=1):
+        advance(state, stored(seq, f"e{seq}", decode(name, 1, args), grant.actor, 0.0))
+    # A kernel's outputs: the role check that reads the most state per event.
+    events = [decode("streamAppended", 1, {"execution_id": "x1", "stream": "stdout", "text": "."})] * 100
+    policy = EventPolicy(grant, 10_000)
+    started = time.perf_counter()
+    for _ in range(2_000):
+        policy(state, events)
+    policy_us = (time.perf_counter() - started) / 2_000 / 100 * 1e6
+    del record
+    return check_us, policy_us
 
 
 # --- 2. fan-out ----------------------------------------------------------------------
@@ -487,12 +571,12 @@ def main(argv: list[str] | None = None) -> None:
         "--quick", action="store_true", help="a ~30 s smoke run with smaller workloads"
     )
     parser.add_argument(
-        "--only", choices=("push", "fanout", "open", "memory"), action="append",
+        "--only", choices=("push", "auth", "fanout", "open", "memory"), action="append",
         help="run only this part (repeatable)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
-    parts = args.only or ["push", "fanout", "open", "memory"]
+    parts = args.only or ["push", "auth", "fanout", "open", "memory"]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(
         resource.RLIMIT_NOFILE, (hard, hard)
@@ -513,6 +597,8 @@ def main(argv: list[str] | None = None) -> None:
                     bench_fanout(relay, scale, report)
             finally:
                 relay.stop()
+        if "auth" in parts:
+            bench_auth(workdir, scale, report)
         if "open" in parts:
             bench_open(workdir, scale, report)
         if "memory" in parts:

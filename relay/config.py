@@ -50,7 +50,8 @@ class RelayConfig:
     lease_check_seconds: float = 0.2
     #: Demand a token on every API request (``--no-auth`` turns it off, on loopback only).
     auth: bool = True
-    #: Pushes a second per token on average (0: unlimited), with bursts up to ``push_burst``.
+    #: Pushes a second per token on average (0: unlimited), with bursts up to
+    #: ``push_burst``. Like the stream cap, off under ``--no-auth`` (no tokens to count by).
     push_rate: float = 200.0
     push_burst: int = 400
     #: Open SSE streams per token (0: unlimited).

@@ -44,6 +44,8 @@ class Services:
         presence = PresenceBoard(publish=lambda nb, signal: hub.publish(nb, Signal(encode(signal))))
         leases = LeaseMonitor(notebooks)
         tokens = TokenStore(config.data_dir) if config.auth else None
+        # The limits are per token: without tokens every caller would share one budget.
+        per_token = config.auth
         return cls(
             config,
             storage,
@@ -52,8 +54,8 @@ class Services:
             presence,
             leases,
             tokens,
-            PushLimiter(config.push_rate, config.push_burst),
-            StreamCounter(config.max_streams_per_token),
+            PushLimiter(config.push_rate if per_token else 0, config.push_burst),
+            StreamCounter(config.max_streams_per_token if per_token else 0),
         )
 
     async def start(self) -> None:
