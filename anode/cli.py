@@ -24,6 +24,7 @@ from relay.storage import StorageError
 from relay.storage.sqlite import open_database
 
 from .options import data_option, fail as _fail
+from .site import build_site
 from .token_commands import token
 
 DATA_FILES = ("anode.db", "anode.db-wal", "anode.db-shm")
@@ -35,6 +36,7 @@ def main() -> None:
 
 
 main.add_command(token)
+main.add_command(build_site)
 
 
 @main.command()
@@ -172,7 +174,7 @@ def serve(
         click.echo(f"Open http://{shown_host}:{bound_port}/?token={token} in your browser (Ctrl+C stops).")
     sys.stdout.flush()
     app = create_app(config, extensions=extensions)
-    server = uvicorn.Server(
+    server = _server_class()(
         uvicorn.Config(
             app,
             log_level=log_level,
@@ -252,6 +254,21 @@ def reset_storage(data_dir: Path, yes: bool) -> None:
     for path in present:
         path.unlink()
     click.echo(f"Deleted the store in {data_dir}.")
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn, plus: on Ctrl+C or SIGTERM, answer pending long polls at once."""
+
+        def handle_exit(self, sig: int, frame: object) -> None:
+            services = getattr(self.config.app.state, "services", None)
+            if services is not None:
+                services.closing.set()  # a signal handler runs on the loop's thread
+            super().handle_exit(sig, frame)
+
+    return Server
 
 
 def _check_relay(relay: str, notebook: str, token: str | None) -> None:

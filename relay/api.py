@@ -7,7 +7,9 @@ pull never re-encodes events.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any, Coroutine
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -141,10 +143,29 @@ async def pull_events(request: Request) -> Response:
     notebooks: Notebooks = svc.notebooks
     rows, head = await notebooks.pull(notebook_id, after, limit)
     if not rows and wait > 0:
-        await notebooks.wait_for_events(notebook_id, after, wait)
+        await _wait_unless_gone(request, notebooks.wait_for_events(notebook_id, after, wait), svc.closing)
         rows, head = await notebooks.pull(notebook_id, after, limit)
     payload = '{"events":[' + ",".join(row.body for row in rows) + '],"head":' + str(head) + "}"
     return Response(payload, media_type="application/json")
+
+
+async def _wait_unless_gone(request: Request, waiting: Coroutine[Any, Any, None], closing: asyncio.Event) -> None:
+    """Await a long poll, but stop early when the client hangs up or the relay shuts down.
+
+    A kernel's long poll would otherwise hold its task (and a relay's
+    graceful shutdown) for up to ``wait`` seconds after nobody listens.
+    """
+
+    async def hung_up() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    tasks = [asyncio.ensure_future(waiting), asyncio.ensure_future(hung_up()), asyncio.ensure_future(closing.wait())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def post_presence(request: Request) -> Response:

@@ -34,6 +34,8 @@ class Services:
     tokens: TokenStore | None
     push_limiter: PushLimiter
     streams: StreamCounter
+    #: Set when the relay begins to shut down: long polls answer at once.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
     _housekeeping: asyncio.Task | None = field(default=None, repr=False)
 
     @classmethod

@@ -415,3 +415,28 @@ def test_streams_release_their_subscribers(relay_thread) -> None:
             answer += chunk
         assert answer.startswith(b"HTTP/1.1 200 ")
     assert _wait_for(lambda: hub.subscriber_count(notebook) == 0)
+
+
+@pytest.mark.slow
+def test_a_relay_shutting_down_answers_its_long_polls_first(relay_process) -> None:
+    """SIGTERM: a kernel waiting in a long poll gets an answer, not a cut connection."""
+    relay = relay_process("--no-auth", "--kernels", "none")
+    notebook = httpx.post(f"{relay.url}/api/notebooks", json={}).json()["id"]
+    answers: list[httpx.Response | Exception] = []
+
+    def poll() -> None:
+        try:
+            answers.append(httpx.get(f"{relay.url}/api/notebooks/{notebook}/events?after=1&wait=60", timeout=30))
+        except httpx.HTTPError as error:
+            answers.append(error)
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    time.sleep(0.5)  # the poll is waiting
+    assert relay.proc is not None
+    relay.proc.terminate()
+    waiter.join(20)
+    relay.proc.wait(20)
+    [answer] = answers
+    assert isinstance(answer, httpx.Response), answer
+    assert answer.status_code == 200 and answer.json() == {"events": [], "head": 1}
