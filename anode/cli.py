@@ -205,7 +205,7 @@ def kernel(
     notebook: str, relay: str, kernel_host: str, lease: float, label: str, index_urls: tuple[str, ...], token: str | None
 ) -> None:
     """Run a headless Pyodide kernel for one notebook (several may serve one notebook)."""
-    from kernel_headless.launcher import KernelSpec, LaunchError, run_kernel
+    from kernel_headless.launcher import EXIT_UNAUTHORIZED, KernelSpec, LaunchError, run_kernel
 
     spec = KernelSpec(
         relay=relay,
@@ -218,9 +218,12 @@ def kernel(
     )
     _check_relay(relay, notebook, token)
     try:
-        sys.exit(run_kernel(spec))
+        code = run_kernel(spec)
     except LaunchError as error:
         _fail(str(error))
+    if code == EXIT_UNAUTHORIZED:
+        _fail(f"the relay at {relay} refused this kernel's token (revoked or expired); make a new one with `anode token create --notebook {notebook} --role kernel`")
+    sys.exit(code)
 
 
 @main.command()

@@ -5,6 +5,10 @@ kernel for it; when it has had nothing to do for ``idle_seconds``, stop it
 (it ends its session cleanly). A kernel that dies is replaced the next time
 work is waiting — the relay has meanwhile expired its lease, so what it had
 claimed is pending again. Nobody has to start a kernel by hand.
+
+When the relay checks credentials (``services.tokens`` is a token store),
+each kernel gets its own ``kernel`` token for its notebook, and the token is
+revoked as soon as that kernel is gone: a token never outlives its kernel.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from kernel_headless.launcher import KernelSpec, LaunchError, start_node_kernel
 from relay.notebooks import OpenNotebook
 from relay.services import Services
+from relay.tokens import TokenStore
 from shared_schema.events import KernelSessionEnded
 
 log = logging.getLogger("anode.kernels")
@@ -32,6 +37,8 @@ class ManagedKernel:
     process: subprocess.Popen
     session_id: str
     last_busy: float = field(default_factory=time.monotonic)
+    #: The id of the kernel token issued for it (None when the relay has no auth).
+    token_id: str | None = None
 
 
 class KernelManager:
@@ -69,17 +76,18 @@ class KernelManager:
             await asyncio.sleep(self.check_seconds)
             try:
                 for opened in services.notebooks.loaded():
-                    self._tend(opened)
+                    self._tend(opened, services.tokens)
             except Exception:  # one bad turn must not end the manager
                 log.exception("kernel manager failed")
 
-    def _tend(self, opened: OpenNotebook) -> None:
+    def _tend(self, opened: OpenNotebook, tokens: TokenStore | None = None) -> None:
         now = time.monotonic()
         managed = self.kernels.get(opened.id)
         if managed is not None and managed.process.poll() is not None:
             code = managed.process.returncode
             (log.info if code == 0 else log.warning)("the kernel for %s exited with %s", opened.id, code)
             del self.kernels[opened.id]
+            _revoke(tokens, managed)
             managed = None
         busy = bool(opened.state.queue)
         if managed is not None:
@@ -90,21 +98,31 @@ class KernelManager:
                 managed.process.send_signal(signal.SIGTERM)
             return
         if opened.state.pending() and not opened.state.live_kernels():
-            self._start(opened.id)
+            self._start(opened.id, tokens)
 
-    def _start(self, notebook: str) -> None:
+    def _start(self, notebook: str, tokens: TokenStore | None = None) -> None:
+        record, token = (None, None)
+        if tokens is not None:
+            record, token = tokens.issue(notebook, "kernel", expires_in=None, label="auto kernel")
         spec = KernelSpec(
-            relay=self.relay_url, notebook=notebook, lease_seconds=self.lease_seconds, label="auto"
+            relay=self.relay_url,
+            notebook=notebook,
+            lease_seconds=self.lease_seconds,
+            label="auto",
+            token=token,
         )
         try:
             process = start_node_kernel(spec, stdout=subprocess.DEVNULL)
         except LaunchError as error:
+            if tokens is not None and record is not None:
+                tokens.revoke(record.id)
             if not self._warned:
                 log.error("cannot start a kernel: %s", error)
                 self._warned = True
             return
         log.info("started kernel %s for %s", spec.session_id, notebook)
-        self.kernels[notebook] = ManagedKernel(notebook, process, spec.session_id)
+        token_id = record.id if record is not None else None
+        self.kernels[notebook] = ManagedKernel(notebook, process, spec.session_id, token_id=token_id)
 
     async def stop_all(self, services: Services, timeout: float = 5.0) -> None:
         """Stop every kernel as the relay shuts down, ending its session in the log.
@@ -123,6 +141,7 @@ class KernelManager:
         for managed in self.kernels.values():
             while managed.process.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
+            _revoke(services.tokens, managed)
         self.kernels.clear()
 
     async def _end_session(self, services: Services, managed: ManagedKernel) -> None:
@@ -136,3 +155,14 @@ class KernelManager:
                 await services.notebooks.append_as_relay(managed.notebook, ended)
         except Exception:  # the store may be failing too; the lease then decides
             log.exception("could not end the session of the kernel for %s", managed.notebook)
+
+
+def _revoke(tokens: TokenStore | None, managed: ManagedKernel) -> None:
+    """Revoke the token of a kernel that is gone (it must not outlive its kernel)."""
+    if tokens is None or managed.token_id is None:
+        return
+    try:
+        tokens.revoke(managed.token_id)
+    except Exception:  # the store may be failing; the token still dies with the data dir
+        log.exception("could not revoke the token of the kernel for %s", managed.notebook)
+    managed.token_id = None

@@ -1,8 +1,11 @@
 """Which page to show, and the notebook page that ties model, store, sync and view.
 
 ``?notebook=ID`` opens a notebook (a URL to share); anything else is the
-home view. ``?relay=URL`` talks to a relay other than the page's own origin
-(needs the relay to allow that origin: on the not-yet list).
+home view. The relay is the page's own origin, or the one ``?relay=URL`` or
+the site's ``config.json`` names (``client.relay``; the relay must allow
+this page's origin: ``anode serve --allow-origin``). With no relay at all
+the page keeps notebooks in IndexedDB only. ``?token=`` is taken and
+cleared from the address bar at once (``client.auth``).
 
 The notebook page opens from IndexedDB first and renders at once, then
 follows the relay; every change, local or from the log, goes through the
@@ -12,18 +15,24 @@ same steps: model → IndexedDB (one transaction) → push → render.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import js
 from pyodide.ffi import create_proxy
 from shared_schema import ot
 
-from .browser import NetworkError, fetch_json, query_param
+from .auth import UNKNOWN, Credentials, Identity, TokenPrompt
+from .browser import query_param
 from .dom import h
 from .home import HomeView
 from .model import NotebookModel, Saved
+from .offline import keep_for_offline
 from .presence import Presence
+from .relay import NetworkError, Relay, find_relay
+from .share import ShareDialog
 from .store import Store, StoreError
 from .sync import Sync
 from .view import NotebookView, SyncStatus
@@ -34,20 +43,37 @@ log = logging.getLogger("anode.client")
 FLUSH_DELAY = 0.05
 
 
+def _editing(action: Callable[..., Any]) -> Callable[..., Any]:
+    """An action that changes the notebook: nothing happens for a viewer."""
+
+    @functools.wraps(action)
+    def guarded(self: NotebookPage, *args: Any, **kwargs: Any) -> Any:
+        if self.view is not None and not self.view.editable:
+            return None
+        return action(self, *args, **kwargs)
+
+    return guarded
+
+
 class NotebookPage:
     """One open notebook: the ``Actions`` the view calls, and the sync callbacks."""
 
-    def __init__(self, root: Any, base_url: str, notebook_id: str, cm: Any, md: Any) -> None:
+    def __init__(
+        self, root: Any, relay: Relay | None, credentials: Credentials | None, notebook_id: str, cm: Any, md: Any
+    ) -> None:
         self.notebook_id = notebook_id
         self._root = root
-        self._base_url = base_url
+        self._relay = relay
+        self._credentials = credentials
         self._cm = cm
         self._md = md
         self.store: Store | None = None
         self.model = NotebookModel(notebook_id)
         self.view: NotebookView | None = None
         self.sync: Sync | None = None
-        self.presence = Presence(f"{base_url}/api/notebooks/{notebook_id}", self._schedule_render)
+        self.presence = Presence(relay, notebook_id, self._schedule_render) if relay is not None else None
+        self.identity: Identity = UNKNOWN
+        self._share: ShareDialog | None = None
         self._render_scheduled = False
         self._flush_handle: asyncio.TimerHandle | None = None
         self._saving = 0
@@ -67,9 +93,20 @@ class NotebookPage:
         self.model = NotebookModel.restore(self.notebook_id, saved)
         js.document.body.dataset.saving = "0"
         self.view = NotebookView(self._root, self._cm, self._md, self)
+        if self._credentials is not None:
+            self._set_identity(self._credentials.lookup(self.notebook_id)[1] or UNKNOWN)
         self._render()
+        self._pagehide = create_proxy(lambda _event: self._leave())
+        js.window.addEventListener("pagehide", self._pagehide)
+        if self._relay is None:
+            self.view.show_notice(
+                "A local notebook: it lives in this browser only. Running code needs a kernel, "
+                "which needs a relay (anode serve; open this page with ?relay=URL)."
+            )
+            js.document.body.dataset.anode = "ready"
+            return
         self.sync = Sync(
-            self._base_url,
+            self._relay,
             self.notebook_id,
             pending=self.model.pending_events,
             head=lambda: self.model.confirmed.seq,
@@ -79,16 +116,27 @@ class NotebookPage:
             on_status=self._schedule_render,
         )
         self.sync.start()
+        assert self.presence is not None
         self.presence.start()
-        self._pagehide = create_proxy(lambda _event: self._leave())
-        js.window.addEventListener("pagehide", self._pagehide)
         js.document.body.dataset.anode = "ready"
+        if self._credentials is not None:
+            identity = await self._credentials.who_am_i()
+            if identity is not None:
+                self._set_identity(identity)
+
+    def _set_identity(self, identity: Identity) -> None:
+        self.identity = identity
+        if self.view is not None:
+            self.view.set_access(identity.can_edit(self.notebook_id), identity.can_share(self.notebook_id))
+            js.document.body.dataset.role = identity.role
 
     async def _unknown(self) -> bool:
-        """True if the relay says it has no such notebook (offline: we cannot tell)."""
-        url = f"{self._base_url}/api/notebooks/{js.encodeURIComponent(self.notebook_id)}/events?after=0&limit=1"
+        """True if the relay says it has no such notebook (offline, or no relay: we cannot tell)."""
+        if self._relay is None:
+            return False
+        path = f"/api/notebooks/{js.encodeURIComponent(self.notebook_id)}/events?after=0&limit=1"
         try:
-            status, _ = await fetch_json("GET", url)
+            status, _ = await self._relay.request("GET", path)
         except NetworkError:
             return False
         return status == 404
@@ -97,7 +145,8 @@ class NotebookPage:
         """The page is going away: keep what was typed, tell the others."""
         self.model.take_edits()
         self._save()
-        self.presence.leave()
+        if self.presence is not None:
+            self.presence.leave()
 
     # --- the log comes in ---------------------------------------------------------
 
@@ -121,7 +170,8 @@ class NotebookPage:
         self._commit()
 
     def _on_presence(self, signal: dict[str, Any]) -> None:
-        self.presence.receive(signal)
+        if self.presence is not None:
+            self.presence.receive(signal)
 
     # --- writing --------------------------------------------------------------------
 
@@ -176,7 +226,7 @@ class NotebookPage:
             detail=sync.last_error if sync is not None else "",
         )
         self.view.render(self.model.state(), status)
-        self.view.show_people(list(self.presence.others.values()))
+        self.view.show_people(list(self.presence.others.values()) if self.presence is not None else [])
         self.view.list.dataset.seq = str(self.model.confirmed.seq)
 
     # --- Actions (called by the view) ---------------------------------------------
@@ -184,12 +234,14 @@ class NotebookPage:
     def text(self, cell_id: str) -> str:
         return self.model.text(cell_id)
 
+    @_editing
     def edit(self, cell_id: str, ops: ot.TextOps) -> None:
         self.model.edit(cell_id, ops)
         self._save()  # the keystroke is kept at once; it is sent with the next flush
         self._schedule_flush()
         self._schedule_render()
 
+    @_editing
     def run(self, cell_id: str, then: str) -> None:
         if self.model.run(cell_id) is None and self.view is not None:
             self.view.stop_editing(cell_id)  # "running" a markdown cell shows it rendered
@@ -204,6 +256,7 @@ class NotebookPage:
                 self.view.focus_cell(following, "start")
         self._commit()
 
+    @_editing
     def add_cell(self, after: str | None, cell_type: str, *, focus: bool = False) -> str:
         cell_id = self.model.create_cell(after, cell_type)
         self._commit()
@@ -212,10 +265,12 @@ class NotebookPage:
             self.view.focus_cell(cell_id)
         return cell_id
 
+    @_editing
     def delete_cell(self, cell_id: str) -> None:
         self.model.delete_cell(cell_id)
         self._commit()
 
+    @_editing
     def move_cell(self, cell_id: str, offset: int) -> None:
         assert self.view is not None
         order = self.view.order
@@ -227,12 +282,14 @@ class NotebookPage:
         self.model.move_cell(cell_id, rest[target - 1] if target > 0 else None)
         self._commit()
 
+    @_editing
     def change_type(self, cell_id: str, cell_type: str) -> None:
         cell = self.model.state().cells.get(cell_id)
         if cell is not None and cell.cell_type != cell_type:
             self.model.change_type(cell_id, cell_type)
             self._commit()
 
+    @_editing
     def interrupt(self, cell_id: str) -> None:
         cell = self.model.state().cells.get(cell_id)
         if cell is not None and cell.execution_id:
@@ -240,13 +297,23 @@ class NotebookPage:
             self._commit()
 
     def moved(self, cell_id: str | None, cursor: tuple[int, int] | None) -> None:
-        self.presence.move(cell_id, cursor)
+        if self.presence is not None:
+            self.presence.move(cell_id, cursor)
 
+    def share(self) -> None:
+        if self._relay is None:
+            return
+        if self._share is None:
+            self._share = ShareDialog(self._relay, self.notebook_id)
+        self._share.open()
+
+    @_editing
     def run_all(self) -> None:
         for cell in self.model.state().visible_cells():
             self.model.run(cell.id)  # markdown and raw cells are skipped
         self._commit()
 
+    @_editing
     def interrupt_all(self) -> None:
         state = self.model.state()
         for execution_id in state.queue:
@@ -254,14 +321,17 @@ class NotebookPage:
                 self.model.interrupt(execution_id)
         self._commit()
 
+    @_editing
     def restart_kernel(self) -> None:
         self.model.restart_kernels()
         self._commit()
 
+    @_editing
     def clear_outputs(self) -> None:
         self.model.clear_outputs(None)
         self._commit()
 
+    @_editing
     def set_title(self, title: str) -> None:
         if title != self.model.state().title:
             self.model.set_title(title[:256])
@@ -281,17 +351,32 @@ def _log_failure(future: asyncio.Future) -> None:
 
 async def main(root: Any, cm: Any, md: Any) -> None:
     """Show the page the URL asks for."""
-    base_url = (query_param("relay") or "").rstrip("/")
     notebook_id = query_param("notebook")
+    base_url = await find_relay()
+    relay = Relay(base_url) if base_url is not None else None
+    credentials = None
+    if relay is not None:
+        credentials = Credentials(relay)
+        credentials.take_token_from_url(notebook_id)
+        relay.token = credentials.lookup(notebook_id)[0]
+        prompt: list[TokenPrompt] = []
+
+        def ask_for_token(reason: str) -> None:
+            if not prompt:
+                prompt.append(TokenPrompt(credentials, notebook_id))
+            prompt[0].show(reason)
+
+        relay.on_unauthorized = ask_for_token
     if notebook_id:
-        page = NotebookPage(root, base_url, notebook_id, cm, md)
-        await page.start()
+        page = NotebookPage(root, relay, credentials, notebook_id, cm, md)
         _PAGES.append(page)  # keep it alive: its proxies call back into it
+        await page.start()
     else:
-        home = HomeView(root, f"{base_url}/api")
+        home = HomeView(root, relay)
         js.document.body.dataset.anode = "ready"
         _PAGES.append(home)
         await home.load()
+    await keep_for_offline()
 
 
 _PAGES: list[Any] = []

@@ -23,12 +23,17 @@ def js_object(value: dict[str, Any]) -> JsProxy:
     return to_js(value, dict_converter=js.Object.fromEntries)
 
 
-async def fetch_json(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+async def fetch_json(
+    method: str, url: str, body: Any = None, *, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     """``(status, decoded JSON body or None)``; ``NetworkError`` when nothing answered."""
     init: dict[str, Any] = {"method": method, "cache": "no-store"}
+    sent = dict(headers or {})
     if body is not None:
         init["body"] = json.dumps(body)
-        init["headers"] = js_object({"content-type": "application/json"})
+        sent["content-type"] = "application/json"
+    if sent:
+        init["headers"] = sent
     try:
         response = await js.fetch(url, js_object(init))
         text = await response.text()
@@ -64,6 +69,33 @@ def query_param(name: str) -> str | None:
     params = js.URLSearchParams.new(js.location.search)
     # Missing is JavaScript null, which newer Pyodide hands over as ``jsnull``, not None.
     return str(params.get(name)) if params.has(name) else None
+
+
+def without_query_param(name: str) -> None:
+    """Drop ``?name=`` from the address bar (and so from history), keeping the rest."""
+    url = js.URL.new(js.location.href)
+    if url.searchParams.has(name):
+        url.searchParams.delete(name)
+        js.history.replaceState(js.history.state, "", url.href)
+
+
+def local_get(key: str) -> str | None:
+    """localStorage, or None where storage is disabled."""
+    try:
+        value = js.localStorage.getItem(key)
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def local_set(key: str, value: str | None) -> None:
+    try:
+        if value is None:
+            js.localStorage.removeItem(key)
+        else:
+            js.localStorage.setItem(key, value)
+    except Exception:  # storage disabled or full: the value lives as long as the page
+        pass
 
 
 def is_online() -> bool:

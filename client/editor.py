@@ -113,6 +113,10 @@ class CellEditor:
             self._text = text
             self._cm.setText(self.view, text)
 
+    def set_editable(self, editable: bool) -> None:
+        """A viewer's editors take no typing (the text still follows the log)."""
+        self._cm.setEditable(self.view, editable)
+
     def focus(self, where: str = "") -> None:
         self._cm.focus(self.view, where)
 

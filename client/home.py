@@ -2,6 +2,11 @@
 
 A new notebook gets one empty code cell from its creator, pushed before the
 page opens it, so the first thing a person sees is a cell to type in.
+
+With no relay (a static site built without one) or with the relay out of
+reach, the list shows the notebooks this browser holds in IndexedDB, and
+with no relay "New notebook" makes a local one: it lives in this browser
+only, and running its code needs a relay and a kernel.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from typing import Any
 import js
 from pyodide.ffi import JsProxy
 
-from .browser import Listeners, NetworkError, fetch_json
+from .browser import Listeners
 from .dom import clear, h
-from .model import new_id
+from .model import NotebookModel, Saved, new_id
+from .relay import NetworkError, Relay
+from .store import Store, StoreError
 
 log = logging.getLogger("anode.client.home")
 
@@ -35,31 +42,46 @@ def _when(ts: Any) -> str:
 class HomeView:
     """Lists notebooks and creates them."""
 
-    def __init__(self, root: JsProxy, api: str) -> None:
-        self._api = api
+    def __init__(self, root: JsProxy, relay: Relay | None) -> None:
+        self._relay = relay
         self._listeners = Listeners()
         self.title = h("input", {"class": "new-title", "placeholder": "Untitled notebook", "aria-label": "New notebook title"})
         self.create = h("button", {"class": "create", "type": "submit"}, "New notebook")
         form = h("form", {"class": "new-notebook"}, self.title, self.create)
         self.message = h("p", {"class": "message"})
         self.list = h("ul", {"class": "notebooks"})
+        self.local = h("ul", {"class": "notebooks local-notebooks"})
+        self.local_heading = h("h2", {"class": "local-heading", "hidden": True}, "In this browser")
+        notice = None
+        if relay is None:
+            notice = h(
+                "p", {"class": "message no-relay"},
+                "No relay: notebooks are kept in this browser only, and running code needs a "
+                "kernel, which needs a relay (anode serve; open this site with ?relay=URL).",
+            )  # fmt: skip
         clear(root)
         root.append(
             h("header", {"class": "bar"}, h("a", {"class": "home", "href": "?"}, "Anode")),
-            h("main", {"class": "home-page"}, h("h1", None, "Notebooks"), form, self.message, self.list),
-        )
+            h("main", {"class": "home-page"}, h("h1", None, "Notebooks"), notice, form, self.message,
+              self.list, self.local_heading, self.local),
+        )  # fmt: skip
         self._listeners.on(form, "submit", self._submit)
         js.document.title = "Anode"
 
     async def load(self) -> None:
+        listed = await self._load_relay() if self._relay is not None else set()
+        await self._load_local(listed)
+
+    async def _load_relay(self) -> set[str]:
+        assert self._relay is not None
         try:
-            status, body = await fetch_json("GET", f"{self._api}/notebooks")
+            status, body = await self._relay.request("GET", "/api/notebooks")
         except NetworkError:
             self.message.textContent = "The relay is unreachable: notebooks opened before still work offline."
-            return
+            return set()
         if status != 200:
-            self.message.textContent = f"The relay answered {status}."
-            return
+            self.message.textContent = f"The relay answered {status}: {(body or {}).get('detail', '')}"
+            return set()
         clear(self.list)
         notebooks = body.get("notebooks", [])
         if not notebooks:
@@ -72,6 +94,27 @@ class HomeView:
                   h("a", {"href": notebook_url(item["id"])}, item.get("title") or "Untitled"),
                   h("span", {"class": "meta"}, meta))
             )  # fmt: skip
+        return {item["id"] for item in notebooks}
+
+    async def _load_local(self, listed: set[str]) -> None:
+        """The notebooks IndexedDB holds that the relay did not list."""
+        try:
+            store = await Store.open()
+            ids = [notebook for notebook in await store.notebooks() if notebook not in listed]
+            for notebook in ids:
+                state = NotebookModel.restore(notebook, await store.load(notebook)).state()
+                count = len(state.visible_cells())
+                self.local.append(
+                    h("li", {"class": "notebook"},
+                      h("a", {"href": notebook_url(notebook)}, state.title or "Untitled"),
+                      h("span", {"class": "meta"}, f"{count} cell{'s' if count != 1 else ''} · kept here"))
+                )  # fmt: skip
+        except StoreError as error:
+            log.warning("cannot list the notebooks in IndexedDB: %s", error)
+            return
+        self.local_heading.hidden = not ids
+        if self._relay is None and not ids:
+            self.message.textContent = "No notebooks in this browser yet: start one above."
 
     def _submit(self, event: Any) -> None:
         event.preventDefault()
@@ -80,17 +123,33 @@ class HomeView:
     async def _create(self, title: str) -> None:
         self.create.disabled = True
         try:
-            status, body = await fetch_json("POST", f"{self._api}/notebooks", {"title": title})
-            if status != 201:
-                raise NetworkError(f"HTTP {status}: {body}")
-            first_cell = {"id": new_id(), "name": "cellCreated", "v": 1,
-                          "args": {"cell_id": new_id(), "cell_type": "code", "after": None}}  # fmt: skip
-            await fetch_json("POST", f"{self._api}/notebooks/{body['id']}/events", {"events": [first_cell]})
-        except NetworkError as error:
+            notebook = await (self._create_local(title) if self._relay is None else self._create_on_relay(title))
+        except (NetworkError, StoreError) as error:
             self.message.textContent = f"Could not create the notebook: {error}"
             self.create.disabled = False
             return
-        js.location.assign(notebook_url(body["id"]))
+        js.location.assign(notebook_url(notebook))
+
+    async def _create_on_relay(self, title: str) -> str:
+        assert self._relay is not None
+        status, body = await self._relay.request("POST", "/api/notebooks", {"title": title})
+        if status != 201:
+            raise NetworkError(f"HTTP {status}: {(body or {}).get('detail', body)}")
+        first_cell = {"id": new_id(), "name": "cellCreated", "v": 1,
+                      "args": {"cell_id": new_id(), "cell_type": "code", "after": None}}  # fmt: skip
+        await self._relay.request("POST", f"/api/notebooks/{body['id']}/events", {"events": [first_cell]})
+        return str(body["id"])
+
+    @staticmethod
+    async def _create_local(title: str) -> str:
+        """A notebook in IndexedDB only: its events stay pending, as if made offline."""
+        notebook = f"local-{new_id()[:12]}"
+        model = NotebookModel.restore(notebook, Saved())
+        model.set_title(title)
+        model.create_cell(None, "code")
+        store = await Store.open()
+        await store.commit(notebook, model.take_changes())
+        return notebook
 
     def close(self) -> None:
         self._listeners.clear()

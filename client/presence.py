@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from typing import Any
 
 import js
 
-from .browser import NetworkError, fetch_json
 from .model import new_id
+from .relay import NetworkError, Relay
 
 log = logging.getLogger("anode.client.presence")
 
@@ -90,8 +89,9 @@ def _person(signal: dict[str, Any]) -> Person | None:
 class Presence:
     """Our own signal out, everyone else's in."""
 
-    def __init__(self, api: str, on_change: Callable[[], None]) -> None:
-        self._url = f"{api}/presence"
+    def __init__(self, relay: Relay, notebook_id: str, on_change: Callable[[], None]) -> None:
+        self._relay = relay
+        self._path = f"/api/notebooks/{js.encodeURIComponent(notebook_id)}/presence"
         self._on_change = on_change
         self.client_id = new_id()
         self.name = local_name()
@@ -127,12 +127,8 @@ class Presence:
             self._on_change()
 
     def leave(self) -> None:
-        """The page is going away: say so at once (a beacon outlives the page)."""
-        body = json.dumps({"client_id": self.client_id, "gone": True})
-        try:
-            js.navigator.sendBeacon(self._url, body)
-        except Exception:
-            pass
+        """The page is going away: say so at once (a keepalive request outlives the page)."""
+        self._relay.send_on_leave(self._path, {"client_id": self.client_id, "gone": True})
         if self._task is not None:
             self._task.cancel()
 
@@ -145,7 +141,7 @@ class Presence:
             self._dirty.clear()
             body = {"client_id": self.client_id, "kind": "user", "state": self._state, "ttl": TTL}
             try:
-                await fetch_json("POST", self._url, body)
+                await self._relay.request("POST", self._path, body)
             except NetworkError:
                 pass  # offline: the next heartbeat tries again
             await asyncio.sleep(DEBOUNCE)

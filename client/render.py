@@ -1,12 +1,17 @@
 """Outputs as DOM: text as text, images as images, anything active in a sandbox.
 
 HTML and SVG (and so anything that may carry a script) go into an
-``<iframe sandbox="allow-scripts">`` built from ``srcdoc``. Without
+``<iframe sandbox="allow-scripts" src="client/frame.html">``. Without
 ``allow-same-origin`` the frame has an opaque origin: its scripts run, but
-cannot reach this page's DOM, IndexedDB, cookies or storage, so one
-collaborator's output cannot read another's notebook or credentials. The
-frame reports its height with ``postMessage``, the one channel it has;
-``FrameSizer`` checks the message came from one of our frames.
+cannot reach this page's DOM, IndexedDB, cookies, storage or token, so one
+collaborator's output cannot read another's notebook or credentials.
+
+Not ``srcdoc``: a ``srcdoc`` frame inherits the page's Content-Security-Policy,
+which allows no inline script. ``frame.html`` has its own policy (inline
+scripts yes, network no); when it loads it posts ``anodeFrameReady``, and
+``FrameSizer`` answers with the output's document, which the frame writes
+into itself. The frame then reports its height the same way. Every message
+is checked to come from one of our own frames.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 import js
 from pyodide.ffi import JsProxy
 
-from .browser import Listeners
+from .browser import Listeners, js_object
 from .dom import h
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -65,14 +70,19 @@ def _text_of(value: Any) -> str:
 
 
 def frame_document(body_html: str) -> str:
-    """The ``srcdoc`` of a sandboxed output frame."""
+    """The document a sandboxed output frame writes into itself."""
     return f"{_FRAME_HEAD}{body_html}{_FRAME_SIZER}</body></html>"
+
+
+#: The sandbox page, relative to the page (so a site under a sub-path works too).
+FRAME_PAGE = "./client/frame.html"
 
 
 def sandboxed_frame(body_html: str) -> JsProxy:
     frame = h("iframe", {"class": "output-frame", "sandbox": "allow-scripts", "loading": "lazy"})
     frame.setAttribute("referrerpolicy", "no-referrer")
-    frame.srcdoc = frame_document(body_html)
+    frame.anodeHtml = frame_document(body_html)  # handed over when the frame says it is ready
+    frame.src = FRAME_PAGE
     return frame
 
 
@@ -117,25 +127,40 @@ def _same_object(a: Any, b: Any) -> bool:
     return bool(getattr(js.Object, "is")(a, b))
 
 
+def _our_frame(source: Any) -> JsProxy | None:
+    """The output frame whose window sent a message, or None."""
+    if source is None:
+        return None
+    for frame in js.document.querySelectorAll("iframe.output-frame"):
+        if _same_object(frame.contentWindow, source):
+            return frame
+    return None
+
+
 class FrameSizer:
-    """Sizes sandboxed frames to their content from their ``postMessage`` reports."""
+    """Fills sandboxed frames when they are ready, and sizes them from their reports."""
 
     def __init__(self) -> None:
         self._listeners = Listeners()
         self._listeners.on(js.window, "message", self._message)
 
     def _message(self, event: Any) -> None:
+        frame = _our_frame(event.source)
+        if frame is None:
+            return
         data = event.data
+        if getattr(data, "anodeFrameReady", False):
+            html = getattr(frame, "anodeHtml", None)
+            if isinstance(html, str):
+                frame.anodeHtml = None  # once: a script in the frame may say "ready" again
+                event.source.postMessage(js_object({"anodeFrameHtml": html}), "*")
+            return
         try:
             height = float(data.anodeFrameHeight)
         except (AttributeError, TypeError, ValueError):
             return
-        if not (height >= 0):  # NaN
-            return
-        for frame in js.document.querySelectorAll("iframe.output-frame"):
-            if _same_object(frame.contentWindow, event.source):
-                frame.style.height = f"{min(int(height) + 2, MAX_FRAME_HEIGHT)}px"
-                return
+        if height >= 0:  # not NaN
+            frame.style.height = f"{min(int(height) + 2, MAX_FRAME_HEIGHT)}px"
 
     def close(self) -> None:
         self._listeners.clear()

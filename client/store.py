@@ -148,3 +148,15 @@ class Store:
         if changes.snapshot is not None:
             tx.objectStore("snapshots").put(json.dumps(changes.snapshot), notebook)
         return done
+
+    async def notebooks(self) -> list[str]:
+        """Every notebook this browser holds something of (for the home view offline)."""
+        tx = self._db.transaction(to_js(["snapshots", "confirmed", "pending"]), "readonly")
+        snapshots = tx.objectStore("snapshots").getAllKeys()
+        confirmed = tx.objectStore("confirmed").getAllKeys()
+        pending = tx.objectStore("pending").getAllKeys()
+        await _wait(tx, ok="complete", fail=("error", "abort"))
+        found = dict.fromkeys(str(key) for key in snapshots.result.to_py())
+        for request in (confirmed, pending):
+            found.update(dict.fromkeys(str(key[0]) for key in request.result.to_py()))
+        return list(found)

@@ -7,10 +7,17 @@ Two independent loops, both restartable at any moment:
   their ids, so a retry after a lost answer stores nothing twice. A refused
   event (4xx) is handed back to the model, which drops it; a network error
   or 5xx waits (backoff) and tries again.
-* **stream**: an ``EventSource`` on ``/stream?after=<our seq>``. ``events``
+* **stream**: ``fetch`` of ``/stream?after=<our seq>``, read as it arrives
+  (``client.sse`` parses it). Not ``EventSource``: only ``fetch`` can send
+  our token in a header, and a token in a URL ends up in logs. ``events``
   messages go to the model in order; ``resync`` or a gap reconnects from
-  our seq; an error closes it and reconnects with backoff (0.25 s doubling
-  to 5 s, with jitter), at once when the browser says it is online again.
+  our seq; an error or the end of the stream reconnects with backoff
+  (0.25 s doubling to 5 s, with jitter), at once when the browser says it
+  is online again. Every reconnect resumes from our last confirmed seq.
+  A stream silent for longer than ``STALL`` (the relay pings far more
+  often) counts as broken.
+* **401**: nothing is dropped; both loops wait (long backoff) and
+  ``Relay.on_unauthorized`` asks the person for a token.
 
 A pushed event is not "done" when the POST answers: it stays pending until
 the stream serves it back, so the model learns its place in the log.
@@ -26,16 +33,24 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import codecs
+
 import js
 
-from .browser import Listeners, NetworkError, fetch_json
+from .browser import Listeners, NetworkError, js_object
 from .model import Gap
+from .relay import Relay
+from .sse import Message, Parser
 
 log = logging.getLogger("anode.client.sync")
 
 MAX_BATCH = 1000
 BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 5.0
+#: Seconds without a byte (not even a ping) after which the stream counts as broken.
+STALL = 60.0
+#: Seconds between retries while the relay refuses our token.
+UNAUTHORIZED_RETRY = 30.0
 
 _CULPRIT = re.compile(r"^events\[(\d+)\]")
 
@@ -51,7 +66,7 @@ class Sync:
 
     def __init__(
         self,
-        base_url: str,
+        relay: Relay,
         notebook_id: str,
         *,
         pending: Callable[[], list[dict[str, Any]]],
@@ -61,7 +76,8 @@ class Sync:
         on_presence: Callable[[dict[str, Any]], None],
         on_status: Callable[[], None],
     ) -> None:
-        self._api = f"{base_url}/api/notebooks/{notebook_id}"
+        self._relay = relay
+        self._api = f"/api/notebooks/{js.encodeURIComponent(notebook_id)}"
         self._pending = pending
         self._head = head
         self._on_events = on_events
@@ -75,8 +91,9 @@ class Sync:
         self.last_error = ""
         self._acked: set[str] = set()
         self._wake = asyncio.Event()
-        self._source: Any = None
-        self._source_listeners = Listeners()
+        self._abort: Any = None  # the open stream's AbortController
+        self._stream_task: asyncio.Task | None = None
+        self._generation = 0  # which connection a stream task belongs to
         self._window_listeners = Listeners()
         self._stream_attempt = 0
         self._reconnect_task: asyncio.Task | None = None
@@ -120,7 +137,7 @@ class Sync:
             if not batch:
                 continue
             try:
-                status, body = await fetch_json("POST", f"{self._api}/events", {"events": batch})
+                status, body = await self._relay.request("POST", f"{self._api}/events", {"events": batch})
             except NetworkError as error:
                 status, body = 0, {"error": "network", "detail": str(error)}
             if status == 200:
@@ -129,6 +146,11 @@ class Sync:
                 self._set_push_ok(True)
                 if len(batch) == MAX_BATCH:
                     self._wake.set()
+                continue
+            if status == 401:  # keep everything; the person is asked for a token
+                self._set_push_ok(False, (body or {}).get("detail") or "the relay needs a token")
+                await asyncio.sleep(UNAUTHORIZED_RETRY)
+                self._wake.set()
                 continue
             if 400 <= status < 500 and status not in (404, 408, 429):
                 self._reject(batch, body or {})
@@ -161,20 +183,71 @@ class Sync:
         if self._closed:
             return
         self._close_source()
-        source = js.EventSource.new(f"{self._api}/stream?after={self._head()}")
-        self._source = source
-        listeners = self._source_listeners
-        listeners.on(source, "open", lambda _e: self._opened())
-        listeners.on(source, "error", lambda _e: self._lost("the relay is unreachable"))
-        listeners.on(source, "events", self._events_message)
-        listeners.on(source, "presence", self._presence_message)
-        listeners.on(source, "resync", lambda _e: self._reconnect_now())
+        self._generation += 1
+        self._abort = js.AbortController.new()
+        self._stream_task = asyncio.ensure_future(self._read_stream(self._generation, self._abort))
 
     def _close_source(self) -> None:
-        if self._source is not None:
-            self._source.close()
-            self._source = None
-        self._source_listeners.clear()
+        self._generation += 1  # whatever the old task hears next, it is no longer ours
+        if self._abort is not None:
+            self._abort.abort()
+            self._abort = None
+        self._stream_task = None
+
+    async def _read_stream(self, generation: int, abort: Any) -> None:
+        """One connection: open, then hand over messages until it ends or breaks."""
+        url = self._relay.url(f"{self._api}/stream?after={self._head()}")
+        init = {
+            "method": "GET",
+            "cache": "no-store",
+            "headers": self._relay.headers(accept="text/event-stream"),
+            "signal": abort.signal,
+        }
+        why = "the relay is unreachable"
+        try:
+            response = await js.fetch(url, js_object(init))
+            status = int(response.status)
+            if generation != self._generation:
+                return
+            if status == 401:
+                self._relay.unauthorized(await _json_or_none(response))
+                self._lost("the relay needs a token", delay=UNAUTHORIZED_RETRY)
+                return
+            if status != 200:
+                body = await _json_or_none(response)
+                self._lost((body or {}).get("detail") or f"the stream answered HTTP {status}")
+                return
+            self._opened()
+            reader = response.body.getReader()
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            parser = Parser()
+            while True:
+                chunk = await asyncio.wait_for(_await(reader.read()), STALL)
+                if generation != self._generation:
+                    reader.cancel()
+                    return
+                if chunk.done:
+                    why = "the relay closed the stream"
+                    break
+                for message in parser.feed(decoder.decode(chunk.value.to_bytes())):
+                    self._dispatch(message)
+                    if generation != self._generation:
+                        return  # a message made us reconnect
+        except asyncio.TimeoutError:
+            why = "the stream went silent"
+            abort.abort()
+        except Exception as error:  # a JsException: network error, or our own abort
+            log.debug("stream ended: %s", error)
+        if generation == self._generation:
+            self._lost(why)
+
+    def _dispatch(self, message: Message) -> None:
+        if message.event == "events":
+            self._events_message(message.data)
+        elif message.event == "presence":
+            self._presence_message(message.data)
+        elif message.event == "resync":
+            self._reconnect_now()
 
     def _opened(self) -> None:
         self._stream_attempt = 0
@@ -184,22 +257,22 @@ class Sync:
         self._on_status()
         self.kick()
 
-    def _events_message(self, message: Any) -> None:
+    def _events_message(self, data: str) -> None:
         try:
-            self._on_events(json.loads(str(message.data)))
+            self._on_events(json.loads(data))
         except Gap as gap:
             log.warning("%s: reconnecting from our seq", gap)
             self._reconnect_now()
         except Exception:  # a bug of ours must not take the stream down with it
             log.exception("could not take in events from the stream")
 
-    def _presence_message(self, message: Any) -> None:
+    def _presence_message(self, data: str) -> None:
         try:
-            self._on_presence(json.loads(str(message.data)))
+            self._on_presence(json.loads(data))
         except ValueError:
             pass
 
-    def _lost(self, why: str) -> None:
+    def _lost(self, why: str, delay: float | None = None) -> None:
         """The stream broke (or the browser went offline): close it and retry later."""
         if self._closed:
             return
@@ -208,13 +281,14 @@ class Sync:
             self.connected = False
             self.last_error = why
             self._on_status()
-        self._schedule_reconnect()
+        self._schedule_reconnect(delay)
 
-    def _schedule_reconnect(self) -> None:
+    def _schedule_reconnect(self, delay: float | None = None) -> None:
         if self._reconnect_task is not None and not self._reconnect_task.done():
             return
         self._stream_attempt += 1
-        self._reconnect_task = asyncio.ensure_future(self._reconnect_after(backoff(self._stream_attempt)))
+        wait = backoff(self._stream_attempt) if delay is None else delay
+        self._reconnect_task = asyncio.ensure_future(self._reconnect_after(wait))
 
     async def _reconnect_after(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -231,3 +305,15 @@ class Sync:
             self._stream_attempt = 0
             self._reconnect_now()
         self.kick()
+
+
+async def _await(promise: Any) -> Any:
+    """A JavaScript promise as a coroutine (what ``asyncio.wait_for`` takes)."""
+    return await promise
+
+
+async def _json_or_none(response: Any) -> Any:
+    try:
+        return json.loads(str(await response.text()))
+    except Exception:
+        return None

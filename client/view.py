@@ -64,6 +64,7 @@ class Actions(Protocol):
     def restart_kernel(self) -> None: ...
     def clear_outputs(self) -> None: ...
     def moved(self, cell_id: str | None, cursor: tuple[int, int] | None) -> None: ...
+    def share(self) -> None: ...
 
 
 def kernel_status(state: NotebookState) -> tuple[str, str]:
@@ -236,6 +237,12 @@ class NotebookView:
         self.kernel = h("span", {"class": "kernel-status", "data-status": "none"})
         self.sync = h("span", {"class": "sync-status", "data-online": "false"}, "connecting…")
         self.people = h("span", {"class": "people", "data-count": "0"})
+        self.share_button = h("button", {"class": "tool share", "type": "button", "title": "Share a link to this notebook", "hidden": True}, "Share")
+        self._listeners.on(self.share_button, "click", lambda _e: actions.share())
+        #: A line under the header for what a person must know (read-only, no relay).
+        self.notice = h("p", {"class": "notice", "role": "status", "hidden": True})
+        #: False for a viewer (or a token that does not cover this notebook): nothing changes from here.
+        self.editable = True
         controls = h("span", {"class": "controls"})
         for label, name, title, action in (
             ("▶▶", "run-all", "Run all cells", actions.run_all),
@@ -249,14 +256,14 @@ class NotebookView:
         header = h(
             "header", {"class": "bar"},
             h("a", {"class": "home", "href": "?"}, "Anode"),
-            self.title, controls, self.people, self.kernel, self.sync,
+            self.title, controls, self.people, self.kernel, self.sync, self.share_button,
         )  # fmt: skip
         self.list = h("main", {"class": "cells"})
         add_code = h("button", {"class": "add-cell", "type": "button", "data-type": "code"}, "+ Code")
         add_md = h("button", {"class": "add-cell", "type": "button", "data-type": "markdown"}, "+ Markdown")
         footer = h("div", {"class": "add-cells"}, add_code, add_md)
         clear(root)
-        root.append(header, self.list, footer)
+        root.append(header, self.notice, self.list, footer)
         self._listeners.on(add_code, "click", lambda _e: self._append("code"))
         self._listeners.on(add_md, "click", lambda _e: self._append("markdown"))
         self._listeners.on(self.title, "change", lambda _e: actions.set_title(str(self.title.value)))
@@ -289,6 +296,8 @@ class NotebookView:
             view = self.cells.get(cell.id)
             if view is None:
                 view = self.cells[cell.id] = CellView(self, cell.id, cell.cell_type)
+                if not self.editable:
+                    view.editor.set_editable(False)
             run = state.executions.get(cell.execution_id) if cell.execution_id else None
             view.update(state, cell.cell_type, cell.source, run)
             expected_next = self.list.firstChild if previous is None else previous.nextSibling
@@ -300,6 +309,22 @@ class NotebookView:
             self.selected = ids[0] if ids else None
         for cell_id, view in self.cells.items():
             view.element.classList.toggle("selected", cell_id == self.selected)
+
+    def set_access(self, editable: bool, can_share: bool) -> None:
+        """A viewer gets the notebook read-only: no editing, no buttons that change it."""
+        self.share_button.hidden = not can_share
+        if editable == self.editable:
+            return
+        self.editable = editable
+        js.document.body.classList.toggle("read-only", not editable)
+        self.title.readOnly = not editable
+        for view in self.cells.values():
+            view.editor.set_editable(editable)
+        self.show_notice("" if editable else "Read-only: your token lets you read this notebook and follow it live, not change it.")
+
+    def show_notice(self, text: str) -> None:
+        set_text(self.notice, text)
+        self.notice.hidden = not text
 
     def show_people(self, people: list[Person]) -> None:
         """Everyone else here: initials in the header, tags and carets in their cells."""
@@ -364,6 +389,8 @@ class NotebookView:
 
     def editor_key(self, cell_id: str, name: str) -> bool:
         """A notebook key pressed inside an editor; True if handled."""
+        if not self.editable and name.startswith("run"):
+            return True
         if name == "run":
             self.actions.run(cell_id, "stay")
         elif name == "run-advance":
@@ -396,6 +423,8 @@ class NotebookView:
         if cell_id is None or event.ctrlKey or event.metaKey or event.altKey:
             return
         key = str(event.key)
+        if not self.editable and key not in ("ArrowUp", "k", "ArrowDown", "j"):
+            return
         handled = True
         if key == "Enter" and event.shiftKey:
             self.actions.run(cell_id, "advance")

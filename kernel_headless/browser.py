@@ -271,6 +271,7 @@ class SnapshotCache:
 class _BrowserKernel:
     def __init__(self, spec: KernelSpec, snapshot_url: str | None) -> None:
         self.config = browser_config(spec, snapshot_url)
+        self.token = spec.token
         self.started = time.monotonic()
         self.browser_seconds = 0.0
         self.exit_code: asyncio.Future[int] | None = None
@@ -324,7 +325,9 @@ class _BrowserKernel:
         self.browser_seconds = time.monotonic() - self.started
         if self.stopping:  # a signal came while the page loaded: no session to end
             return 0
-        await page.evaluate("config => window.anode.start(config)", self.config)
+        # The token goes to the page's main thread only (see host/browser.mjs).
+        start = "([config, token]) => window.anode.start(config, token)"
+        await page.evaluate(start, [self.config, self.token])
         stopper = asyncio.create_task(self._stop_when_asked(page))
         try:
             return await self.exit_code

@@ -3,6 +3,8 @@
 URL layout (the same in ``anode build-site`` output):
 
     /                       index.html
+    /sw.js                  client/sw.js, the service worker (at the root, so it controls the whole site)
+    /config.json            {"relay": ""}: the relay is this origin (``anode build-site`` writes its own)
     /client/...             the client's Python
     /shared_schema/...      the shared schema, loaded by the client in Pyodide
     /vendor/pyodide/...     node_modules/pyodide
@@ -17,7 +19,7 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -39,7 +41,11 @@ VENDORED = {
 
 
 def static_routes(root: Path) -> list[BaseRoute]:
-    routes: list[BaseRoute] = [Route("/", _index_page(root), methods=["GET", "HEAD"])]
+    routes: list[BaseRoute] = [
+        Route("/", _index_page(root), methods=["GET", "HEAD"]),
+        Route("/sw.js", _service_worker(root), methods=["GET", "HEAD"]),
+        Route("/config.json", _site_config, methods=["GET", "HEAD"]),
+    ]
     for folder in ("client", "shared_schema", "kernel_headless"):
         if (root / folder).is_dir():
             routes.append(Mount(f"/{folder}", StaticFiles(directory=root / folder), name=folder))
@@ -58,3 +64,20 @@ def _index_page(root: Path):
         return FileResponse(page, media_type="text/html; charset=utf-8")
 
     return index
+
+
+def _service_worker(root: Path):
+    script = root / "client" / "sw.js"
+
+    async def service_worker(request) -> Response:
+        if not script.is_file():
+            raise NotFound("this relay serves no client (client/sw.js is missing)", code="no_client")
+        # Never cached by HTTP: a new worker must be seen on the next visit.
+        return FileResponse(script, media_type="text/javascript", headers={"cache-control": "no-cache"})
+
+    return service_worker
+
+
+async def _site_config(request) -> Response:
+    """What ``client/relay.py`` reads to find its relay: here, the page's own origin."""
+    return JSONResponse({"relay": ""}, headers={"cache-control": "no-cache"})

@@ -4,7 +4,10 @@
   type into a cell's CodeMirror editor, press keys, read sources, states
   and outputs. Every wait is on a condition (Playwright's ``expect``),
   never a fixed sleep.
-- ``new_notebook()``: a notebook with one empty code cell, made over HTTP.
+- ``new_notebook()``: a notebook with one empty code cell, made over HTTP
+  (with the relay's admin token when it has one).
+- ``push_html_output()``: a finished run with an HTML output, pushed as a
+  kernel would (no kernel needed: for tests of how outputs render).
 - ``RequestLog``: every URL a browser context asked for, to prove that
   nothing but the relay was contacted.
 """
@@ -13,7 +16,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlencode
 
 import httpx
 
@@ -29,20 +33,79 @@ SYNC_TIMEOUT_MS = 30_000
 RUN_TIMEOUT_MS = 90_000
 
 
-def new_notebook(relay_url: str, title: str = "e2e", source: str = "") -> str:
+class Relay(Protocol):
+    """What the helpers need of a running relay (``tests.conftest.RelayProcess``)."""
+
+    url: str
+    token: str | None
+
+    @property
+    def headers(self) -> dict[str, str]: ...
+
+
+def _event(name: str, **args: object) -> dict:
+    return {"id": uuid.uuid4().hex, "name": name, "v": 1, "args": args}
+
+
+def push(relay: Relay, notebook: str, *events: dict) -> None:
+    pushed = httpx.post(
+        f"{relay.url}/api/notebooks/{notebook}/events", json={"events": list(events)},
+        headers=relay.headers, timeout=30,
+    )  # fmt: skip
+    assert pushed.status_code == 200, pushed.text
+
+
+def new_notebook(relay: Relay, title: str = "e2e", source: str = "") -> str:
     """Create a notebook with one code cell over the HTTP API; return its id."""
-    response = httpx.post(f"{relay_url}/api/notebooks", json={"title": title}, timeout=30)
+    response = httpx.post(f"{relay.url}/api/notebooks", json={"title": title}, headers=relay.headers, timeout=30)
     assert response.status_code == 201, response.text
     notebook = response.json()["id"]
-    cell = {
-        "id": uuid.uuid4().hex,
-        "name": "cellCreated",
-        "v": 1,
-        "args": {"cell_id": uuid.uuid4().hex, "cell_type": "code", "after": None, "source": source},
-    }
-    pushed = httpx.post(f"{relay_url}/api/notebooks/{notebook}/events", json={"events": [cell]}, timeout=30)
-    assert pushed.status_code == 200, pushed.text
+    push(relay, notebook, _event("cellCreated", cell_id=uuid.uuid4().hex, cell_type="code", after=None, source=source))
     return notebook
+
+
+def cell_ids(relay: Relay, notebook: str) -> list[str]:
+    """The notebook's cells, in order."""
+    response = httpx.get(f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return [cell["id"] for cell in response.json()["state"]["cells"]]
+
+
+def push_html_output(relay: Relay, notebook: str, cell_id: str, html: str) -> None:
+    """A run of ``cell_id`` that ended with ``html`` as its output, as a kernel would push it."""
+    session, execution = uuid.uuid4().hex, uuid.uuid4().hex
+    push(
+        relay, notebook,
+        _event("kernelSessionStarted", session_id=session, host="node", lease_seconds=300, label="fake"),
+        _event("executionRequested", execution_id=execution, cell_id=cell_id, source="HTML(...)"),
+        _event("executionAssigned", execution_id=execution, session_id=session),
+        _event("executionStarted", execution_id=execution, session_id=session, execution_count=1),
+        _event("outputAdded", execution_id=execution,
+               output={"output_type": "display_data", "data": {"text/html": html}, "metadata": {}}),
+        _event("executionCompleted", execution_id=execution, session_id=session, status="ok", execution_count=1),
+    )  # fmt: skip
+
+
+#: An HTML output whose script tries to reach the page, its storage and the relay
+#: (put the relay's URL for RELAY and a token for TOKEN); it writes what happened
+#: as JSON into #result: every attempt should say "blocked:…".
+SANDBOX_PROBE = """<p id="result">running</p><script>
+(async () => {
+  const tried = {};
+  async function attempt(name, fn) {
+    try { tried[name] = "read:" + String(await fn()); } catch (e) { tried[name] = "blocked:" + e.name; }
+  }
+  await attempt("parent_document", () => parent.document.body.innerHTML.length);
+  await attempt("parent_storage", () => parent.localStorage.getItem("anode-secret"));
+  await attempt("local_storage", () => localStorage.getItem("anode-secret"));
+  await attempt("cookie", () => document.cookie);
+  await attempt("indexeddb", () => indexedDB.open("anode"));
+  await attempt("fetch_relay", () => fetch("RELAY/api/notebooks", {credentials: "include"}).then(r => r.status));
+  await attempt("fetch_with_token", () => fetch("RELAY/api/notebooks",
+    {headers: {authorization: "Bearer TOKEN"}}).then(r => r.status));
+  document.getElementById("result").textContent = JSON.stringify(tried);
+})();
+</script>"""
 
 
 # The editor module is the page's own (one module instance per document), and it
@@ -76,21 +139,31 @@ class RequestLog:
 class ClientPage:
     """One tab of the client."""
 
-    def __init__(self, page: Page, relay_url: str) -> None:
+    def __init__(self, page: Page, relay: Relay, site_url: str | None = None) -> None:
         self.page = page
-        self.relay_url = relay_url
+        self.relay = relay
+        #: Where the page comes from: the relay itself, or a static site (``anode build-site``).
+        self.site_url = site_url or relay.url
         self.errors: list[str] = []
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     @classmethod
-    def open(cls, context: BrowserContext, relay_url: str, notebook: str | None = None) -> ClientPage:
-        client = cls(context.new_page(), relay_url)
+    def open(
+        cls, context: BrowserContext, relay: Relay, notebook: str | None = None, site_url: str | None = None
+    ) -> ClientPage:
+        client = cls(context.new_page(), relay, site_url)
         client.goto(notebook)
         return client
 
-    def goto(self, notebook: str | None = None) -> None:
-        url = f"{self.relay_url}/" + (f"?notebook={notebook}" if notebook else "")
-        self.page.goto(url)
+    def url(self, notebook: str | None = None, token: str | None = None) -> str:
+        params = {"notebook": notebook} if notebook else {}
+        if token:
+            params["token"] = token
+        return f"{self.site_url}/" + (f"?{urlencode(params)}" if params else "")
+
+    def goto(self, notebook: str | None = None, token: str | None = None) -> None:
+        """Open the home view or a notebook, handing over ``token`` (default: the relay's admin token)."""
+        self.page.goto(self.url(notebook, token or self.relay.token))
         self.wait_ready()
 
     def reload(self) -> None:

@@ -37,7 +37,13 @@ from typing import Any
 import httpx
 import pytest
 
-from kernel_headless.launcher import KernelSpec, default_cache_dir, node_command, start_node_kernel
+from kernel_headless.launcher import (
+    KernelSpec,
+    default_cache_dir,
+    node_command,
+    node_environment,
+    start_node_kernel,
+)
 from shared_schema import NotebookState, advance, stored_from_json
 from shared_schema.state import Execution
 
@@ -421,7 +427,7 @@ def warm_snapshot() -> None:
     )
     proc = subprocess.Popen(
         node_command(spec), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parent.parent, env=node_environment(spec),
     )  # fmt: skip
     try:
         assert proc.stdout is not None

@@ -23,7 +23,9 @@ from client.model import NotebookModel, Saved
 from client.positions import changes_to_ops, from_utf16, ops_to_changes, to_utf16, utf16_length
 from shared_schema import ot
 from tests.chromium import sync_browser
-from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, RequestLog, new_notebook
+from tests.client_helpers import (
+    RUN_TIMEOUT_MS, SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, RequestLog, new_notebook,
+)
 from tests.conftest import REPO_ROOT, RelayProcess
 
 # --- the page's files ------------------------------------------------------------------
@@ -243,9 +245,11 @@ def requests_outside(relay: RelayProcess) -> RequestLog:
     return RequestLog(relay.url)
 
 
+# Service workers blocked: Playwright's routing (the offline test) does not see
+# requests a service worker answers. tests/test_client_site.py tests the worker.
 @pytest.fixture(scope="module")
 def alice(browser, requests_outside: RequestLog):
-    context = browser.new_context()
+    context = browser.new_context(service_workers="block")
     requests_outside.attach(context)
     yield context
     context.close()
@@ -253,7 +257,7 @@ def alice(browser, requests_outside: RequestLog):
 
 @pytest.fixture(scope="module")
 def bob(browser, requests_outside: RequestLog):
-    context = browser.new_context()
+    context = browser.new_context(service_workers="block")
     requests_outside.attach(context)
     yield context
     context.close()
@@ -264,7 +268,7 @@ def test_create_type_run_from_home(relay: RelayProcess, alice, requests_outside:
     """Home → new notebook → type print(1) → Shift+Enter → 1 appears, the next cell has focus."""
     from playwright.sync_api import expect
 
-    tab = ClientPage.open(alice, relay.url)
+    tab = ClientPage.open(alice, relay)
     tab.page.fill(".new-title", "First steps")
     tab.page.click("button.create")
     tab.page.wait_for_url(re.compile(r"\?notebook="), timeout=SYNC_TIMEOUT_MS)
@@ -303,9 +307,9 @@ def test_two_people_see_each_other_live(relay: RelayProcess, alice, bob) -> None
     """Source, state and output travel live; typing at once in one cell loses nothing."""
     from playwright.sync_api import expect
 
-    notebook = new_notebook(relay.url, "together")
-    a = ClientPage.open(alice, relay.url, notebook)
-    b = ClientPage.open(bob, relay.url, notebook)
+    notebook = new_notebook(relay, "together")
+    a = ClientPage.open(alice, relay, notebook)
+    b = ClientPage.open(bob, relay, notebook)
     a.type(0, "x = 6 * 7\nprint(x)")
     b.expect_source(0, "x = 6 * 7\nprint(x)")
     a.page.keyboard.press("Control+Enter")
@@ -348,9 +352,9 @@ def test_offline_edits_survive_reload_and_sync(relay: RelayProcess, alice, bob) 
     """Edit and add a cell offline, reload with the relay unreachable, come back: it all lands."""
     from playwright.sync_api import expect
 
-    notebook = new_notebook(relay.url, "offline", source="base = 1")
-    watcher = ClientPage.open(alice, relay.url, notebook)
-    tab = ClientPage.open(bob, relay.url, notebook)
+    notebook = new_notebook(relay, "offline", source="base = 1")
+    watcher = ClientPage.open(alice, relay, notebook)
+    tab = ClientPage.open(bob, relay, notebook)
     tab.expect_source(0, "base = 1")
     tab.expect_online(True)
 
@@ -364,7 +368,7 @@ def test_offline_edits_survive_reload_and_sync(relay: RelayProcess, alice, bob) 
     expect(tab.page.locator("body")).to_have_attribute("data-saving", "0")  # all in IndexedDB
 
     # Reload while the relay cannot be reached: the page's files come over the
-    # network (a service worker is on the not-yet list), the notebook from IndexedDB.
+    # network (the service worker is blocked here), the notebook from IndexedDB.
     def unreachable(route) -> None:
         route.abort("internetdisconnected")
 
@@ -389,28 +393,18 @@ def test_offline_edits_survive_reload_and_sync(relay: RelayProcess, alice, bob) 
     watcher.page.close()
 
 
-PROBE = r'''
-from IPython.display import HTML
-HTML("""<p id="result">running</p><script>
-const tried = {};
-function attempt(name, fn) { try { tried[name] = "read:" + String(fn()); } catch (e) { tried[name] = "blocked:" + e.name; } }
-attempt("parent_document", () => parent.document.body.innerHTML.length);
-attempt("parent_storage", () => parent.localStorage.getItem("anode-secret"));
-attempt("local_storage", () => localStorage.getItem("anode-secret"));
-attempt("cookie", () => document.cookie);
-attempt("indexeddb", () => indexedDB.open("anode"));
-document.getElementById("result").textContent = JSON.stringify(tried);
-</script>""")
-'''
-
-
 @pytest.mark.slow
 def test_html_output_runs_sandboxed(relay: RelayProcess, alice) -> None:
-    """An output's script runs, but reaches neither the page, its storage, nor its cookies."""
+    """An output's script runs, but reaches neither the page, its storage, its cookies nor the network.
+
+    The probe is ``tests/test_client_security.py``'s, here made by a real kernel
+    through ``IPython.display.HTML``; it even knows the page's token."""
     from playwright.sync_api import expect
 
-    notebook = new_notebook(relay.url, "sandbox", source=PROBE.strip())
-    tab = ClientPage.open(alice, relay.url, notebook)
+    probe = SANDBOX_PROBE.replace("RELAY", relay.url).replace("TOKEN", relay.token or "")
+    source = f"from IPython.display import HTML\nHTML({probe!r})"
+    notebook = new_notebook(relay, "sandbox", source=source)
+    tab = ClientPage.open(alice, relay, notebook)
     tab.page.evaluate("localStorage.setItem('anode-secret', 'token'); document.cookie = 'anode=secret'")
     tab.editor(0).click()
     tab.page.keyboard.press("Control+Enter")
@@ -420,7 +414,10 @@ def test_html_output_runs_sandboxed(relay: RelayProcess, alice) -> None:
     result = tab.outputs(0).frame_locator("iframe.output-frame").locator("#result")
     expect(result).not_to_have_text("running", timeout=SYNC_TIMEOUT_MS)
     tried = json.loads(result.inner_text())
-    assert set(tried) == {"parent_document", "parent_storage", "local_storage", "cookie", "indexeddb"}
+    assert set(tried) == {
+        "parent_document", "parent_storage", "local_storage", "cookie", "indexeddb",
+        "fetch_relay", "fetch_with_token",
+    }  # fmt: skip
     for name, outcome in tried.items():
         assert outcome.startswith("blocked:"), f"{name}: {outcome}"
     # The frame was sized to its content through postMessage.
@@ -434,8 +431,8 @@ def test_jupyter_keys(relay: RelayProcess, alice) -> None:
     """Esc, B, A, M, Y, DD, Up/Down between cells and Alt+Enter do what Jupyter users expect."""
     from playwright.sync_api import expect
 
-    notebook = new_notebook(relay.url, "keys", source="first")
-    tab = ClientPage.open(alice, relay.url, notebook)
+    notebook = new_notebook(relay, "keys", source="first")
+    tab = ClientPage.open(alice, relay, notebook)
     keys = tab.page.keyboard
     tab.editor(0).click()
     keys.press("Escape")  # command mode, cell 0 selected
@@ -496,8 +493,8 @@ def test_run_all_interrupt_restart_clear(relay: RelayProcess, bob) -> None:
     """The header's controls: run all, interrupt, restart the kernel, clear outputs."""
     from playwright.sync_api import expect
 
-    notebook = new_notebook(relay.url, "controls", source="a = 20")
-    tab = ClientPage.open(bob, relay.url, notebook)
+    notebook = new_notebook(relay, "controls", source="a = 20")
+    tab = ClientPage.open(bob, relay, notebook)
     tab.cell(0).locator("button.add-below").click()
     tab.type(1, "print(a + 22)")
     tab.page.click("button.run-all")

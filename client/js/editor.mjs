@@ -10,7 +10,9 @@
 import {
   EditorView, keymap, drawSelection, highlightActiveLine, Decoration, WidgetType,
 } from "@codemirror/view";
-import { EditorState, Annotation, Transaction, Prec, StateEffect, StateField } from "@codemirror/state";
+import {
+  EditorState, Annotation, Compartment, Transaction, Prec, StateEffect, StateField,
+} from "@codemirror/state";
 import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
 import {
   bracketMatching, indentOnInput, syntaxHighlighting, defaultHighlightStyle,
@@ -20,6 +22,10 @@ import { python } from "@codemirror/lang-python";
 
 // Marks a transaction that came from the log, so it is not reported back.
 const remote = Annotation.define();
+
+// Whether a person may type here (a viewer may not): switched by setEditable.
+const editing = new Compartment();
+const editingExtensions = (on) => [EditorView.editable.of(on), EditorState.readOnly.of(!on)];
 
 // The keys a notebook handles itself; Python answers whether it did.
 const NOTEBOOK_KEYS = [
@@ -60,6 +66,7 @@ export function createEditor(parent, doc, handlers) {
         keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, indentWithTab]),
         EditorView.lineWrapping,
         remoteCursors,
+        editing.of(editingExtensions(true)),
         EditorView.updateListener.of((update) => {
           if (update.focusChanged) handlers.focus(update.view.hasFocus);
           if (!update.docChanged) {
@@ -181,6 +188,11 @@ export function focus(view, where) {
   if (where === "start") view.dispatch({ selection: { anchor: 0 } });
   if (where === "end") view.dispatch({ selection: { anchor: view.state.doc.length } });
   view.focus();
+}
+
+/** Let a person type in the editor, or not (its text still follows the log). */
+export function setEditable(view, on) {
+  view.dispatch({ effects: editing.reconfigure(editingExtensions(Boolean(on))) });
 }
 
 export function blur(view) {

@@ -1,8 +1,10 @@
 // The browser host of a headless kernel: the page's main thread.
 //
 // `kernel_headless/browser.py` opens browser.html in headless Chromium and
-// calls `anode.start(config)` with the kernel's config (as node.mjs gets it,
-// plus `python_files`: the paths of the kernel's Python files on the relay).
+// calls `anode.start(config, token)` with the kernel's config (as node.mjs
+// gets it, plus `python_files`: the paths of the kernel's Python files on the
+// relay) and the relay credential (or null). The token stays in this page's
+// KernelHost; the worker, where cells run, never sees it.
 // The shared KernelHost (host.mjs) does the feed, outbox, heartbeat and
 // interrupts here; the kernel's Python runs in a module Web Worker
 // (browser_worker.mjs). Python on the other side of Playwright is told:
@@ -95,7 +97,7 @@ function ready(message) {
 }
 
 /** Start the kernel. Returns whether interrupts can stop a busy cell. */
-function start(config) {
+function start(config, token = null) {
   if (host !== null) throw new Error("this page already runs a kernel");
   if (!crossOriginIsolated) {
     log(
@@ -109,6 +111,7 @@ function start(config) {
   host = makeHost({
     relay: config.relay,
     notebook: config.notebook,
+    token,
     config: { ...config, host: "browser" },
     log,
     spawnWorker,

@@ -10,6 +10,13 @@
 //                the worker's Pyodide polls, and tell the worker;
 //   - restart:   replace the worker when asked to, or when it dies.
 // Messages with the worker are JSON strings (see kernel_headless/bridge.py).
+//
+// The relay credential lives here only (never in the worker, where cells
+// run). When the relay refuses it (401: revoked or expired; 403 on the log
+// itself: not a credential for this notebook), retrying cannot help: the
+// host says so and exits with EXIT_UNAUTHORIZED. A 403 on one push (say,
+// outputs for an execution the log no longer gives this session) drops that
+// push alone, with a log line, and the kernel carries on.
 
 const SIGINT = 2;
 // While a cell runs, SIGUSR1 every TICK_MS makes the kernel flush buffered
@@ -19,19 +26,26 @@ const TICK_MS = 50;
 const RESEND_MS = 20;
 const MAX_BATCH = 500;
 const RECENT = 2000;
+/** The exit code when the relay refuses the credential (sysexits' EX_NOPERM). */
+export const EXIT_UNAUTHORIZED = 77;
 
 export class KernelHost {
+  #headers;
+
   /**
    * @param {object} options
    * @param {string} options.relay       base URL of the relay, e.g. http://127.0.0.1:8000
    * @param {string} options.notebook    notebook id
+   * @param {string|null} options.token  the relay credential (`Authorization: Bearer`), or null
    * @param {object} options.config      the kernel's config (session_id, lease_seconds, ...)
    * @param {(config: object, interrupt: Int32Array) => WorkerHandle} options.spawnWorker
    * @param {(line: string) => void} options.log
    * @param {(code: number) => void} options.onExit
    */
-  constructor({ relay, notebook, config, spawnWorker, log, onExit }) {
+  constructor({ relay, notebook, token = null, config, spawnWorker, log, onExit }) {
     this.api = `${relay.replace(/\/$/, "")}/api/notebooks/${encodeURIComponent(notebook)}`;
+    // A private field: nothing that gets at this object can read it back.
+    this.#headers = token ? { authorization: `Bearer ${token}` } : {};
     this.config = config;
     this.spawnWorker = spawnWorker;
     this.log = log;
@@ -162,8 +176,9 @@ export class KernelHost {
     while (!this.stopped && generation === this.generation) {
       let body;
       try {
-        const response = await fetch(`${this.api}/events?after=${after}&limit=2000&wait=25`);
+        const response = await this._fetch(`${this.api}/events?after=${after}&limit=2000&wait=25`);
         body = await response.text();
+        if (response.status === 401 || response.status === 403) return this._refused(response.status, body);
         if (!response.ok) throw new Error(`relay answered ${response.status}: ${body.slice(0, 200)}`);
       } catch (error) {
         if (generation !== this.generation) return;
@@ -220,6 +235,24 @@ export class KernelHost {
     this.resend = setInterval(send, RESEND_MS);
   }
 
+  // --- the relay ----------------------------------------------------------------------
+
+  /** fetch() with the credential. */
+  _fetch(url, options = {}) {
+    return fetch(url, { ...options, headers: { ...options.headers, ...this.#headers } });
+  }
+
+  /** The relay refused the credential: retrying will not help, so end (non-zero). */
+  _refused(status, body) {
+    if (this.stopped) return;
+    const why =
+      status === 401
+        ? "the relay no longer accepts this kernel's credential (revoked, expired, or none was given)"
+        : "this kernel's credential does not allow it to read this notebook";
+    this.log(`${why}: ${status} ${String(body).slice(0, 200)}; exiting`);
+    this._exit(EXIT_UNAUTHORIZED);
+  }
+
   // --- outbox: ordered pushes -------------------------------------------------------
 
   async _pump() {
@@ -249,12 +282,12 @@ export class KernelHost {
       let response;
       let body;
       try {
-        response = await fetch(`${this.api}/events`, {
+        response = await this._fetch(`${this.api}/events`, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: JSON.stringify({ events }),
         });
-        body = await response.json();
+        body = parseJson(await response.text());
       } catch (error) {
         this.log(`push failed (${error.message ?? error}); retrying`);
         await sleep(backoff);
@@ -270,6 +303,7 @@ export class KernelHost {
         }
         return;
       }
+      if (response.status === 401) return this._refused(401, JSON.stringify(body));
       if (response.status >= 500 || response.status === 429) {
         await sleep(backoff);
         backoff = Math.min(backoff * 2, 2000);
@@ -277,10 +311,12 @@ export class KernelHost {
       }
       if (batch.length > 1) {
         // One message spoiled the batch: push them one by one to find it.
-        for (const message of batch) await this._pushBatch([message]);
+        for (const message of batch) if (!this.stopped) await this._pushBatch([message]);
         return;
       }
-      this.log(`the relay refused a push: ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
+      const what = response.status === 403 ? "dropped a push the relay forbids" : "the relay refused a push";
+      const names = [...new Set(events.map((event) => event.name))].join(", ");
+      this.log(`${what} (${names}): ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
       this._toWorker({ type: "push_failed", id: batch[0].id, status: response.status, error: body });
       return;
     }
@@ -304,14 +340,24 @@ export class KernelHost {
       label: this.config.label ?? "",
     };
     try {
-      await fetch(`${this.api}/presence`, {
+      const response = await this._fetch(`${this.api}/presence`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ client_id: this.sessionId, kind: "kernel", state, ttl: Math.min(this.leaseSeconds * 2, 300) }),
       });
+      if (response.status === 401) this._refused(401, await response.text());
     } catch {
       // The relay is away; the feed loop says so. The lease decides.
     }
+  }
+}
+
+/** A relay answer's JSON; a body that is not JSON (a proxy's error page) as {error: text}. */
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { error: "not_json", detail: text.slice(0, 300) };
   }
 }
 

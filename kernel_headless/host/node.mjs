@@ -2,13 +2,24 @@
 //
 //   node kernel_headless/host/node.mjs '<config JSON>'
 //
-// Config: {relay, notebook, session_id, lease_seconds, label, cache_dir,
+// Config: {relay, notebook, session_id, lease_seconds, label, snapshot_dir,
 //          python_dirs: [dirs of packages to load], micropip_wheel, index_urls,
 //          output_cap_bytes}
+// Environment (read, then deleted, before any cell can run):
+//   ANODE_KERNEL_TOKEN  the relay credential, sent as `Authorization: Bearer`;
+//   ANODE_SNAPSHOT_KEY  the key that signs cached snapshots.
 // Runs the kernel's Python in a worker_thread on Pyodide, started from a
-// memory snapshot cached in cache_dir (made on first use, remade when Pyodide
-// or the Python files change). Prints one line "anode kernel ready: {...}" on
-// stdout when it is ready to claim work. Ctrl+C / SIGTERM end the session.
+// memory snapshot cached in snapshot_dir (made on first use, remade when
+// Pyodide or the Python files change). Prints one line "anode kernel ready:
+// {...}" on stdout when it is ready to claim work. Ctrl+C / SIGTERM end the
+// session.
+//
+// kernel_headless/launcher.py starts this under Node's permission model, and
+// cells run in the worker, so the worker gets nothing secret: no token, no
+// key, an empty process.env. Only this main thread talks to the relay with
+// the token, and only it reads and writes snapshots: one is loaded only when
+// its signature holds, so a cell that overwrites the cache (it may write
+// there) cannot plant code in the next kernel.
 
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -20,6 +31,12 @@ import { KernelHost } from "./host.mjs";
 
 const require = createRequire(import.meta.url);
 const PYODIDE_VERSION = require("pyodide/package.json").version;
+
+// The secrets, taken out of the environment before anything else runs.
+const TOKEN = process.env.ANODE_KERNEL_TOKEN || null;
+const SNAPSHOT_KEY = process.env.ANODE_SNAPSHOT_KEY || null;
+delete process.env.ANODE_KERNEL_TOKEN;
+delete process.env.ANODE_SNAPSHOT_KEY;
 
 function log(line) {
   process.stderr.write(`anode kernel: ${line}\n`);
@@ -41,34 +58,64 @@ function pythonFiles(dirs) {
   return files.sort((a, b) => (a.path < b.path ? -1 : 1));
 }
 
-function snapshotPath(cacheDir, files) {
+function snapshotPath(snapshotDir, files) {
   const hash = crypto.createHash("sha256").update(PYODIDE_VERSION);
   for (const file of files) hash.update(file.path).update("\0").update(file.text).update("\0");
-  return path.join(cacheDir, `kernel-pyodide-${PYODIDE_VERSION}-${hash.digest("hex").slice(0, 16)}.snapshot`);
+  return path.join(snapshotDir, `kernel-pyodide-${PYODIDE_VERSION}-${hash.digest("hex").slice(0, 16)}.snapshot`);
+}
+
+/** HMAC of a snapshot's bytes under SNAPSHOT_KEY, bound to its file name. */
+function signature(file, bytes) {
+  return crypto.createHmac("sha256", SNAPSHOT_KEY).update(path.basename(file)).update("\0").update(bytes).digest();
+}
+
+/** The cached snapshot's bytes when there is one and its signature holds; else null. */
+function loadSnapshot(file) {
+  if (SNAPSHOT_KEY === null) return null;
+  let bytes;
+  let mac;
+  try {
+    bytes = fs.readFileSync(file);
+    mac = Buffer.from(fs.readFileSync(`${file}.sig`, "utf8").trim(), "hex");
+  } catch {
+    return null; // none yet
+  }
+  const expected = signature(file, bytes);
+  if (mac.length !== expected.length || !crypto.timingSafeEqual(mac, expected)) {
+    log(`the cached snapshot ${file} is not signed by this cache's key; ignoring it`);
+    return null;
+  }
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function main() {
   const config = JSON.parse(process.argv[2] ?? process.env.ANODE_KERNEL_CONFIG ?? "{}");
-  for (const key of ["relay", "notebook", "session_id", "cache_dir", "python_dirs"]) {
+  for (const key of ["relay", "notebook", "session_id", "snapshot_dir", "python_dirs"]) {
     if (config[key] == null) {
       log(`missing config key ${key}`);
       process.exit(2);
     }
   }
   const files = pythonFiles(config.python_dirs);
-  const snapshot = snapshotPath(config.cache_dir, files);
+  const snapshot = snapshotPath(config.snapshot_dir, files);
+  if (SNAPSHOT_KEY === null) log("no snapshot key was given: starting cold, caching nothing");
   const started = performance.now();
   let announced = false;
 
   const host = new KernelHost({
     relay: config.relay,
     notebook: config.notebook,
+    token: TOKEN,
     config,
     log,
     onExit: (code) => process.exit(code),
     spawnWorker: (workerConfig, interrupt) => {
+      const cached = loadSnapshot(snapshot);
+      const makeSnapshot = SNAPSHOT_KEY !== null; // when it did not load one
       const worker = new Worker(new URL("./node_worker.mjs", import.meta.url), {
-        workerData: { config: workerConfig, interrupt, files, snapshot },
+        workerData: { config: workerConfig, interrupt, files, snapshot: cached, makeSnapshot },
+        transferList: cached ? [cached.buffer] : [],
+        env: {}, // cells see an empty process.env
       });
       const handle = {
         post: (message) => worker.postMessage(message),
@@ -84,8 +131,16 @@ function main() {
             }
           }),
         onExit: (callback) => {
-          worker.on("error", (error) => callback(error.message ?? String(error)));
-          worker.on("exit", (code) => callback(`exit code ${code}`));
+          const died = (reason) => {
+            // A first interpreter that never came up will not come up on a retry either.
+            if (!announced) {
+              log(`the kernel's interpreter did not start (${reason})`);
+              process.exit(1);
+            }
+            callback(reason);
+          };
+          worker.on("error", (error) => died(error.message ?? String(error)));
+          worker.on("exit", (code) => died(`exit code ${code}`));
         },
       };
       return handle;
@@ -111,6 +166,10 @@ function saveSnapshot(file, bytes) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const temporary = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(temporary, bytes);
+    fs.writeFileSync(`${temporary}.sig`, signature(file, bytes).toString("hex"));
+    // Signature first: a kernel that reads the new snapshot with the old
+    // signature only starts cold once.
+    fs.renameSync(`${temporary}.sig`, `${file}.sig`);
     fs.renameSync(temporary, file); // atomic: another kernel never reads half a snapshot
     log(`cached a Pyodide snapshot in ${file}`);
   } catch (error) {
@@ -135,7 +194,10 @@ function pruneSnapshots(current, keep = 3) {
       .filter((file) => file !== current)
       .map((file) => ({ file, mtime: fs.statSync(file).mtimeMs }))
       .sort((a, b) => b.mtime - a.mtime);
-    for (const { file } of old.slice(keep - 1)) fs.rmSync(file, { force: true });
+    for (const { file } of old.slice(keep - 1)) {
+      fs.rmSync(file, { force: true });
+      fs.rmSync(`${file}.sig`, { force: true });
+    }
   } catch (error) {
     log(`could not prune old snapshots: ${error.message}`);
   }

@@ -1,0 +1,94 @@
+"""``anode build-site OUT``: the browser client as a folder any static file server can host.
+
+The folder has the same layout the relay serves (``relay/static.py``), minus
+the relay's API and the kernels' files:
+
+    index.html, sw.js, config.json
+    client/            the client's Python, style, sandbox page, service worker
+    shared_schema/     the schema the client folds the log with
+    vendor/pyodide/    npm ``pyodide``                  (source maps and type files left out)
+    vendor/pyscript/   npm ``@pyscript/core``'s dist    (likewise)
+    vendor/bundles/    CodeMirror, marked and DOMPurify, bundled by ``make setup``
+
+``config.json`` names the relay (``{"relay": "https://relay.example"}``);
+``?relay=URL`` in the page's address overrides it. Built without ``--relay``
+it says ``null``: the page is then a local notebook kept in IndexedDB, and
+says plainly that running code needs a relay. The relay must let the site's
+origin in: ``anode serve --allow-origin https://site.example``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from relay.static import VENDORED
+
+from .options import fail
+
+#: The repository root: where index.html, client/ and the vendored folders are.
+ROOT = Path(__file__).resolve().parent.parent
+#: Vendored folders the page loads (micropip is the kernels').
+SITE_VENDORED = ("pyodide", "pyscript", "bundles")
+#: What a browser never asks for.
+_SKIPPED = ("*.map", "*.d.ts", "*.md", "console*.html", "__pycache__", "*.pyc", "js")
+#: Written by us: a folder holding both is a site we may write over.
+_MARKERS = ("index.html", "config.json")
+
+
+def build(out: Path, relay: str | None, root: Path = ROOT) -> list[Path]:
+    """Write the site into ``out`` (made, or replaced if it holds an earlier site); return its top entries."""
+    missing = [name for name in SITE_VENDORED if not (root / VENDORED[name]).is_dir()]
+    if missing:
+        raise click.ClickException(f"vendored assets missing ({', '.join(missing)}): run `make setup` first")
+    if out.exists() and any(out.iterdir()) and not all((out / name).is_file() for name in _MARKERS):
+        raise click.ClickException(f"{out} is not empty and holds no Anode site: pick an empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns(*_SKIPPED)
+    folders = {"client": root / "client", "shared_schema": root / "shared_schema"}
+    folders |= {f"vendor/{name}": root / VENDORED[name] for name in SITE_VENDORED}
+    for target, source in folders.items():
+        shutil.rmtree(out / target, ignore_errors=True)
+        shutil.copytree(source, out / target, ignore=ignore)
+    shutil.copyfile(root / "index.html", out / "index.html")
+    shutil.copyfile(root / "client" / "sw.js", out / "sw.js")  # at the root: it serves the whole site
+    (out / "config.json").write_text(json.dumps({"relay": relay}, indent=2) + "\n")
+    return sorted(out.iterdir())
+
+
+def _relay_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        fail(f"--relay must be an http(s) address such as https://relay.example, not {value!r}")
+    return value.rstrip("/")
+
+
+@click.command("build-site")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--relay",
+    metavar="URL",
+    envvar="ANODE_RELAY",
+    show_envvar=True,
+    help="The relay the site talks to (written to config.json; ?relay= overrides it). "
+    "Without one the site keeps notebooks in the browser only.",
+)
+def build_site(out: Path, relay: str | None) -> None:
+    """Write the browser client into OUT, for any static file server."""
+    relay_url = _relay_url(relay)
+    try:
+        build(out, relay_url)
+    except click.ClickException as error:
+        fail(error.message)
+    except OSError as error:
+        fail(f"cannot write the site into {out}: {error.strerror or error}")
+    click.echo(f"Wrote the Anode site to {out}/ (relay: {relay_url or 'none: notebooks stay in the browser'}).")
+    if relay_url:
+        click.echo("Let it in on the relay: anode serve --allow-origin <the site's origin, e.g. https://notebooks.example>")
+    click.echo(f"Try it: python -m http.server --directory {out} 8080")

@@ -1,0 +1,72 @@
+"""Opening the page with no network: a service worker keeps the page's own files.
+
+``client/sw.js`` is served at the site's root (``/sw.js``: a service worker
+controls only its own folder and below). Once the page is up,
+``keep_for_offline`` registers it and hands it every URL the page loaded
+(the Performance API lists them: the page, its Python, PyScript, Pyodide
+and its standard library, the editor bundles); the worker stores those of
+its own site, never the relay's API. From then on a reload finds the page
+even when neither the relay nor the static host answers, and the notebook
+comes from IndexedDB as before. ``<body data-offline="ready">`` says the
+files are kept (tests wait on it).
+
+How the worker answers is in ``client/sw.js``: the network first (so a new
+version is seen at once), the cache when the network fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import js
+from pyodide.ffi import create_proxy
+
+from .browser import js_object
+
+log = logging.getLogger("anode.client.offline")
+
+WORKER = "./sw.js"
+
+
+def loaded_urls() -> list[str]:
+    """The page's own address (without its query) and every resource it fetched."""
+    page = js.URL.new(js.location.href)
+    page.search = ""
+    page.hash = ""
+    urls = [str(page.href)]
+    for entry in js.performance.getEntriesByType("resource"):
+        urls.append(str(entry.name))
+    return list(dict.fromkeys(urls))
+
+
+async def keep_for_offline() -> None:
+    """Register the service worker and have it keep what the page loaded (best effort)."""
+    container = getattr(js.navigator, "serviceWorker", None)
+    if container is None or not js.isSecureContext:
+        return  # plain http on another host than localhost: no service workers
+    try:
+        await container.register(WORKER)
+        registration = await container.ready
+        worker = registration.active
+        channel = js.MessageChannel.new()
+        answered: asyncio.Future = asyncio.get_event_loop().create_future()
+
+        def reply(event) -> None:
+            if not answered.done():
+                answered.set_result(str(event.data))
+
+        proxy = create_proxy(reply)
+        channel.port1.onmessage = proxy
+        message = js_object({"type": "keep", "urls": json.dumps(loaded_urls())})
+        worker.postMessage(message, js.Array.of(channel.port2))
+        try:
+            kept = await asyncio.wait_for(answered, 120)
+        finally:
+            proxy.destroy()
+    except Exception as error:  # blocked (a test's choice, a browser setting), or a failed fetch
+        log.debug("offline copy unavailable: %s", error)
+        return
+    js.document.body.dataset.offline = "ready"
+    log.debug("kept %s files for offline use", kept)

@@ -1,0 +1,87 @@
+// Anode's service worker: a reload with no network opens the page from cache.
+//
+// Served at the site's root as /sw.js (relay/static.py, `anode build-site`),
+// so it controls the whole page. client/offline.py registers it once the
+// page is up and posts {type: "keep", urls} with every URL the page loaded;
+// the worker stores those of its own site. Requests are answered from the
+// network first (a new version shows at once), from the cache when the
+// network fails (relay or static host down, no network at all). The relay's
+// API (/api/), its wheels and other origins are never touched: the notebook
+// itself lives in IndexedDB (client/store.py), not here.
+
+const CACHE = "anode-shell-v1";
+
+self.addEventListener("install", () => self.skipWaiting());
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil((async () => {
+    for (const name of await caches.keys()) {
+      if (name !== CACHE) await caches.delete(name);
+    }
+    await self.clients.claim();
+  })());
+});
+
+function keepable(url) {
+  const scope = self.registration.scope;
+  if (!url.startsWith(scope)) return false;
+  const path = url.slice(scope.length);
+  return !path.startsWith("api/") && !path.startsWith("wheels/");
+}
+
+function sameVersion(a, b) {
+  const headers = ["etag", "last-modified", "content-length"];
+  return headers.every((name) => a.headers.get(name) === b.headers.get(name));
+}
+
+// Store a fresh response (a copy the caller does not read) unless the cache
+// already holds this very version.
+async function store(cache, request, response) {
+  if (!response.ok || response.type !== "basic") return;
+  const old = await cache.match(request);
+  if (old && sameVersion(old, response)) return;
+  await cache.put(request, response);
+}
+
+async function keep(urls) {
+  const cache = await caches.open(CACHE);
+  let kept = 0;
+  for (const url of urls) {
+    if (!keepable(url)) continue;
+    try {
+      if (!(await cache.match(url))) await store(cache, new Request(url), await fetch(url));
+      kept += 1;
+    } catch (error) {
+      // Gone since the page loaded it: the next load tries again.
+    }
+  }
+  return kept;
+}
+
+self.addEventListener("message", (event) => {
+  const data = event.data || {};
+  if (data.type !== "keep") return;
+  const port = event.ports[0];
+  event.waitUntil(keep(JSON.parse(data.urls)).then(
+    (kept) => port && port.postMessage(String(kept)),
+    (error) => port && port.postMessage("failed: " + error),
+  ));
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET" || !keepable(request.url)) return;
+  event.respondWith((async () => {
+    const cache = await caches.open(CACHE);
+    try {
+      const response = await fetch(request);
+      event.waitUntil(store(cache, request, response.clone()));
+      return response;
+    } catch (error) {
+      // A page address with any query (?notebook=…) is the same page.
+      const cached = await cache.match(request, { ignoreSearch: request.mode === "navigate" });
+      if (cached) return cached;
+      throw error;
+    }
+  })());
+});

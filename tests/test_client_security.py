@@ -1,0 +1,230 @@
+"""The browser client's credentials and defences, in Chromium against a real relay.
+
+- A ``?token=`` link: the token is kept, cleared from the address bar, sent
+  as ``Authorization: Bearer`` on every API request (the event stream too)
+  and never in a URL.
+- No token: the page asks for one, and a pasted link is enough.
+- A viewer's link (made in the share dialog) opens the notebook read-only.
+- The page's Content-Security-Policy allows no inline script, yet Pyodide
+  starts; an HTML output's scripts still run, in a sandboxed frame that
+  reaches neither the page, nor its storage, nor the network.
+
+The relay runs with auth on and ``--kernels none``: outputs are pushed as a
+kernel would push them (``push_html_output``), so nothing here waits for a
+kernel. The first tests need no browser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from client.links import parse_credential, share_link
+from client.sse import Message, Parser
+from tests.chromium import sync_browser
+from tests.client_helpers import (
+    SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, cell_ids, new_notebook, push_html_output,
+)
+from tests.conftest import RelayProcess
+
+# --- pure parts ------------------------------------------------------------------------
+
+
+def test_sse_parser_handles_any_chunking() -> None:
+    """Fields, multi-line data, comments (pings) and CRLF split anywhere give the same messages."""
+    stream = (
+        ": ping\r\n\r\nevent: events\r\nid: 7\r\ndata: [1,\r\ndata: 2]\r\n\r\n"
+        "event: presence\ndata: {}\n\nretry: 500\n\ndata:no-space\r\r\n"
+    )
+    expected = [
+        Message("events", "[1,\n2]", "7"),
+        Message("presence", "{}", "7"),
+        Message("message", "no-space", "7"),
+    ]
+    for size in (1, 2, 3, 7, len(stream)):
+        parser = Parser()
+        got = [m for start in range(0, len(stream), size) for m in parser.feed(stream[start : start + size])]
+        assert got == expected, size
+        assert parser.retry_ms == 500
+
+
+def test_links_round_trip() -> None:
+    link = share_link("https://site.example/nb/", "Qm9v", "at1.a.b")
+    assert link == "https://site.example/nb/?notebook=Qm9v&token=at1.a.b"
+    assert parse_credential(f"  {link}\n") == ("at1.a.b", "Qm9v")
+    assert parse_credential("at1.x.y") == ("at1.x.y", None)
+    with_relay = share_link("http://h/", "n", "t", relay="http://r:1")
+    assert parse_credential(with_relay) == ("t", "n")
+
+
+# --- in a browser ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
+    running = RelayProcess(tmp_path_factory.mktemp("client-security") / "data", ["--kernels", "none"]).start()
+    assert running.token, "the relay should run with auth on and print its admin token"
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_browser() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def owner(browser):
+    """One person's browser, shared by the tests (a warm Pyodide after the first)."""
+    context = browser.new_context(service_workers="block")
+    yield context
+    context.close()
+
+
+class Watch:
+    """Every API request of a context, and every CSP complaint of its pages."""
+
+    def __init__(self, context, relay: RelayProcess) -> None:
+        self.api: list[tuple[str, str | None]] = []
+        self.csp: list[str] = []
+        self._relay = relay
+        context.on("request", self._request)
+        context.on("console", self._console)
+
+    def _request(self, request) -> None:
+        if "/api/" in request.url:
+            self.api.append((request.url, request.headers.get("authorization")))
+
+    def _console(self, message) -> None:
+        if "Content Security Policy" in message.text:
+            self.csp.append(message.text)
+
+
+@pytest.mark.slow
+def test_token_link_is_kept_cleared_and_sent_in_headers(relay: RelayProcess, owner) -> None:
+    from playwright.sync_api import expect
+
+    watch = Watch(owner, relay)
+    notebook = new_notebook(relay, "tokens", source="x = 1")
+    tab = ClientPage.open(owner, relay, notebook)
+    tab.expect_online(True)  # the stream is open: it was sent the token too
+    assert "token" not in tab.page.url and f"notebook={notebook}" in tab.page.url
+    kept = tab.page.evaluate(f"localStorage.getItem('anode-tokens:{relay.url}')")
+    assert relay.token in kept
+    expect(tab.page.locator("body")).to_have_attribute("data-role", "admin", timeout=SYNC_TIMEOUT_MS)
+    # A reload needs no token in the address: it is kept.
+    tab.page.goto(tab.url(notebook))
+    tab.wait_ready()
+    tab.expect_online(True)
+    assert watch.api, "no API request seen"
+    paths = {re.sub(r"\?.*", "", url.removeprefix(relay.url)) for url, _ in watch.api}
+    assert f"/api/notebooks/{notebook}/stream" in paths and "/api/whoami" in paths
+    for url, authorization in watch.api:
+        assert authorization == f"Bearer {relay.token}", url
+        assert relay.token not in url
+    assert watch.csp == [] and tab.errors == []
+    tab.page.close()
+
+
+@pytest.mark.slow
+def test_no_token_asks_for_one(relay: RelayProcess, browser) -> None:
+    """Without a token the relay says 401 and the page asks; pasting the link is enough."""
+    from playwright.sync_api import expect
+
+    notebook = new_notebook(relay, "asked")
+    context = browser.new_context(service_workers="block")
+    tab = ClientPage(context.new_page(), relay)
+    tab.page.goto(tab.url(notebook))
+    tab.wait_ready()
+    prompt = tab.page.locator("dialog.token-prompt")
+    expect(prompt).to_be_visible(timeout=SYNC_TIMEOUT_MS)
+    expect(prompt.locator(".token-reason")).to_contain_text("token")
+    tab.page.fill(".token-input", f"{relay.url}/?notebook={notebook}&token={relay.token}")
+    tab.page.click("button.token-submit")
+    tab.wait_ready()
+    tab.expect_online(True)
+    expect(prompt).to_have_count(0)
+    expect(tab.cells).to_have_count(1)
+    context.close()
+
+
+@pytest.mark.slow
+def test_viewer_link_is_read_only(relay: RelayProcess, owner, browser) -> None:
+    """The owner makes a viewer link in the share dialog; its holder sees, live, and cannot change."""
+    from playwright.sync_api import expect
+
+    notebook = new_notebook(relay, "shared", source="shared = 1")
+    tab = ClientPage.open(owner, relay, notebook)
+    tab.page.click("button.share")
+    dialog = tab.page.locator("dialog.share-dialog")
+    expect(dialog).to_be_visible()
+    dialog.locator("select.share-role").select_option("viewer")
+    dialog.locator("button.share-create").click()
+    link_box = dialog.locator("input.share-link")
+    expect(link_box).to_have_value(re.compile(r"token=at1\."), timeout=SYNC_TIMEOUT_MS)
+    link = link_box.input_value()
+    assert link.startswith(f"{relay.url}/?notebook={notebook}&token=")
+    expect(dialog.locator(".share-token[data-role=viewer]")).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
+    dialog.locator("button.share-close").click()
+
+    context = browser.new_context(service_workers="block")
+    viewer = ClientPage(context.new_page(), relay)
+    viewer.page.goto(link)
+    viewer.wait_ready()
+    viewer.expect_source(0, "shared = 1")
+    expect(viewer.page.locator("body")).to_have_attribute("data-role", "viewer", timeout=SYNC_TIMEOUT_MS)
+    expect(viewer.page.locator("body")).to_have_class(re.compile(r"\bread-only\b"))
+    expect(viewer.page.locator(".notice")).to_contain_text("read")
+    expect(viewer.cell(0).locator(".cell-tools")).to_be_hidden()
+    expect(viewer.page.locator("button.share")).to_be_hidden()
+    expect(viewer.editor(0)).to_have_attribute("contenteditable", "false")
+    viewer.editor(0).click()
+    viewer.page.keyboard.type("nope")
+    viewer.page.keyboard.press("Escape")
+    viewer.page.keyboard.press("b")  # command mode's "add below": not for a viewer
+    tab.type(0, "\nmore = 2")  # the owner's edit reaches the viewer live
+    viewer.expect_source(0, "shared = 1\nmore = 2")
+    expect(viewer.cells).to_have_count(1)
+    expect(viewer.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0")
+    assert viewer.errors == [] and tab.errors == []
+    context.close()
+    tab.page.close()
+
+
+@pytest.mark.slow
+def test_output_scripts_run_sandboxed_under_the_csp(relay: RelayProcess, owner) -> None:
+    """The page allows no inline script; an output's script runs, in a frame that can reach nothing."""
+    from playwright.sync_api import expect
+
+    watch = Watch(owner, relay)
+    notebook = new_notebook(relay, "sandbox")
+    tab = ClientPage.open(owner, relay, notebook)
+    tab.page.evaluate("localStorage.setItem('anode-secret', 'token'); document.cookie = 'anode=secret'")
+    # The page's own policy: an injected inline script does not run.
+    tab.page.evaluate(
+        "() => { const s = document.createElement('script'); s.textContent = 'window.injected = 1';"
+        " document.body.append(s); }"
+    )
+    assert tab.page.evaluate("window.injected") is None
+    probe = SANDBOX_PROBE.replace("RELAY", relay.url).replace("TOKEN", relay.token or "")
+    push_html_output(relay, notebook, cell_ids(relay, notebook)[0], probe)
+    frame = tab.outputs(0).locator("iframe.output-frame")
+    expect(frame).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
+    assert frame.get_attribute("sandbox") == "allow-scripts"
+    result = tab.outputs(0).frame_locator("iframe.output-frame").locator("#result")
+    expect(result).not_to_have_text("running", timeout=SYNC_TIMEOUT_MS)
+    tried = json.loads(result.inner_text())
+    assert set(tried) == {
+        "parent_document", "parent_storage", "local_storage", "cookie", "indexeddb",
+        "fetch_relay", "fetch_with_token",
+    }  # fmt: skip
+    for name, outcome in tried.items():
+        assert outcome.startswith("blocked:"), f"{name}: {outcome}"
+    expect(frame).to_have_attribute("style", re.compile(r"height: \d+px"), timeout=SYNC_TIMEOUT_MS)
+    assert any("inline script" in text for text in watch.csp), watch.csp  # the injected one, refused
+    assert tab.errors == []
+    tab.page.close()

@@ -1,0 +1,171 @@
+"""``anode build-site``: the client from a plain static server, a relay elsewhere, and offline.
+
+The site is built into a temporary folder and served by ``python -m
+http.server`` on loopback (a real static server, nothing of ours), on a
+different port, so a different origin, from the relay, which lets it in
+with ``--allow-origin``. In Chromium: create a notebook, run a cell; then
+stop both servers and reload: the service worker gives back the page and
+IndexedDB the notebook. Built without a relay, the site is a local notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from anode.site import build
+from tests.chromium import sync_browser
+from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, RequestLog
+from tests.conftest import RelayProcess
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class StaticServer:
+    """``python -m http.server`` serving ``folder`` on loopback."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{self.url}/config.json", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("the static server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def static_server() -> Iterator[Callable[[Path, int], StaticServer]]:
+    started: list[StaticServer] = []
+
+    def start(folder: Path, port: int) -> StaticServer:
+        started.append(StaticServer(folder, port))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_browser() as launched:
+        yield launched
+
+
+def test_build_site_writes_a_complete_site(tmp_path: Path) -> None:
+    """Every file the page's config names is there, with config.json naming the relay."""
+    out = tmp_path / "site"
+    build(out, "https://relay.example")
+    assert json.loads((out / "config.json").read_text()) == {"relay": "https://relay.example"}
+    for name in ("index.html", "sw.js", "client/frame.html", "client/style.css", "vendor/pyscript/core.js",
+                 "vendor/pyodide/pyodide.mjs", "vendor/pyodide/pyodide.asm.wasm", "vendor/pyodide/python_stdlib.zip",
+                 "vendor/bundles/editor.js", "vendor/bundles/markdown.js"):  # fmt: skip
+        assert (out / name).is_file(), name
+    config = json.loads((out / "client" / "pyscript.json").read_text())
+    for target in config["files"].values():
+        assert (out / target).is_file(), target
+    assert not list(out.rglob("*.map"))
+    build(out, None)  # again, over the old one: allowed, and now without a relay
+    assert json.loads((out / "config.json").read_text()) == {"relay": None}
+
+
+@pytest.mark.slow
+def test_static_site_runs_code_then_opens_offline(
+    tmp_path: Path, relay_process: Callable[..., RelayProcess], static_server, browser
+) -> None:
+    from playwright.sync_api import expect
+
+    port = _free_port()
+    relay = relay_process("--allow-origin", f"http://127.0.0.1:{port}")
+    site = tmp_path / "site"
+    build(site, relay.url)
+    server = static_server(site, port)
+    context = browser.new_context()  # service workers allowed: this test is about them
+    outside = RequestLog(server.url).attach(context)
+    tab = ClientPage(context.new_page(), relay, site_url=server.url)
+    tab.goto()
+    tab.page.fill(".new-title", "From a static site")
+    tab.page.click("button.create")
+    tab.page.wait_for_url(re.compile(r"\?notebook="), timeout=SYNC_TIMEOUT_MS)
+    tab.wait_ready()
+    expect(tab.cells).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
+    tab.type(0, "print(6 * 7)")
+    tab.page.keyboard.press("Control+Enter")
+    expect(tab.outputs(0).locator("pre.stream")).to_have_text("42", timeout=RUN_TIMEOUT_MS)
+    tab.expect_online(True)
+    # Only the static site and the relay were asked for anything.
+    assert [url for url in outside.outside if not url.startswith(relay.url)] == []
+
+    # The service worker has kept the site; now both servers go away.
+    expect(tab.page.locator("body")).to_have_attribute("data-offline", "ready", timeout=RUN_TIMEOUT_MS)
+    server.stop()
+    relay.stop()
+    tab.reload()
+    expect(tab.cells).to_have_count(1)
+    tab.expect_source(0, "print(6 * 7)")
+    expect(tab.outputs(0).locator("pre.stream")).to_have_text("42")
+    tab.expect_online(False)
+    assert tab.errors == []
+    context.close()
+
+
+@pytest.mark.slow
+def test_site_without_relay_is_a_local_notebook(tmp_path: Path, static_server, browser) -> None:
+    from playwright.sync_api import expect
+
+    site = tmp_path / "site"
+    build(site, None)
+    server = static_server(site, _free_port())
+    context = browser.new_context(service_workers="block")
+    outside = RequestLog(server.url).attach(context)
+    tab = ClientPage(context.new_page(), _NoRelay(), site_url=server.url)
+    tab.goto()
+    expect(tab.page.locator(".no-relay")).to_contain_text("needs a")
+    tab.page.fill(".new-title", "Kept here")
+    tab.page.click("button.create")
+    tab.page.wait_for_url(re.compile(r"\?notebook=local-"), timeout=SYNC_TIMEOUT_MS)
+    tab.wait_ready()
+    expect(tab.page.locator(".notice")).to_contain_text("Running code needs a kernel")
+    expect(tab.page.locator("input.title")).to_have_value("Kept here")
+    tab.type(0, "kept = True")
+    expect(tab.page.locator("body")).to_have_attribute("data-saving", "0")
+    tab.reload()
+    tab.expect_source(0, "kept = True")
+    tab.goto()
+    expect(tab.page.locator(".local-notebooks li a", has_text="Kept here")).to_be_visible()
+    assert outside.outside == []
+    assert tab.errors == []
+    context.close()
+
+
+class _NoRelay:
+    url = ""
+    token = None
+    headers: dict[str, str] = {}
