@@ -147,6 +147,7 @@ def serve(
         sqlite_sync=sync,  # type: ignore[arg-type]
         wheels_dir=wheels_dir.resolve() if wheels_dir else None,
         auth=not no_auth,
+        auto_kernels=kernels == "auto",
         allowed_origins=tuple(origin.rstrip("/") for origin in allowed_origins),
         push_rate=push_rate,
         push_burst=max(1, int(push_rate * 2)),

@@ -28,13 +28,14 @@ from .auth import UNKNOWN, Credentials, Identity, TokenPrompt
 from .browser import query_param
 from .dom import h
 from .home import HomeView
-from .model import NotebookModel, Saved
+from .model import NotebookModel, Saved, key_owner
 from .offline import keep_for_offline
 from .presence import Presence
 from .relay import NetworkError, Relay, find_relay
 from .share import ShareDialog
 from .store import Store, StoreError
 from .sync import Sync
+from .tabs import claim_tab
 from .view import NotebookView, SyncStatus
 
 log = logging.getLogger("anode.client")
@@ -80,9 +81,10 @@ class NotebookPage:
 
     async def start(self) -> None:
         saved = Saved()
+        tab = await claim_tab()
         try:
             self.store = await Store.open()
-            saved = await self.store.load(self.notebook_id)
+            saved = await self.store.load(self.notebook_id, tab.number)
         except StoreError as error:  # private mode, quota: work from the network only
             log.warning("IndexedDB unavailable (%s): this tab keeps nothing across reloads", error)
             self.store = None
@@ -90,7 +92,13 @@ class NotebookPage:
             self._root.replaceChildren(_unknown_notebook(self.notebook_id))
             js.document.body.dataset.anode = "ready"
             return
-        self.model = NotebookModel.restore(self.notebook_id, saved)
+        live = tab.others
+        if live is None:  # no Web Locks: adopt nothing another numbered tab wrote
+            live = frozenset(key_owner(key) for key, _ in saved.pending) | {t for t, _, _ in saved.other_drafts}
+            live -= {0}
+        self.model = NotebookModel.restore(self.notebook_id, saved, tab=tab.number, live_tabs=live)
+        js.document.body.dataset.tab = str(tab.number)
+        self._save()  # records adopted from a tab that is gone are ours now
         js.document.body.dataset.saving = "0"
         self.view = NotebookView(self._root, self._cm, self._md, self)
         if self._credentials is not None:
@@ -116,6 +124,8 @@ class NotebookPage:
             on_status=self._schedule_render,
         )
         self.sync.start()
+        self.view.start_command = _kernel_command(self._relay, self.notebook_id)
+        asyncio.ensure_future(self._read_kernel_mode())
         assert self.presence is not None
         self.presence.start()
         js.document.body.dataset.anode = "ready"
@@ -129,6 +139,18 @@ class NotebookPage:
         if self.view is not None:
             self.view.set_access(identity.can_edit(self.notebook_id), identity.can_share(self.notebook_id))
             js.document.body.dataset.role = identity.role
+
+    async def _read_kernel_mode(self) -> None:
+        """Whether the relay starts kernels itself (``/api/health``'s ``kernels``, when it says)."""
+        assert self._relay is not None
+        try:
+            status, data = await self._relay.request("GET", "/api/health")
+        except NetworkError:
+            return
+        mode = data.get("kernels") if status == 200 and isinstance(data, dict) else None
+        if self.view is not None and mode in ("auto", "none"):
+            self.view.kernels_mode = mode
+            self._schedule_render()
 
     async def _unknown(self) -> bool:
         """True if the relay says it has no such notebook (offline, or no relay: we cannot tell)."""
@@ -193,7 +215,7 @@ class NotebookPage:
             return
         self._saving += 1
         js.document.body.dataset.saving = str(self._saving)
-        done = self.store.commit(self.notebook_id, changes)
+        done = self.store.commit(self.notebook_id, changes, self.model.tab)
         done.add_done_callback(self._saved)
 
     def _saved(self, future: asyncio.Future) -> None:
@@ -309,8 +331,39 @@ class NotebookPage:
 
     @_editing
     def run_all(self) -> None:
-        for cell in self.model.state().visible_cells():
+        self._run_many(self.model.state().visible_cells())
+
+    @_editing
+    def run_above(self, cell_id: str) -> None:
+        """Every code cell above this one, in order (Jupyter's "Run All Above")."""
+        cells = self.model.state().visible_cells()
+        index = next((i for i, cell in enumerate(cells) if cell.id == cell_id), 0)
+        self._run_many(cells[:index])
+
+    @_editing
+    def run_below(self, cell_id: str) -> None:
+        """This cell and every code cell below it (Jupyter's "Run All Below")."""
+        cells = self.model.state().visible_cells()
+        index = next((i for i, cell in enumerate(cells) if cell.id == cell_id), len(cells))
+        self._run_many(cells[index:])
+
+    def _run_many(self, cells: list[Any]) -> None:
+        for cell in cells:
             self.model.run(cell.id)  # markdown and raw cells are skipped
+        self._commit()
+
+    @_editing
+    def cancel(self, cell_id: str) -> None:
+        """Take a queued run of this cell off the queue (a running one is interrupted instead)."""
+        cell = self.model.state().cells.get(cell_id)
+        run = self.model.state().executions.get(cell.execution_id) if cell and cell.execution_id else None
+        if run is not None and run.status in ("pending", "assigned"):
+            self.model.cancel(run.id)
+            self._commit()
+
+    @_editing
+    def clear_cell(self, cell_id: str) -> None:
+        self.model.clear_outputs(cell_id)
         self._commit()
 
     @_editing
@@ -336,6 +389,12 @@ class NotebookPage:
         if title != self.model.state().title:
             self.model.set_title(title[:256])
             self._commit()
+
+
+def _kernel_command(relay: Relay, notebook_id: str) -> str:
+    """The shell command that serves this notebook with a kernel (its token is made with
+    ``anode token create --notebook ID --role kernel`` and given as ANODE_TOKEN)."""
+    return f"anode kernel --relay {relay.origin} --notebook {notebook_id}"
 
 
 def _unknown_notebook(notebook_id: str) -> Any:

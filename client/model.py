@@ -43,6 +43,18 @@ SNAPSHOT_EVERY = 500
 #: The actor shown for our own unconfirmed events (the relay sets the real one).
 LOCAL_ACTOR = "you"
 
+#: Several tabs of one browser share IndexedDB. Each tab has a number (1..2**20-1,
+#: ``client.tabs``) and keys its pending events ``tab * TAB_SPAN + n`` and its drafts
+#: with its number, so tabs never overwrite each other's records; a tab adopts
+#: only the records of tabs that are gone. Keys below ``TAB_SPAN`` are from
+#: before tabs had numbers and belong to no live tab. (2**52 stays exact in a JS number.)
+TAB_SPAN = 2**32
+
+
+def key_owner(key: int) -> int:
+    """The tab number a pending key belongs to (0: no tab)."""
+    return key // TAB_SPAN
+
 PushedJson = dict[str, Any]
 StoredJson = dict[str, Any]
 TextOpsJson = list[Any]
@@ -65,6 +77,10 @@ class Saved:
     confirmed: list[StoredJson] = field(default_factory=list)  # after the snapshot, in seq order
     pending: list[tuple[int, PushedJson]] = field(default_factory=list)  # (key, event), in order
     drafts: dict[str, TextOpsJson] = field(default_factory=dict)  # cell id -> buffered ops
+    #: Drafts of other tabs (that are gone, or not: ``restore`` decides): (tab, cell id, ops).
+    other_drafts: list[tuple[int, str, TextOpsJson]] = field(default_factory=list)
+    #: Ids of stored confirmed events, when a gone tab left pending events: one may be in the log already.
+    confirmed_ids: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -77,10 +93,12 @@ class LocalChanges:
     #: cell id -> buffered ops, or ``None`` to forget the cell's draft.
     drafts: dict[str, TextOpsJson | None] = field(default_factory=dict)
     snapshot: dict[str, Any] | None = None
+    #: Drafts adopted from a tab that is gone: (tab, cell id) records to delete.
+    drafts_delete: list[tuple[int, str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
-            self.confirmed or self.pending_put or self.pending_delete or self.drafts
+            self.confirmed or self.pending_put or self.pending_delete or self.drafts or self.drafts_delete
         ) or self.snapshot is not None
 
 
@@ -97,15 +115,17 @@ class Received:
 class NotebookModel:
     """The local view of one notebook, and the commands a person gives it."""
 
-    def __init__(self, notebook_id: str, *, make_id: Callable[[], str] = new_id) -> None:
+    def __init__(self, notebook_id: str, *, make_id: Callable[[], str] = new_id, tab: int = 0) -> None:
         self.notebook_id = notebook_id
+        #: This tab's number: its pending keys are ``tab * TAB_SPAN + n``.
+        self.tab = tab
         self.confirmed = NotebookState()
         self.pending: list[tuple[int, PushedJson]] = []
         self.buffers: dict[str, CellEditBuffer] = {}
         self._make_id = make_id
         #: cell id -> id of its edit in flight (a pending ``cellSourceEdited``).
         self._in_flight: dict[str, str] = {}
-        self._next_key = 1
+        self._next_key = tab * TAB_SPAN + 1
         self._snapshot_seq = 0
         self._changes = LocalChanges()
         self._view: NotebookState | None = None
@@ -113,8 +133,15 @@ class NotebookModel:
     # --- loading -----------------------------------------------------------------
 
     @classmethod
-    def restore(cls, notebook_id: str, saved: Saved, **kwargs: Any) -> NotebookModel:
-        """Rebuild the model from IndexedDB: snapshot, later events, pending, drafts."""
+    def restore(
+        cls, notebook_id: str, saved: Saved, *, live_tabs: frozenset[int] = frozenset(), **kwargs: Any
+    ) -> NotebookModel:
+        """Rebuild the model from IndexedDB: snapshot, later events, pending, drafts.
+
+        Records of this tab (``tab=``) are ours; those of a tab in ``live_tabs``
+        stay that tab's (it pushes them); the rest were left by a tab that is
+        gone, and are adopted: re-keyed as ours, after ours, in their order.
+        """
         model = cls(notebook_id, **kwargs)
         if saved.snapshot is not None:
             try:
@@ -125,9 +152,26 @@ class NotebookModel:
         for raw in saved.confirmed:
             if raw["seq"] == model.confirmed.seq + 1:
                 advance(model.confirmed, stored_from_json(raw))
-        model.pending = list(saved.pending)
-        model._next_key = max((key for key, _ in saved.pending), default=0) + 1
-        model._restore_buffers(saved.drafts)
+        own = [(key, event) for key, event in saved.pending if key_owner(key) == model.tab]
+        orphans = [
+            (key, event) for key, event in saved.pending
+            if key_owner(key) != model.tab and key_owner(key) not in live_tabs
+        ]  # fmt: skip
+        model.pending = sorted(own)
+        model._next_key = max((key for key, _ in own), default=model.tab * TAB_SPAN) + 1
+        for key, event in sorted(orphans):
+            model._changes.pending_delete.append(key)
+            if event["id"] not in saved.confirmed_ids:  # else the log has it: the gone tab died before it knew
+                model._put_pending(event)
+        drafts = dict(saved.drafts)
+        for tab, cell_id, ops in saved.other_drafts:
+            if tab == model.tab or tab in live_tabs:
+                continue
+            model._changes.drafts_delete.append((tab, cell_id))
+            if cell_id not in drafts:  # one draft per cell: ours first, else the first left behind
+                drafts[cell_id] = ops
+                model._changes.drafts[cell_id] = ops
+        model._restore_buffers(drafts)
         return model
 
     def _restore_buffers(self, drafts: dict[str, TextOpsJson]) -> None:
@@ -390,15 +434,17 @@ class NotebookModel:
         """Validate a new event, queue it as pending, and return its id."""
         event = ev.decode(name, ev.REGISTRY[name].version, args)  # raises on a bug of ours
         event_id = self._make_id()
-        pushed = {"id": event_id, **event.to_json()}
-        key = self._next_key
-        self._next_key += 1
-        self.pending.append((key, pushed))
-        self._changes.pending_put.append((key, pushed))
+        self._put_pending({"id": event_id, **event.to_json()})
         if name == "cellDeleted":
             self._forget_buffer(args["cell_id"])
         self._view = None
         return event_id
+
+    def _put_pending(self, pushed: PushedJson) -> None:
+        key = self._next_key
+        self._next_key += 1
+        self.pending.append((key, pushed))
+        self._changes.pending_put.append((key, pushed))
 
     def _remove_pending(self, event_id: str) -> None:
         for key, event in self.pending:

@@ -23,10 +23,9 @@ from typing import Any
 import js
 from pyodide.ffi import JsProxy
 
+from . import ansi
 from .browser import Listeners, js_object
 from .dom import h
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 #: MIME types in the order we prefer to show them.
 _RICH_ORDER = (
@@ -59,9 +58,29 @@ _FRAME_HEAD = (
 )
 
 
-def strip_ansi(text: str) -> str:
-    """Terminal colour codes removed (colours are on the not-yet list)."""
-    return _ANSI.sub("", text)
+def coloured(tag_class: str, text: str, attrs: dict[str, str] | None = None) -> JsProxy:
+    """A ``<pre>`` of text whose terminal colours (ANSI SGR codes) become ``<span class="ansi-…">``."""
+    pre = h("pre", {"class": tag_class, **(attrs or {})})
+    for chunk, classes in ansi.runs(text):
+        pre.append(h("span", {"class": classes}, chunk) if classes else chunk)
+    return pre
+
+
+def text_lines(output: dict[str, Any]) -> int:
+    """About how many lines an output takes (for deciding that outputs are long)."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return _text_of(output.get("text", "")).count("\n") + 1
+    if kind == "error":
+        return sum(_text_of(line).count("\n") + 1 for line in output.get("traceback") or []) or 1
+    data = output.get("data") or {}
+    if "text/html" in data or "image/svg+xml" in data:
+        return 10
+    if any(mime in data for mime in ("image/png", "image/jpeg", "image/gif")):
+        return 20
+    if "application/json" in data:
+        return json.dumps(data["application/json"], indent=2).count("\n") + 1
+    return _text_of(data.get("text/plain", "")).count("\n") + 1
 
 
 def _text_of(value: Any) -> str:
@@ -91,36 +110,73 @@ def render_output(output: dict[str, Any]) -> JsProxy:
     kind = output.get("output_type")
     if kind == "stream":
         name = output.get("name", "stdout")
-        return h("pre", {"class": f"output stream {name}"}, strip_ansi(_text_of(output.get("text", ""))))
+        return coloured(f"output stream {name}", _text_of(output.get("text", "")))
     if kind == "error":
-        traceback = "\n".join(strip_ansi(_text_of(line)) for line in output.get("traceback") or [])
+        traceback = "\n".join(_text_of(line) for line in output.get("traceback") or [])
         text = traceback or f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
-        return h("pre", {"class": "output error"}, text)
+        return coloured("output error", text)
     if kind in ("display_data", "execute_result"):
-        element = render_bundle(output.get("data") or {})
+        element = render_bundle(output.get("data") or {}, output.get("metadata") or {})
         if kind == "execute_result":
             element.classList.add("execute-result")
         return element
     return h("pre", {"class": "output unknown"}, json.dumps(output)[:2000])
 
 
-def render_bundle(data: dict[str, Any]) -> JsProxy:
+def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> JsProxy:
     """The richest MIME type of a bundle we know how to show safely."""
+    metadata = metadata or {}
     for mime in _RICH_ORDER:
         if mime not in data:
             continue
         value = data[mime]
+        # nbformat puts per-type metadata under the type (``{"image/png": {"width": 40}}``).
+        meta = metadata.get(mime) if isinstance(metadata.get(mime), dict) else metadata
         if mime == "text/html":
             return h("div", {"class": "output html"}, sandboxed_frame(_text_of(value)))
         if mime == "image/svg+xml":
             return h("div", {"class": "output svg"}, sandboxed_frame(_text_of(value)))
         if mime in ("image/png", "image/jpeg", "image/gif"):
             encoded = re.sub(r"\s+", "", _text_of(value))
-            return h("div", {"class": "output image"}, h("img", {"src": f"data:{mime};base64,{encoded}", "alt": "output image"}))
+            size = {key: str(int(meta[key])) for key in ("width", "height") if isinstance(meta.get(key), (int, float))}
+            image = h("img", {"src": f"data:{mime};base64,{encoded}", "alt": "output image", **size})
+            return h("div", {"class": "output image", "data-mime": mime}, image)
         if mime == "application/json":
-            return h("pre", {"class": "output json"}, json.dumps(value, indent=2, ensure_ascii=False))
-        return h("pre", {"class": "output text", "data-mime": mime}, strip_ansi(_text_of(value)))
+            budget = [JSON_NODES]
+            tree = json_tree(value, str(meta.get("root", "root")), bool(meta.get("expanded")), 0, budget)
+            return h("div", {"class": "output json"}, tree)
+        return coloured("output text", _text_of(value), {"data-mime": mime})
     return h("pre", {"class": "output text"}, ", ".join(sorted(data)) or "(empty output)")
+
+
+#: A JSON output shows at most this many values (the rest says how many it left out).
+JSON_NODES = 2000
+
+
+def _json_leaf(value: Any) -> JsProxy:
+    kind = "null" if value is None else "bool" if isinstance(value, bool) else \
+        "number" if isinstance(value, (int, float)) else "string" if isinstance(value, str) else "other"
+    return h("span", {"class": f"json-{kind}"}, json.dumps(value, ensure_ascii=False))
+
+
+def json_tree(value: Any, key: str, expanded: bool, depth: int, budget: list[int]) -> JsProxy:
+    """A JSON value as nested ``<details>``: objects and arrays fold; the first level starts open."""
+    budget[0] -= 1
+    label = h("span", {"class": "json-key"}, f"{key}: ")
+    if not isinstance(value, (dict, list)):
+        return h("div", {"class": "json-item"}, label, _json_leaf(value))
+    items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+    brackets = "{}" if isinstance(value, dict) else "[]"
+    noun = "key" if isinstance(value, dict) else "item"
+    summary = h("summary", None, label, h("span", {"class": "json-count"},
+                f"{brackets[0]}…{brackets[1]} {len(items)} {noun}{'' if len(items) == 1 else 's'}"))
+    node = h("details", {"class": "json-node", "open": expanded or depth == 0}, summary)
+    for index, (child_key, child) in enumerate(items):
+        if budget[0] <= 0:
+            node.append(h("div", {"class": "json-item json-more"}, f"… {len(items) - index} more"))
+            break
+        node.append(json_tree(child, str(child_key), expanded, depth + 1, budget))
+    return node
 
 
 def _same_object(a: Any, b: Any) -> bool:

@@ -8,8 +8,13 @@ Object stores (keys are arrays, values JSON strings):
 | store       | key                 | value                                    |
 | ----------- | ------------------- | ---------------------------------------- |
 | `confirmed` | `[notebook, seq]`   | an event as the relay served it          |
-| `pending`   | `[notebook, n]`     | an event as we push it, `n` in made order |
-| `drafts`    | `[notebook, cell]`  | a cell's buffered keystrokes (ot ops)    |
+| `pending`   | `[notebook, n]`     | an event as we push it, `n` = tab * 2**32 + made order |
+| `drafts`    | `[notebook, cell, tab]` | a cell's buffered keystrokes (ot ops) |
+
+Several tabs share these stores: each writes pending keys in its own range
+and drafts under its own number (``client.model.TAB_SPAN``, ``client.tabs``),
+so no tab overwrites another's records. Drafts keyed ``[notebook, cell]``
+are from before tab numbers (tab 0).
 | `snapshots` | `notebook`          | `NotebookState.dump()` of the confirmed log |
 
 IndexedDB commits a transaction as soon as a task ends with no request
@@ -29,7 +34,7 @@ from typing import Any
 import js
 from pyodide.ffi import JsProxy, create_proxy, to_js
 
-from .model import LocalChanges, Saved
+from .model import LocalChanges, Saved, key_owner
 
 DB_NAME = "anode"
 DB_VERSION = 1
@@ -100,8 +105,8 @@ class Store:
             proxy.destroy()
         return cls(db)
 
-    async def load(self, notebook: str) -> Saved:
-        """Everything stored for ``notebook`` (empty for one never opened here)."""
+    async def load(self, notebook: str, tab: int = 0) -> Saved:
+        """Everything stored for ``notebook`` (empty for one never opened here), as tab ``tab`` sees it."""
         tx = self._db.transaction(to_js(["snapshots"]), "readonly")
         snapshot_text = await _wait(tx.objectStore("snapshots").get(notebook))
         snapshot = json.loads(snapshot_text) if snapshot_text is not None else None
@@ -114,20 +119,30 @@ class Store:
         draft_keys = tx.objectStore("drafts").getAllKeys(_notebook_range(notebook))
         drafts = tx.objectStore("drafts").getAll(_notebook_range(notebook))
         await _wait(tx, ok="complete", fail=("error", "abort"))
-        return Saved(
+        saved = Saved(
             snapshot=snapshot,
             confirmed=[json.loads(text) for text in confirmed.result.to_py()],
             pending=[
                 (int(key[1]), json.loads(text))
                 for key, text in zip(pending_keys.result.to_py(), pending.result.to_py())
             ],
-            drafts={
-                str(key[1]): json.loads(text)
-                for key, text in zip(draft_keys.result.to_py(), drafts.result.to_py())
-            },
         )
+        for key, text in zip(draft_keys.result.to_py(), drafts.result.to_py()):
+            owner = int(key[2]) if len(key) > 2 else 0
+            if owner == tab:
+                saved.drafts[str(key[1])] = json.loads(text)
+            else:
+                saved.other_drafts.append((owner, str(key[1]), json.loads(text)))
+        if any(key_owner(key) != tab for key, _ in saved.pending):
+            # Another tab's events may be in the log already (it died before it saw them
+            # come back): the whole stored log's ids say which.
+            tx = self._db.transaction(to_js(["confirmed"]), "readonly")
+            every = tx.objectStore("confirmed").getAll(_notebook_range(notebook))
+            await _wait(tx, ok="complete", fail=("error", "abort"))
+            saved.confirmed_ids = {json.loads(text)["id"] for text in every.result.to_py()}
+        return saved
 
-    def commit(self, notebook: str, changes: LocalChanges) -> asyncio.Future:
+    def commit(self, notebook: str, changes: LocalChanges, tab: int = 0) -> asyncio.Future:
         """Write ``changes`` in one transaction, issued now; await the result to know it is stored."""
         tx = self._db.transaction(to_js(list(STORES)), "readwrite")
         done = _wait(tx, ok="complete", fail=("error", "abort"))
@@ -140,11 +155,13 @@ class Store:
         for key in changes.pending_delete:
             pending.delete(_key(notebook, key))
         drafts = tx.objectStore("drafts")
+        for owner, cell_id in changes.drafts_delete:
+            drafts.delete(_key(notebook, cell_id, owner) if owner else _key(notebook, cell_id))
         for cell_id, ops in changes.drafts.items():
             if ops:
-                drafts.put(json.dumps(ops), _key(notebook, cell_id))
+                drafts.put(json.dumps(ops), _key(notebook, cell_id, tab))
             else:
-                drafts.delete(_key(notebook, cell_id))
+                drafts.delete(_key(notebook, cell_id, tab))
         if changes.snapshot is not None:
             tx.objectStore("snapshots").put(json.dumps(changes.snapshot), notebook)
         return done

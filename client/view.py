@@ -13,6 +13,8 @@ model directly.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,7 +29,7 @@ from .browser import Listeners
 from .dom import clear, h, set_text
 from .editor import CellEditor
 from .presence import Person
-from .render import FrameSizer, render_output
+from .render import FrameSizer, render_output, text_lines
 
 #: What a person sees for each execution status.
 STATUS_LABELS = {
@@ -38,6 +40,12 @@ STATUS_LABELS = {
     "error": "error",
     "cancelled": "cancelled",
 }
+
+#: Outputs taller than this many lines start scrolled (a button shows them whole).
+LONG_OUTPUT_LINES = 40
+
+#: How often the time of a running cell is redrawn (seconds).
+TICK = 0.5
 
 
 @dataclass
@@ -58,6 +66,10 @@ class Actions(Protocol):
     def move_cell(self, cell_id: str, offset: int) -> None: ...
     def change_type(self, cell_id: str, cell_type: str) -> None: ...
     def interrupt(self, cell_id: str) -> None: ...
+    def cancel(self, cell_id: str) -> None: ...
+    def run_above(self, cell_id: str) -> None: ...
+    def run_below(self, cell_id: str) -> None: ...
+    def clear_cell(self, cell_id: str) -> None: ...
     def set_title(self, title: str) -> None: ...
     def run_all(self) -> None: ...
     def interrupt_all(self) -> None: ...
@@ -67,26 +79,39 @@ class Actions(Protocol):
     def share(self) -> None: ...
 
 
-def kernel_status(state: NotebookState) -> tuple[str, str]:
-    """``(status, text)`` for the header: none, starting, idle, busy or restarting."""
+def kernel_status(state: NotebookState, kernels: str | None = None) -> tuple[str, str, bool]:
+    """``(status, text, show the command)`` for the header: none, starting, idle, busy or restarting.
+
+    ``kernels`` is the relay's ``--kernels`` mode from ``/api/health``: "auto"
+    (it starts a kernel when work waits), "none" (someone must start one), or
+    ``None`` when the relay does not say (then the command shows while work waits).
+    """
     live = state.live_kernels()
-    waiting = state.pending()
+    waiting = bool(state.pending())
     if not live:
+        if kernels == "none":
+            return "none", "kernel: none · start one with", True
         if waiting:
-            return "starting", "kernel: starting… (anode serve starts one; or run: anode kernel --notebook ID)"
-        return "none", "kernel: none"
+            return "starting", "kernel: starting…" + ("" if kernels == "auto" else " · or start one with"), kernels != "auto"
+        return "none", "kernel: none" + (" (one starts when you run a cell)" if kernels == "auto" else ""), False
     label = ", ".join(session.label or session.id[:8] for session in live)
     if any(session.restart_requested for session in live):
-        return "restarting", f"kernel: restarting… · {label}"
+        return "restarting", f"kernel: restarting… · {label}", False
     busy = any(state.executions[eid].status == "executing" for eid in state.queue)
-    return ("busy" if busy else "idle"), f"kernel: {'busy' if busy else 'idle'} · {label}"
+    return ("busy" if busy else "idle"), f"kernel: {'busy' if busy else 'idle'} · {label}", False
 
 
-def execution_summary(run: Execution, state: NotebookState) -> str:
-    """"done in 0.12 s on kernel ab12cd34" and the like."""
+def execution_summary(run: Execution, state: NotebookState, now: float | None = None) -> str:
+    """"done in 0.12 s · kernel ab12cd34 (node)", "running 3.5 s · …" and the like."""
     text = STATUS_LABELS.get(run.status, run.status)
     if run.started_at is not None and run.completed_at is not None:
-        text += f" in {max(0.0, run.completed_at - run.started_at):.2f} s"
+        text += f" in {_duration(run.completed_at - run.started_at)}"
+    elif run.status == "executing" and run.started_at is not None:
+        text += f" {_duration((now if now is not None else time.time()) - run.started_at, live=True)}"
+    elif run.status in ("pending", "assigned") and run.id in state.queue:
+        ahead = state.queue.index(run.id)
+        if ahead:
+            text += f" · {ahead} ahead"
     if run.kernel_session:
         session = state.kernels.get(run.kernel_session)
         name = (session.label if session and session.label else run.kernel_session[:8])
@@ -95,6 +120,14 @@ def execution_summary(run: Execution, state: NotebookState) -> str:
     if run.reason:
         text += f" · {run.reason}"
     return text
+
+
+def _duration(seconds: float, live: bool = False) -> str:
+    """0.12 s, 3.5 s, 2 min 05 s (a running cell's time in tenths, so it visibly moves)."""
+    seconds = max(0.0, seconds)
+    if seconds >= 60:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{seconds:.1f} s" if live or seconds >= 10 else f"{seconds:.2f} s"
 
 
 class CellView:
@@ -112,11 +145,17 @@ class CellView:
         self.type_select.value = cell_type
         self.run_button = self._button("▶", "Run (Shift+Enter)", "run", lambda: actions.run(cell_id, "stay"))
         self.stop_button = self._button("■", "Interrupt", "interrupt", lambda: actions.interrupt(cell_id))
+        self.cancel_button = self._button("✕ queued", "Cancel this queued run", "cancel", lambda: actions.cancel(cell_id))
+        self.stop_button.hidden = self.cancel_button.hidden = True
         tools = h(
             "div", {"class": "cell-tools"},
             self.type_select,
             self.run_button,
             self.stop_button,
+            self.cancel_button,
+            self._button("⤒", "Run the cells above", "run-above", lambda: actions.run_above(cell_id)),
+            self._button("⤓", "Run this cell and those below", "run-below", lambda: actions.run_below(cell_id)),
+            self._button("⌫", "Clear this cell's outputs", "clear-cell", lambda: actions.clear_cell(cell_id)),
             self._button("↑", "Move up", "move-up", lambda: actions.move_cell(cell_id, -1)),
             self._button("↓", "Move down", "move-down", lambda: actions.move_cell(cell_id, 1)),
             self._button("+", "Add a cell below (B)", "add-below", lambda: notebook.add_below(cell_id)),
@@ -129,12 +168,27 @@ class CellView:
         self._rendered_source: str | None = None
         self.people = h("div", {"class": "cell-people"})
         self.status = h("div", {"class": "cell-status"})
-        self.outputs = h("div", {"class": "outputs"})
+        self.outputs = h("div", {"class": "outputs", "data-collapsed": "false"})
+        #: Long outputs scroll inside a box; a collapsed cell hides them behind one line.
+        self.collapse_button = h("button", {"class": "output-tool toggle-outputs", "type": "button",
+                                            "title": "Hide or show this cell's outputs"}, "collapse")
+        self.scroll_button = h("button", {"class": "output-tool toggle-scroll", "type": "button",
+                                          "title": "Show long outputs whole, or in a scrolling box"}, "show all")
+        self.collapsed_note = h("button", {"class": "outputs-collapsed", "type": "button", "hidden": True})
+        self.output_tools = h("div", {"class": "output-tools", "hidden": True},
+                              self.collapse_button, self.scroll_button)
+        self._collapsed = False
+        self._scroll_whole = False
+        self._output_lines = 0
         self.element = h(
             "section", {"class": "cell", "data-cell-id": cell_id, "data-cell-type": cell_type},
             h("div", {"class": "cell-gutter"}, self.prompt),
-            h("div", {"class": "cell-body"}, self.people, tools, self.editor_host, self.rendered, self.status, self.outputs),
+            h("div", {"class": "cell-body"}, self.people, tools, self.editor_host, self.rendered, self.status,
+              self.output_tools, self.collapsed_note, self.outputs),
         )  # fmt: skip
+        self._listeners.on(self.collapse_button, "click", lambda _e: self.set_collapsed(not self._collapsed))
+        self._listeners.on(self.collapsed_note, "click", lambda _e: self.set_collapsed(False))
+        self._listeners.on(self.scroll_button, "click", lambda _e: self._toggle_scroll())
         self._listeners.on(self.type_select, "change", lambda _e: actions.change_type(cell_id, str(self.type_select.value)))
         self._listeners.on(self.element, "mousedown", lambda _e: notebook.select(cell_id))
         self._listeners.on(self.rendered, "dblclick", lambda _e: notebook.focus_cell(cell_id))
@@ -150,6 +204,7 @@ class CellView:
         self._people_key: tuple[tuple[str, str], ...] = ()
         self._outputs: list[dict[str, Any]] | None = None
         self._run_key: tuple[Any, ...] | None | bool = False  # never rendered
+        self._run: Execution | None = None
 
     def _button(self, label: str, title: str, name: str, action: Callable[[], None]) -> JsProxy:
         button = h("button", {"class": f"tool {name}", "title": title, "type": "button", "data-action": name}, label)
@@ -163,8 +218,11 @@ class CellView:
         if self.editor.text != source:  # the model reset this cell: show the log's text
             self.editor.set_text(source)
         self.show_markdown(cell_type == "markdown" and not self.editing, source)
+        self._run = run
+        queued = run is not None and run.status in ("pending", "assigned")
         run_key = None if run is None else (
-            run.id, run.status, run.execution_count, run.kernel_session, run.completed_at, run.reason
+            run.id, run.status, run.execution_count, run.kernel_session, run.completed_at, run.reason,
+            state.queue.index(run.id) if queued and run.id in state.queue else -1,
         )  # fmt: skip
         if run_key != self._run_key:
             self._run_key = run_key
@@ -173,15 +231,50 @@ class CellView:
             count = "" if run is None or run.execution_count is None else str(run.execution_count)
             mark = "*" if run is not None and run.status in ("pending", "assigned", "executing") else count
             set_text(self.prompt, f"[{mark or ' '}]:")
-            set_text(self.status, "" if run is None else execution_summary(run, state))
+            self.show_summary(state)
             self.status.dataset.status = status
+            self.status.dataset.kernel = (run.kernel_session or "") if run is not None else ""
             self.stop_button.hidden = run is None or run.status != "executing"
+            self.cancel_button.hidden = not queued
         outputs = run.outputs if run is not None else []
         if not _same_outputs(outputs, self._outputs):
             self._outputs = list(outputs)
             clear(self.outputs)
             for output in outputs:
                 self.outputs.append(render_output(output))
+            self._output_lines = sum(text_lines(output) for output in outputs)
+            self._show_output_tools()
+
+    def show_summary(self, state: NotebookState) -> None:
+        """The line under the editor: state, how long it ran (or has run so far), which kernel."""
+        set_text(self.status, "" if self._run is None else execution_summary(self._run, state))
+
+    @property
+    def running(self) -> bool:
+        return self._run is not None and self._run.status == "executing"
+
+    def set_collapsed(self, collapsed: bool) -> None:
+        self._collapsed = collapsed
+        self._show_output_tools()
+
+    def _toggle_scroll(self) -> None:
+        self._scroll_whole = not self._scroll_whole
+        self._show_output_tools()
+
+    def _show_output_tools(self) -> None:
+        count = len(self._outputs or [])
+        long = self._output_lines > LONG_OUTPUT_LINES
+        collapsed = self._collapsed and count > 0
+        self.output_tools.hidden = count == 0
+        self.outputs.hidden = collapsed
+        self.outputs.dataset.collapsed = "true" if collapsed else "false"
+        self.outputs.classList.toggle("scrolled", long and not self._scroll_whole)
+        set_text(self.collapse_button, "expand" if collapsed else "collapse")
+        self.scroll_button.hidden = collapsed or not long
+        set_text(self.scroll_button, "scroll" if self._scroll_whole else "show all")
+        self.collapsed_note.hidden = not collapsed
+        noun = "output" if count == 1 else "outputs"
+        set_text(self.collapsed_note, f"… {count} {noun} hidden ({self._output_lines} lines): show")
 
     def show_markdown(self, rendered: bool, source: str) -> None:
         if rendered and source != self._rendered_source:
@@ -235,6 +328,16 @@ class NotebookView:
         self._pending_d = False
         self.title = h("input", {"class": "title", "aria-label": "Notebook title", "spellcheck": "false"})
         self.kernel = h("span", {"class": "kernel-status", "data-status": "none"})
+        self.kernel_text = h("span", {"class": "kernel-text"})
+        #: How to start a kernel by hand, shown when none is live and the relay will not start one.
+        self.kernel_command = h("code", {"class": "kernel-command", "hidden": True})
+        self.kernel.append(self.kernel_text, self.kernel_command)
+        #: The relay's ``--kernels`` mode ("auto", "none") once ``/api/health`` said it.
+        self.kernels_mode: str | None = None
+        #: The shell command that starts a kernel for this notebook (set by the page).
+        self.start_command = ""
+        self._ticker: asyncio.Future | None = None
+        self._state = NotebookState()
         self.sync = h("span", {"class": "sync-status", "data-online": "false"}, "connecting…")
         self.people = h("span", {"class": "people", "data-count": "0"})
         self.share_button = h("button", {"class": "tool share", "type": "button", "title": "Share a link to this notebook", "hidden": True}, "Share")
@@ -275,10 +378,12 @@ class NotebookView:
         if js.document.activeElement != self.title and self.title.value != state.title:
             self.title.value = state.title
         js.document.title = f"{state.title or 'Untitled'} · Anode"
-        kernel, text = kernel_status(state)
+        kernel, text, show_command = kernel_status(state, self.kernels_mode)
         self.kernel.dataset.status = kernel
         self.kernel.dataset.restarts = str(sum(session.restarts for session in state.live_kernels()))
-        set_text(self.kernel, text)
+        set_text(self.kernel_text, text)
+        self.kernel_command.hidden = not show_command
+        set_text(self.kernel_command, self.start_command)
         self.sync.dataset.online = "true" if status.online else "false"
         self.sync.dataset.unsynced = str(status.unsynced)
         sync_text = "online" if status.online else "offline"
@@ -309,6 +414,22 @@ class NotebookView:
             self.selected = ids[0] if ids else None
         for cell_id, view in self.cells.items():
             view.element.classList.toggle("selected", cell_id == self.selected)
+        self._state = state
+        if self._ticker is None and any(view.running for view in self.cells.values()):
+            self._ticker = asyncio.ensure_future(self._tick())
+
+    async def _tick(self) -> None:
+        """Redraw the time of running cells while any runs."""
+        try:
+            while True:
+                await asyncio.sleep(TICK)
+                running = [view for view in self.cells.values() if view.running]
+                if not running:
+                    return
+                for view in running:
+                    view.show_summary(self._state)
+        finally:
+            self._ticker = None
 
     def set_access(self, editable: bool, can_share: bool) -> None:
         """A viewer gets the notebook read-only: no editing, no buttons that change it."""
@@ -463,3 +584,5 @@ class NotebookView:
         self.cells.clear()
         self._listeners.clear()
         self._sizer.close()
+        if self._ticker is not None:
+            self._ticker.cancel()

@@ -24,7 +24,7 @@ from .auth import EventPolicy, Forbidden, credential, require
 from .errors import BadRequest
 from .notebooks import Notebooks
 from .params import float_param, int_param, json_body
-from .presence import Entry, PresenceBoard
+from .presence import Entry
 from .services import Services
 from .stream import stream
 from .token_api import token_routes
@@ -43,6 +43,7 @@ async def health(request: Request) -> Response:
             "version": __version__,
             "schema_version": SCHEMA_VERSION,
             "auth": services(request).tokens is not None,
+            "kernels": "auto" if services(request).config.auto_kernels else "none",
         }
     )
 

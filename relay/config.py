@@ -58,6 +58,9 @@ class RelayConfig:
     max_streams_per_token: int = 32
     #: Output entries one execution may hold; past it, output events are refused.
     max_outputs_per_execution: int = 10_000
+    #: Whether ``anode serve`` starts kernels itself (``--kernels auto``); the
+    #: client says how to start one when it does not.
+    auto_kernels: bool = False
     #: Origins (``https://site.example``) whose pages may call the API (CORS).
     allowed_origins: tuple[str, ...] = ()
 

@@ -46,7 +46,7 @@ def client(config: RelayConfig) -> Iterator[AdminClient]:
 
 
 @pytest.fixture
-def notebook(client: TestClient) -> str:
+def notebook(client: AdminClient) -> str:
     """A fresh notebook's id."""
     response = client.post("/api/notebooks", json={"title": "test"})
     assert response.status_code == 201, response.text

@@ -95,6 +95,7 @@ def test_health_reports_liveness_and_versions(client: TestClient) -> None:
         "version": __version__,
         "schema_version": SCHEMA_VERSION,
         "auth": True,
+        "kernels": "none",
     }
 
 
