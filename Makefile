@@ -18,7 +18,8 @@ SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # micropip is not in Pyodide's npm package; kernels load it for %pip.
 MICROPIP := vendor/micropip/micropip-0.11.1-py3-none-any.whl
-# The browser client's npm libraries (CodeMirror 6; marked and DOMPurify), bundled once.
+# The browser client's npm libraries (CodeMirror 6; marked, DOMPurify and KaTeX), bundled once.
+# KaTeX's CSS and fonts are served from node_modules/katex/dist as they are (relay/static.py).
 BUNDLES  := vendor/bundles/editor.js vendor/bundles/markdown.js
 
 setup: $(VENV)/.installed node_modules/.installed $(MICROPIP) $(BUNDLES) chromium

@@ -12,7 +12,9 @@ executable and flags) loads it with the service worker allowed.
   and editable then). *Cold*: the first tab of a fresh browser context
   (nothing cached, Pyodide's wasm compiled for the first time). *Cached*:
   later tabs of that context once the service worker holds the files
-  (``data-offline="ready"``), so the files and the compiled wasm are cached.
+  (``data-offline="ready"``) and the page has made its Pyodide memory
+  snapshot (``data-snapshot="ready"``, client/snapshot.js), so the files,
+  the compiled wasm and the snapshot are cached.
 - **Keystroke to push acknowledged**: a key's ``keydown`` to the moment the
   relay answered the POST that carried its ``cellSourceEdited`` (the client
   batches keystrokes for 50 ms by design: that is in the figure).
@@ -131,6 +133,7 @@ def _loads(browser: Any, url: str, quick: bool) -> dict[str, list[float]]:
         page, took = _open(context, url)
         cold.append(took)
         page.wait_for_selector("body[data-offline='ready']", timeout=60_000)
+        page.wait_for_selector("body[data-snapshot='ready'], body[data-snapshot='failed']", timeout=120_000)
         page.close()
         for _ in range(2 if quick else 4):
             page, took = _open(context, url)
@@ -146,6 +149,8 @@ def _typing(browser: Any, url: str, quick: bool) -> dict[str, list[float]]:
         context.add_init_script(_PROBE)
     writer, _ = _open(writer_context, url)
     watcher, _ = _open(watcher_context, url)
+    for page in (writer, watcher):  # a first visit shows the page before the stream brings the cell
+        page.wait_for_selector("section.cell .cm-content", timeout=60_000)
     watcher.evaluate(_WATCH)
     writer.click("section.cell .cm-content")
     writer.keyboard.press("Control+End")

@@ -1,24 +1,25 @@
-"""The page's entry point: PyScript runs this file (see index.html).
+"""The page's entry point: ``client/boot.js`` starts Pyodide and calls ``boot``.
 
-It only finds the page's root element and the CodeMirror module, then hands
-over to ``client.app``. A failure to start is shown on the page, not only in
-the console, so a person sees why the notebook did not appear.
+It only hands the page's root element and the two npm bundles over to
+``client.app``. A failure to start is shown on the page, not only in the
+console, so a person sees why the notebook did not appear.
 """
 
-import asyncio
+from __future__ import annotations
+
 import logging
 import sys
+from typing import Any
 
 import js
-from pyscript.js_modules import editor as cm  # vendor/bundles/editor.js
-from pyscript.js_modules import markdown as md  # vendor/bundles/markdown.js
 
 from client.app import main
 
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s: %(message)s")
 
 
-async def _boot() -> None:
+async def boot(cm: Any, md: Any) -> None:
+    """Run the client: ``cm`` is vendor/bundles/editor.js, ``md`` vendor/bundles/markdown.js."""
     root = js.document.getElementById("app")
     try:
         await main(root, cm, md)
@@ -29,6 +30,3 @@ async def _boot() -> None:
         message.textContent = f"Anode could not start: {type(error).__name__}: {error}"
         root.replaceChildren(message)
         raise
-
-
-_boot_task = asyncio.ensure_future(_boot())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 
 import js
 from pyodide.ffi import create_proxy
@@ -31,14 +32,36 @@ WORKER = "./sw.js"
 
 
 def loaded_urls() -> list[str]:
-    """The page's own address (without its query) and every resource it fetched."""
+    """The page's own address (without its query), every resource it fetched, and the fonts it may need."""
     page = js.URL.new(js.location.href)
     page.search = ""
     page.hash = ""
     urls = [str(page.href)]
     for entry in js.performance.getEntriesByType("resource"):
         urls.append(str(entry.name))
+    urls.extend(font_urls())
     return list(dict.fromkeys(urls))
+
+
+def font_urls() -> list[str]:
+    """The first (woff2) source of every @font-face in the page's style sheets: KaTeX's fonts.
+
+    A browser fetches a font only when text first uses it, so without this a
+    formula first opened offline would have no fonts.
+    """
+    urls: list[str] = []
+    for sheet in js.document.styleSheets:
+        try:
+            rules = sheet.cssRules
+        except Exception:  # another origin's sheet: not readable (and not ours to keep)
+            continue
+        for rule in rules:
+            if rule.constructor.name != "CSSFontFaceRule":
+                continue
+            found = re.search(r'url\("?([^")]+)"?\)', str(rule.style.getPropertyValue("src")))
+            if found:
+                urls.append(str(js.URL.new(found.group(1), sheet.href or js.location.href).href))
+    return urls
 
 
 async def keep_for_offline() -> None:

@@ -105,8 +105,8 @@ def sandboxed_frame(body_html: str) -> JsProxy:
     return frame
 
 
-def render_output(output: dict[str, Any]) -> JsProxy:
-    """One nbformat output as an element."""
+def render_output(output: dict[str, Any], md: Any = None) -> JsProxy:
+    """One nbformat output as an element (``md``, vendor/bundles/markdown.js, renders markdown and LaTeX)."""
     kind = output.get("output_type")
     if kind == "stream":
         name = output.get("name", "stdout")
@@ -116,14 +116,14 @@ def render_output(output: dict[str, Any]) -> JsProxy:
         text = traceback or f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
         return coloured("output error", text)
     if kind in ("display_data", "execute_result"):
-        element = render_bundle(output.get("data") or {}, output.get("metadata") or {})
+        element = render_bundle(output.get("data") or {}, output.get("metadata") or {}, md)
         if kind == "execute_result":
             element.classList.add("execute-result")
         return element
     return h("pre", {"class": "output unknown"}, json.dumps(output)[:2000])
 
 
-def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> JsProxy:
+def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None, md: Any = None) -> JsProxy:
     """The richest MIME type of a bundle we know how to show safely."""
     metadata = metadata or {}
     for mime in _RICH_ORDER:
@@ -145,6 +145,11 @@ def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None) 
             budget = [JSON_NODES]
             tree = json_tree(value, str(meta.get("root", "root")), bool(meta.get("expanded")), 0, budget)
             return h("div", {"class": "output json"}, tree)
+        if mime in ("text/markdown", "text/latex") and md is not None:
+            element = h("div", {"class": f"output {mime.removeprefix('text/')}", "data-mime": mime})
+            render = md.renderMarkdown if mime == "text/markdown" else md.renderLatex
+            element.innerHTML = str(render(_text_of(value)))  # sanitized by DOMPurify
+            return element
         return coloured("output text", _text_of(value), {"data-mime": mime})
     return h("pre", {"class": "output text"}, ", ".join(sorted(data)) or "(empty output)")
 

@@ -10,13 +10,15 @@
 // itself lives in IndexedDB (client/store.py), not here.
 
 const CACHE = "anode-shell-v1";
+// Kept by client/snapshot.js (a Pyodide memory snapshot), not by this worker.
+const OTHERS = ["anode-snapshot"];
 
 self.addEventListener("install", () => self.skipWaiting());
 
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
     for (const name of await caches.keys()) {
-      if (name !== CACHE) await caches.delete(name);
+      if (name !== CACHE && !OTHERS.includes(name)) await caches.delete(name);
     }
     await self.clients.claim();
   })());

@@ -241,7 +241,7 @@ class CellView:
             self._outputs = list(outputs)
             clear(self.outputs)
             for output in outputs:
-                self.outputs.append(render_output(output))
+                self.outputs.append(render_output(output, self._notebook.md))
             self._output_lines = sum(text_lines(output) for output in outputs)
             self._show_output_tools()
 

@@ -8,9 +8,9 @@ URL layout (the same in ``anode build-site`` output):
     /client/...             the client's Python
     /shared_schema/...      the shared schema, loaded by the client in Pyodide
     /vendor/pyodide/...     node_modules/pyodide
-    /vendor/pyscript/...    node_modules/@pyscript/core/dist
+    /vendor/katex/...       node_modules/katex/dist (KaTeX's CSS and fonts; its code is in the markdown bundle)
     /vendor/micropip/...    the micropip wheel ``make setup`` downloads (kernels' %pip)
-    /vendor/bundles/...     the client's npm libraries (CodeMirror, marked, DOMPurify), bundled by ``make setup``
+    /vendor/bundles/...     the client's npm libraries (CodeMirror, marked, DOMPurify, KaTeX), bundled by ``make setup``
     /kernel_headless/...    the kernel's Python and host files (the browser kernel page)
 """
 
@@ -34,7 +34,7 @@ mimetypes.add_type("text/x-python", ".py")
 
 VENDORED = {
     "pyodide": Path("node_modules/pyodide"),
-    "pyscript": Path("node_modules/@pyscript/core/dist"),
+    "katex": Path("node_modules/katex/dist"),
     "micropip": Path("vendor/micropip"),
     "bundles": Path("vendor/bundles"),
 }

@@ -31,27 +31,22 @@ from tests.conftest import REPO_ROOT, RelayProcess
 # --- the page's files ------------------------------------------------------------------
 
 
-def test_pyscript_config_lists_every_python_file() -> None:
-    """client/pyscript.json names each module of shared_schema and client (main.py runs itself)."""
-    config = json.loads((REPO_ROOT / "client" / "pyscript.json").read_text())
-    listed = sorted(config["files"].values())
+def test_manifest_lists_every_python_file() -> None:
+    """client/manifest.json names each module of shared_schema and client: client/boot.js loads those."""
+    manifest = json.loads((REPO_ROOT / "client" / "manifest.json").read_text())
     expected = sorted(
-        f"./{path.relative_to(REPO_ROOT).as_posix()}"
+        path.relative_to(REPO_ROOT).as_posix()
         for package in ("shared_schema", "client")
         for path in (REPO_ROOT / package).glob("*.py")
-        if path.name != "main.py"
     )
-    assert listed == expected, "update client/pyscript.json's files to match the packages"
-    for source, target in config["files"].items():
-        assert (REPO_ROOT / "client" / source).resolve() == (REPO_ROOT / target).resolve()
-    assert config["interpreter"] == "../vendor/pyodide/pyodide.mjs"
+    assert sorted(manifest["files"]) == expected, "update client/manifest.json's files to match the packages"
 
 
 def test_page_names_no_remote_url() -> None:
     """No CDN: the page, its config, its Python and the editor glue name no http(s) URL."""
     files = [REPO_ROOT / "index.html", *(REPO_ROOT / "client").rglob("*.*")]
     for path in files:
-        if path.suffix in (".html", ".json", ".py", ".mjs", ".css"):
+        if path.suffix in (".html", ".json", ".py", ".mjs", ".js", ".css"):
             assert not re.search(r"https?://", path.read_text()), f"{path} names a remote URL"
 
 

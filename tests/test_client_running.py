@@ -266,3 +266,38 @@ def test_markdown_code_is_highlighted(relay: RelayProcess, context) -> None:
     expect(plain.locator("b")).to_have_count(0)
     assert tab.errors == []
     tab.page.close()
+
+
+@pytest.mark.slow
+def test_markdown_math_and_latex_output(relay: RelayProcess, context) -> None:
+    """`$…$` and `$$…$$` in markdown, and a kernel's text/latex, render with KaTeX (vendored fonts
+    and CSS); dollar amounts stay text; no CSP violation, no console error."""
+    from playwright.sync_api import expect
+
+    notebook = _notebook(relay, "from IPython.display import display\n"
+                                "display({'text/latex': '$$\\\\frac{a}{b}$$', 'text/plain': 'a/b'}, raw=True)")  # fmt: skip
+    markdown_cell = uuid.uuid4().hex
+    text = "Inline $x^2$, costs $5 and $10.\n\nEscaped \\$y$ stays.\n\n$$\n\\int_0^1 f(t)\\,dt\n$$\n"
+    push(relay, notebook, _event("cellCreated", cell_id=markdown_cell, cell_type="markdown",
+                                 after=cell_ids(relay, notebook)[0], source=text))  # fmt: skip
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+    tab = ClientPage(page, relay)
+    tab.goto(notebook)
+    rendered = tab.cell(1).locator(".markdown-rendered")
+    expect(rendered.locator("p .katex")).to_have_count(1)
+    expect(rendered.locator("p .katex annotation")).to_have_text("x^2")  # MathML kept for screen readers
+    expect(rendered.locator("p").first).to_contain_text("costs $5 and $10.")
+    expect(rendered.locator("p").nth(1)).to_have_text("Escaped $y$ stays.")
+    expect(rendered.locator(".math-display .katex-display annotation")).to_have_text("\\int_0^1 f(t)\\,dt")
+    # The stylesheet and a font came from the relay: KaTeX's layout, not raw text.
+    font = rendered.locator(".katex-html").first.evaluate("e => getComputedStyle(e.closest('.katex')).fontFamily")
+    assert "KaTeX_Main" in font
+    page.wait_for_function("document.fonts.check('1em KaTeX_Main')", timeout=SYNC_TIMEOUT_MS)
+    tab.page.click("button.run-all")
+    tab.expect_status(0, "done")
+    latex = tab.outputs(0).locator("div.output.latex")
+    expect(latex.locator(".katex-display annotation")).to_have_text("\\frac{a}{b}")
+    assert tab.errors == [] and console == []
+    tab.page.close()
