@@ -48,7 +48,8 @@ from bench.harness import REPO_ROOT, Relay, create_notebook, http_client, push
 from bench.report import Report, median, p50_p99, percentile, say
 from bench.subscribers import SubscriberProcess
 from bench.workload import Event, event_id
-from kernel_headless.launcher import KernelSpec, start_node_kernel
+from kernel_headless import launcher
+from kernel_headless.launcher import KernelSpec, snapshot_dir, start_node_kernel
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _READY = "anode kernel ready: "
@@ -305,8 +306,12 @@ console.log(JSON.stringify({ load_s }));
 
 
 def _bare_pyodide(bench: Bench, scale: Scale) -> dict[str, list[float]]:
-    """``loadPyodide()`` cold and from the kernel's snapshot, each in a fresh ``node``."""
-    snapshots = sorted(bench.cache_dir.glob("kernel-pyodide-*.snapshot"))
+    """``loadPyodide()`` cold and from the kernel's snapshot, each in a fresh ``node``.
+
+    With the V8 flags the kernel's ``node`` gets, so the figures compare.
+    """
+    snapshots = sorted(snapshot_dir(bench.cache_dir).glob("kernel-pyodide-*.snapshot"))
+    v8_flags = list(getattr(launcher, "NODE_V8_FLAGS", ()))
     plan: list[tuple[str, Path | None]] = [("cold", None)] * scale.bare_cold
     if snapshots:
         plan += [("snapshot", snapshots[-1])] * scale.bare_snapshot
@@ -316,7 +321,7 @@ def _bare_pyodide(bench: Bench, scale: Scale) -> dict[str, list[float]]:
         env = {**os.environ, "ANODE_BENCH_SNAPSHOT": str(snapshot or "")}
         started = time.time()
         done = subprocess.run(
-            ["node", "--input-type=module", "-e", _BARE_SCRIPT],
+            ["node", *v8_flags, "--input-type=module", "-e", _BARE_SCRIPT],
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
         )  # fmt: skip
         walls[kind].append(time.time() - started)

@@ -51,6 +51,19 @@ class UsageError(Exception):
     """A magic or shell command that Anode does not provide (IPython's name for it)."""
 
 
+#: Magics that tune IPython or a Jupyter front end, pasted along with the code
+#: they came with. Here they change nothing, so they run as no-ops with a note
+#: on stderr rather than failing the cell. ``%matplotlib inline`` is silent:
+#: output in the notebook is the only kind there is here.
+IGNORED_MAGICS = frozenset(
+    {"matplotlib", "config", "load_ext", "reload_ext", "unload_ext", "autoreload", "aimport"}
+)
+#: What the magics Anode knows do, for the error an unknown one raises.
+_KNOWN_MAGICS = "Anode runs %pip; it accepts and ignores " + ", ".join(
+    f"%{name}" for name in sorted(IGNORED_MAGICS)
+)
+
+
 class Shell:
     """What ``get_ipython()`` returns: the little of IPython's shell that notebooks touch."""
 
@@ -68,10 +81,16 @@ class Shell:
         return self._runner.execution_count
 
     def run_line_magic(self, name: str, line: str = "") -> None:
-        raise UsageError(f"unknown magic %{name}")
+        if name not in IGNORED_MAGICS:
+            raise UsageError(f"unknown magic %{name} ({_KNOWN_MAGICS})")
+        line = " ".join(line.split())
+        if name == "matplotlib" and line in ("", "inline"):
+            return  # outputs are inline here anyway
+        shown = f"%{name} {line}".strip()
+        print(f"{_clip(shown)}: ignored (no effect in Anode)", file=sys.stderr)
 
     def run_cell_magic(self, name: str, line: str, cell: str) -> None:
-        raise UsageError(f"unknown magic %%{name}")
+        raise UsageError(f"unknown magic %%{name} (Anode has no cell magics)")
 
     def system(self, command: str) -> None:
         raise UsageError(f"shell commands are not supported in Anode: !{command}")
@@ -282,6 +301,10 @@ class _Console:
 
 
 _CONSOLE = _Console()
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _no_input(prompt: object = "") -> str:

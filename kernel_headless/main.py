@@ -1,8 +1,11 @@
 """The entry point a host's worker calls once Pyodide is up.
 
-    kernel = kernel_headless.main.start(config_json, post)
+    kernel = kernel_headless.main.start(config_json, post)   # announces the session
     worker.onmessage = (message) => kernel.receive(message)
     exit_code = await kernel.serve()
+
+``start`` already pushes the session's announcement (no event loop needed),
+so the relay sees the kernel while the host finishes setting up.
 
 Only JSON strings cross the JavaScript boundary, both ways.
 """
@@ -30,4 +33,6 @@ class Started:
 def start(config_json: str, post: Post) -> Started:
     data = json.loads(config_json)
     installer = PackageInstaller(data.get("micropip_wheel"), list(data.get("index_urls", [])))
-    return Started(Kernel(HostBridge(post), KernelConfig.from_json(config_json), pip=installer))
+    kernel = Kernel(HostBridge(post), KernelConfig.from_json(config_json), pip=installer)
+    kernel.announce()
+    return Started(kernel)

@@ -8,7 +8,10 @@ prefix and a counter), so a restarted worker never reuses one.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
+from collections.abc import Callable
 from typing import Any
 
 from .bridge import HostBridge
@@ -29,16 +32,79 @@ def event(ids: EventIds, name: str, **args: Any) -> dict[str, Any]:
     return {"id": ids.next(), "name": name, "v": 1, "args": args}
 
 
-class EventSink:
-    """An ``OutputSink`` that pushes each output as an event of ``execution_id``."""
+#: Events an ``EventSink`` holds at most before it sends them.
+MAX_HELD = 100
+#: A cell's outputs are held only in its first moments (a short cell's outputs
+#: then go with its completion); later ones go at once. The same delay as the
+#: ``StreamWriter``'s, which has already held text that long.
+HOLD_SECONDS = 0.05
 
-    def __init__(self, bridge: HostBridge, ids: EventIds, execution_id: str) -> None:
+
+class EventSink:
+    """An ``OutputSink`` that turns each output into an event of ``execution_id``.
+
+    Outputs of the cell's first ``HOLD_SECONDS`` are held and go out
+    together, one push each (so a push the relay refuses drops only that
+    output), in one request:
+
+    - as soon as the cell yields to the event loop (an ``await``): the first
+      held event schedules a callback that sends;
+    - on the kernel's flush tick (``send()``), which reaches a cell that
+      computes without yielding;
+    - with the first output after ``HOLD_SECONDS``, or the ``MAX_HELD``-th;
+    - when the cell ends (``closed``): then the kernel ``take()``s them and
+      sends them with the execution's ``executionCompleted``, so a short
+      cell costs one request for its outputs and its completion together.
+
+    Later outputs go at once.
+    """
+
+    def __init__(
+        self,
+        bridge: HostBridge,
+        ids: EventIds,
+        execution_id: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._bridge = bridge
         self._ids = ids
         self._execution_id = execution_id
+        self._clock = clock
+        self._hold_until = clock() + HOLD_SECONDS
+        self._held: list[dict[str, Any]] = []
+        self._scheduled = False
+        #: The cell has ended: what is held waits for ``take()``.
+        self.closed = False
+
+    def send(self) -> None:
+        """Push what is held now."""
+        if self._held:
+            held, self._held = self._held, []
+            self._bridge.push_many_nowait([[one] for one in held])
+
+    def take(self) -> list[list[dict[str, Any]]]:
+        """What is held, as pushes for the caller to send; the sink is closed from now on."""
+        self.closed = True
+        held, self._held = self._held, []
+        return [[one] for one in held]
+
+    def _send_soon(self) -> None:
+        self._scheduled = False
+        if not self.closed:
+            self.send()
 
     def _send(self, name: str, **args: Any) -> None:
-        self._bridge.push_nowait([event(self._ids, name, execution_id=self._execution_id, **args)])
+        self._held.append(event(self._ids, name, execution_id=self._execution_id, **args))
+        if len(self._held) >= MAX_HELD or self._clock() >= self._hold_until:
+            self.send()
+        elif not self._scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a test calling the sink directly): at once
+                self.send()
+                return
+            self._scheduled = True
+            loop.call_soon(self._send_soon)
 
     def stream(self, name: str, text: str) -> None:
         self._send("streamAppended", stream=name, text=text)

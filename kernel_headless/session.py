@@ -9,7 +9,15 @@ other party does, so it decides from the same state they see:
 3. it folds the log up to that push: only if its claim came first (the
    materializer's rule) does the state show the execution ``executing``
    under its session — then, and only then, it runs the code;
-4. outputs go out while the cell runs; ``executionCompleted`` follows them.
+4. outputs go out while the cell runs; ``executionCompleted`` follows them,
+   in the same request as the cell's last outputs and, when another
+   execution is already waiting, as the claim of that one.
+
+Folding up to its own push does not need the long poll to bring the push
+back: the relay answers with the seqs it stored the events at, and when the
+first of them is ``state.seq + 1`` nothing landed in between, so the kernel
+folds its own events itself (``_fold_own``). Otherwise it waits for the
+feed as usual. Either way it has folded the same log as everyone else.
 
 A kernel whose session expired (it lost the relay for longer than its
 lease) notices it in the log, starts a new session, and carries on; work it
@@ -24,6 +32,7 @@ import json
 import secrets
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from types import FrameType
 from typing import Awaitable, Callable
@@ -77,6 +86,13 @@ class Kernel:
         self.ids = EventIds()
         #: The task running the current cell's code (None between cells).
         self._cell_task: asyncio.Future[str] | None = None
+        #: The running cell's events, held until they are sent (None between cells).
+        self._events: EventSink | None = None
+        #: Pushes of the cell that just ended (its last outputs, its completion), not sent
+        #: yet: they go out with the next claim when there is one, else at once.
+        self._finished: list[list[dict]] = []
+        #: The push id of an announcement sent by ``announce()``, before ``serve()``.
+        self._announcement: int | None = None
         #: The execution whose interrupt was delivered (the host repeats SIGINT until told).
         self._interrupt_taken: str | None = None
         signal.signal(signal.SIGUSR1, self._on_tick)
@@ -95,6 +111,9 @@ class Kernel:
                 return
             frame = frame.f_back
         self.runner.flush()
+        events = self._events
+        if events is not None and not events.closed:
+            events.send()
 
     def _on_sigint(self, signum: int, frame: object) -> None:
         """The host's SIGINT for the running cell: a ``KeyboardInterrupt`` in the cell only.
@@ -117,7 +136,7 @@ class Kernel:
         self.bridge.send({"type": "interrupt_taken", "execution_id": self.bridge.running})
         if current is not None and current is self._cell_task:
             raise KeyboardInterrupt
-        self.bridge.interrupted.set()
+        self.bridge.interrupt()
 
     # --- the loop ---------------------------------------------------------------
 
@@ -129,7 +148,10 @@ class Kernel:
             # into JavaScript, which kills the worker. The cell's task ends with it
             # and _run reports it; nothing else needs to see it.
             loop._keyboard_interrupt_handler = lambda: None
-        await self._announce(restarted=self.config.restarted)
+        announcement, self._announcement = self._announcement, None
+        if announcement is None:
+            announcement = self._send_announcement(restarted=self.config.restarted)
+        await self._await_announcement(announcement)
         while True:
             try:
                 code = await self._step()
@@ -141,24 +163,42 @@ class Kernel:
     async def _step(self) -> int | None:
         """One turn of the loop: react to the log, run one execution, or wait."""
         if self.bridge.shutdown_requested.is_set():
+            self._send_finished()
             return await self._end("shutdown")
         session = self.state.kernels.get(self.session_id)
         if session is not None and session.status != "live":
+            self._send_finished()
             log(f"session {self.session_id} is {session.status}; starting a new one")
             self.session_id = new_session_id()
             await self._announce(restarted=False)
             return None
         if session is not None and session.restart_requested:
+            self._send_finished()
             self.bridge.send({"type": "restart"})
             await asyncio.Event().wait()  # the host replaces this worker
         run = self._next_pending()
         if run is not None:
             await self._claim_and_run(run)
             return None
+        self._send_finished()
         await self._wait_for_events()
         return None
 
+    def _send_finished(self) -> None:
+        if self._finished:
+            self.bridge.push_many_nowait(self._finished)
+            self._finished = []
+
+    def announce(self) -> None:
+        """Announce the session now, without an event loop: the host calls this as soon
+        as the interpreter is up, and ``serve()`` waits for the answer."""
+        if self._announcement is None:
+            self._announcement = self._send_announcement(restarted=self.config.restarted)
+
     async def _announce(self, restarted: bool) -> None:
+        await self._await_announcement(self._send_announcement(restarted))
+
+    def _send_announcement(self, restarted: bool) -> int:
         if restarted:
             first = event(self.ids, "kernelRestarted", session_id=self.session_id)
         else:
@@ -173,8 +213,11 @@ class Kernel:
         self.bridge.send(
             {"type": "session", "session_id": self.session_id, "lease_seconds": self.config.lease_seconds}
         )
-        result = await self._push_retrying([first])
-        await self._fold_until(result)
+        return self.bridge.push_many_nowait([[first]], keep_last=True)[-1]
+
+    async def _await_announcement(self, push_id: int) -> None:
+        result = await self.bridge.answer(push_id)
+        await self._fold_until(max(result.seqs, default=result.head))
 
     async def _end(self, reason: str) -> int:
         try:
@@ -189,8 +232,11 @@ class Kernel:
     # --- claiming and running ---------------------------------------------------
 
     def _next_pending(self) -> Execution | None:
-        for run in self.state.pending():
-            return run
+        """The oldest pending execution (``state.pending()[0]``, without building the list)."""
+        executions = self.state.executions
+        for execution_id in self.state.queue:
+            if executions[execution_id].status == "pending":
+                return executions[execution_id]
         return None
 
     async def _claim_and_run(self, run: Execution) -> None:
@@ -205,13 +251,14 @@ class Kernel:
                 execution_count=count,
             ),
         ]
+        finished, self._finished = self._finished, []
         try:
-            result = await self.bridge.push(claim)
+            result = await self.bridge.push(claim, before=finished)
         except PushFailed as error:
             log(f"claim of {run.id} refused: {error}")
             await self._wait_for_events()
             return
-        await self._fold_until(result.head)
+        await self._fold_until(max(result.seqs, default=result.head))
         mine = self.state.executions.get(run.id)
         if mine is None or mine.kernel_session != self.session_id or mine.status != "executing":
             return  # another kernel came first, or it was cancelled: not ours to run
@@ -219,64 +266,70 @@ class Kernel:
 
     async def _run(self, run: Execution) -> None:
         self.bridge.busy(run.id, after=self.state.seq)
-        sink = CappedSink(EventSink(self.bridge, self.ids, run.id), cap_bytes=self.config.output_cap_bytes)
+        events = self._events = EventSink(self.bridge, self.ids, run.id)
+        sink = CappedSink(events, cap_bytes=self.config.output_cap_bytes)
         status = "cancelled"
         try:
             if not run.interrupt_requested:
-                status = await self._run_interruptibly(run.source, sink)
+                status = await self._run_interruptibly(run.source, sink, events)
         except KeyboardInterrupt:
             # It hit the runner's own code around the cell: still an interrupted run,
             # and it must still be completed, or it would stay `executing` for good.
             sink.output(_INTERRUPTED)
         sink.finish()
+        self._events = None
         self.bridge.idle()
-        self.bridge.push_nowait(
-            [
-                event(
-                    self.ids,
-                    "executionCompleted",
-                    execution_id=run.id,
-                    session_id=self.session_id,
-                    status=status,
-                    execution_count=self.runner.execution_count,
-                )
-            ]
+        completed = event(
+            self.ids,
+            "executionCompleted",
+            execution_id=run.id,
+            session_id=self.session_id,
+            status=status,
+            execution_count=self.runner.execution_count,
         )
+        # Sent by `_step`: with the next claim when there is one, else at once.
+        self._finished = [*events.take(), [completed]]
 
-    async def _run_interruptibly(self, source: str, sink: CappedSink) -> str:
-        """Run a cell; an interrupt message cancels it even while it awaits."""
-        task = self._cell_task = asyncio.ensure_future(self.runner.run(source, sink))
-        interrupted = asyncio.ensure_future(self.bridge.interrupted.wait())
+    async def _cell(self, source: str, sink: CappedSink, events: EventSink) -> str:
         try:
-            done, _ = await asyncio.wait({task, interrupted}, return_when=asyncio.FIRST_COMPLETED)
-            if task in done:
-                interrupted.cancel()
-                return task.result()
-            task.cancel()  # the cell was awaiting: a KeyboardInterrupt cannot reach it
-            try:
-                return await task
-            except asyncio.CancelledError:
-                sink.output(_INTERRUPTED)
-                return "cancelled"
+            return await self.runner.run(source, sink)
         finally:
+            events.closed = True  # what it holds now goes out with the completion
+
+    async def _run_interruptibly(self, source: str, sink: CappedSink, events: EventSink) -> str:
+        """Run a cell; an interrupt message cancels it even while it awaits."""
+        task = self._cell_task = asyncio.ensure_future(self._cell(source, sink, events))
+        # The cell may be awaiting, where a KeyboardInterrupt cannot reach it: cancel it.
+        self.bridge.on_interrupt = task.cancel
+        if self.bridge.interrupted.is_set():
+            task.cancel()
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+            sink.output(_INTERRUPTED)  # cancelled before the runner could say so itself
+            return "cancelled"
+        finally:
+            self.bridge.on_interrupt = None
             self._cell_task = None
 
     # --- the log ----------------------------------------------------------------
 
     async def _wait_for_events(self) -> None:
         """Fold at least one batch from the feed (and any others already there)."""
-        waiter = asyncio.ensure_future(self.bridge.feed.get())
-        stop = asyncio.ensure_future(self.bridge.shutdown_requested.wait())
-        done, _ = await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if waiter in done:
-            self._fold_body(waiter.result())
-        else:
-            waiter.cancel()
-        while not self.bridge.feed.empty():
-            self._fold_body(self.bridge.feed.get_nowait())
+        await self.bridge.wait_for_feed()
+        feed = self.bridge.feed
+        while feed:
+            last, body = feed.popleft()
+            if last > self.state.seq:  # else it only brings back what this kernel folded itself
+                self._fold_body(body)
+        self._fold_own()
 
     async def _fold_until(self, seq: int) -> None:
+        """Fold the log up to ``seq``: from this kernel's own pushes while they
+        follow on, from the feed otherwise."""
+        self._fold_own()
         while self.state.seq < seq:
             await self._wait_for_events()
             if self.bridge.shutdown_requested.is_set():
@@ -287,9 +340,26 @@ class Kernel:
             if raw["seq"] > self.state.seq:
                 advance(self.state, stored_from_json(raw))
 
-    async def _push_retrying(self, events: list[dict]) -> int:
-        result = await self.bridge.push(events)
-        return result.head
+    def _fold_own(self) -> None:
+        """Fold this kernel's own pushed events that come right after ``state.seq``.
+
+        The relay's log is dense and has one order, and the bridge knows the
+        seq of each event the relay stored for us: when the next seq is ours,
+        the event there is exactly the one we pushed, and nobody else's can
+        sit before it. Only ``actor`` and ``ts`` are not known here; they
+        stand in as this session's actor and the local clock, and the kernel
+        decides nothing from either.
+        """
+        own = self.bridge.own
+        if not own:
+            return
+        while (raw := own.pop(self.state.seq + 1, None)) is not None:
+            session = self.state.kernels.get(self.session_id)
+            actor = session.actor if session else ""
+            stored = {**raw, "seq": self.state.seq + 1, "actor": actor, "ts": time.time()}
+            advance(self.state, stored_from_json(stored, trusted=True))
+        for seq in [seq for seq in own if seq <= self.state.seq]:
+            del own[seq]  # the feed brought these first
 
 
 _INTERRUPTED = {

@@ -24,6 +24,7 @@ const SIGINT = 2;
 const SIGUSR1 = 10;
 const TICK_MS = 50;
 const RESEND_MS = 20;
+const BEAT_COALESCE_MS = 100;
 const MAX_BATCH = 500;
 const RECENT = 2000;
 /** The exit code when the relay refuses the credential (sysexits' EX_NOPERM). */
@@ -111,6 +112,10 @@ export class KernelHost {
         this.outbox.push(message);
         this._pump();
         break;
+      case "pushes": // several at once: they go out in one request
+        for (const push of message.pushes) this.outbox.push(push);
+        this._pump();
+        break;
       case "session":
         this.sessionId = message.session_id;
         this.leaseSeconds = message.lease_seconds;
@@ -120,7 +125,7 @@ export class KernelHost {
         this.running = { executionId: message.execution_id, after: message.after };
         for (const event of this.recent) this._watch(event);
         this._startTicks();
-        this._beat();
+        this._beatSoon();
         break;
       case "interrupt_taken":
         this.interruptTaken = message.execution_id;
@@ -130,7 +135,7 @@ export class KernelHost {
         clearInterval(this.resend);
         this._stopTicks();
         this.interrupt[0] = 0;
-        this._beat();
+        this._beatSoon();
         break;
       case "restart":
         this.log("restarting the interpreter");
@@ -197,7 +202,7 @@ export class KernelHost {
         this._watch(event);
       }
       if (this.recent.length > RECENT) this.recent.splice(0, this.recent.length - RECENT);
-      this._toWorker({ type: "events", body });
+      this._toWorker({ type: "events", body, last: after });
     }
   }
 
@@ -296,11 +301,12 @@ export class KernelHost {
       }
       if (response.ok) {
         let offset = 0;
-        for (const message of batch) {
+        const results = batch.map((message) => {
           const seqs = body.seqs.slice(offset, offset + message.events.length);
           offset += message.events.length;
-          this._toWorker({ type: "pushed", id: message.id, seqs, head: body.head });
-        }
+          return { id: message.id, seqs };
+        });
+        this._toWorker({ type: "pushed", results, head: body.head });
         return;
       }
       if (response.status === 401) return this._refused(401, JSON.stringify(body));
@@ -323,6 +329,20 @@ export class KernelHost {
   }
 
   // --- heartbeat ----------------------------------------------------------------------
+
+  /**
+   * Heartbeat soon with the new status (busy, idle): at most one beat per
+   * BEAT_COALESCE_MS, so a run of short cells costs one heartbeat, not two
+   * per cell. Only the presence status waits; nothing on the path of a cell does.
+   */
+  _beatSoon() {
+    if (this.beatTimer) return;
+    this.beatTimer = setTimeout(() => {
+      this.beatTimer = null;
+      if (!this.stopped) this._beat();
+    }, BEAT_COALESCE_MS);
+    this.beatTimer.unref?.();
+  }
 
   async _heartbeatLoop() {
     while (!this.stopped) {

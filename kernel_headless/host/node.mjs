@@ -24,7 +24,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Worker } from "node:worker_threads";
+import { MessageChannel, Worker } from "node:worker_threads";
 import { createRequire } from "node:module";
 
 import { KernelHost } from "./host.mjs";
@@ -110,13 +110,17 @@ function main() {
     log,
     onExit: (code) => process.exit(code),
     spawnWorker: (workerConfig, interrupt) => {
-      const cached = loadSnapshot(snapshot);
       const makeSnapshot = SNAPSHOT_KEY !== null; // when it did not load one
+      const { port1, port2 } = new MessageChannel();
       const worker = new Worker(new URL("./node_worker.mjs", import.meta.url), {
-        workerData: { config: workerConfig, interrupt, files, snapshot: cached, makeSnapshot },
-        transferList: cached ? [cached.buffer] : [],
+        workerData: { config: workerConfig, interrupt, files, snapshotPort: port2, makeSnapshot },
+        transferList: [port2],
         env: {}, // cells see an empty process.env
       });
+      // Read and check the snapshot while the worker boots, then hand it over.
+      const cached = loadSnapshot(snapshot);
+      port1.postMessage({ snapshot: cached }, cached ? [cached.buffer] : []);
+      port1.close();
       const handle = {
         post: (message) => worker.postMessage(message),
         terminate: () => worker.terminate(),
