@@ -7,6 +7,7 @@ the relay's API and the kernels' files:
     client/            the client's Python, style, sandbox page, service worker
     shared_schema/     the schema the client folds the log with
     vendor/pyodide/    npm ``pyodide``                  (source maps and type files left out)
+    vendor/pyscript/   npm ``@pyscript/core``'s dist    (likewise)
     vendor/katex/      npm ``katex``'s dist: CSS and fonts (its code is in the markdown bundle)
     vendor/bundles/    CodeMirror, marked, DOMPurify and KaTeX, bundled by ``make setup``
 
@@ -33,7 +34,7 @@ from .options import fail
 #: The repository root: where index.html, client/ and the vendored folders are.
 ROOT = Path(__file__).resolve().parent.parent
 #: Vendored folders the page loads (micropip is the kernels').
-SITE_VENDORED = ("pyodide", "katex", "bundles")
+SITE_VENDORED = ("pyodide", "pyscript", "katex", "bundles")
 #: What a browser never asks for.
 _SKIPPED = ("*.map", "*.d.ts", "*.md", "console*.html", "__pycache__", "*.pyc", "js", "contrib", "katex*.js", "katex.mjs")
 #: Written by us: a folder holding both is a site we may write over.

@@ -1,25 +1,25 @@
-"""The page's entry point: ``client/boot.js`` starts Pyodide and calls ``boot``.
+"""The page's entry point: PyScript runs this file (see index.html).
 
-It only hands the page's root element and the two npm bundles over to
-``client.app``. A failure to start is shown on the page, not only in the
-console, so a person sees why the notebook did not appear.
+It only finds the page's root element and the two npm bundles (CodeMirror;
+marked, DOMPurify and KaTeX), then hands over to ``client.app``. A failure
+to start is shown on the page, not only in the console, so a person sees why
+the notebook did not appear.
 """
 
-from __future__ import annotations
-
+import asyncio
 import logging
 import sys
-from typing import Any
 
 import js
+from pyscript.js_modules import editor as cm  # vendor/bundles/editor.js
+from pyscript.js_modules import markdown as md  # vendor/bundles/markdown.js
 
 from client.app import main
 
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s: %(message)s")
 
 
-async def boot(cm: Any, md: Any) -> None:
-    """Run the client: ``cm`` is vendor/bundles/editor.js, ``md`` vendor/bundles/markdown.js."""
+async def _boot() -> None:
     root = js.document.getElementById("app")
     try:
         await main(root, cm, md)
@@ -30,3 +30,6 @@ async def boot(cm: Any, md: Any) -> None:
         message.textContent = f"Anode could not start: {type(error).__name__}: {error}"
         root.replaceChildren(message)
         raise
+
+
+_boot_task = asyncio.ensure_future(_boot())

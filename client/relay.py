@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import js
+from pyodide.ffi import create_once_callable
 
 from .browser import NetworkError, fetch_json, js_object, query_param
 
@@ -73,9 +74,11 @@ class Relay:
             "headers": self.headers(**{"content-type": "application/json"}),
         }
         try:
-            js.fetch(self.url(path), js_object(init))
+            sent = js.fetch(self.url(path), js_object(init))
         except Exception:  # the page is going away: nothing to tell anyone
-            pass
+            return
+        # Offline, the fetch rejects: handled here, or it surfaces as an unhandled rejection.
+        sent.then(None, create_once_callable(lambda _error: None))
 
 
 async def find_relay() -> str | None:

@@ -1,29 +1,41 @@
-// A worker that makes the Pyodide memory snapshot client/boot.js starts from.
+// A worker that makes the Pyodide memory snapshot client/interpreter.mjs
+// starts from.
 //
 // The page starts it once it is ready, when it started without a snapshot:
-// it loads Pyodide, writes the client's Python and imports it, snapshots
-// the memory and keeps it in Cache Storage (client/startup.js has the key).
-// The next start restores that memory instead of running CPython's
-// start-up and the imports again. Only this site's own scripts can write
-// that cache, as they can already write the service worker's copies of the
-// page's files.
+// it loads Pyodide, writes the client's Python where PyScript writes it and
+// imports it, snapshots the memory and keeps it in Cache Storage
+// (client/startup.js has the key). The next start restores that memory
+// instead of running CPython's start-up and the imports again; PyScript then
+// does on top what it always does (writes the files again, adds its own
+// `pyscript` package, runs client/main.py). Only this site's own scripts can
+// write that cache, as they can already write the service worker's copies
+// of the page's files.
 //
 // The snapshot is made in a Pyodide of its own, never the page's: an
 // instance made with _makeSnapshot sees browser objects through a recording
 // proxy (pyodide#5588), and a worker keeps the page responsive meanwhile.
+// So it holds only what imports without a browser: the client's modules,
+// not PyScript's (which looks at `document` when imported).
 
 import { loadPyodide, version as PYODIDE_VERSION } from "../vendor/pyodide/pyodide.mjs";
-import { SNAPSHOT_CACHE, preloadScript, pythonFiles, snapshotKey, writeFiles } from "./startup.js";
+import { SNAPSHOT_CACHE, pythonFiles, snapshotKey } from "./startup.js";
 
-const SITE = new URL("../", import.meta.url);
+/** "./client/app.py" -> "client.app"; "./client/__init__.py" -> "client". */
+const moduleName = (target) =>
+  target.replace(/^\.\//, "").replace(/\.py$/, "").replace(/\/__init__$/, "").replaceAll("/", ".");
 
 try {
-  const files = await pythonFiles(SITE);
-  const pyodide = await loadPyodide({ indexURL: new URL("vendor/pyodide/", SITE).href, _makeSnapshot: true });
-  writeFiles(pyodide, files);
-  pyodide.runPython(preloadScript(files));
+  const files = await pythonFiles();
+  const pyodide = await loadPyodide({ indexURL: new URL("../vendor/pyodide/", import.meta.url).href, _makeSnapshot: true });
+  for (const { target, text } of files) {
+    const path = `${pyodide.FS.cwd()}/${target.replace(/^\.\//, "")}`;
+    pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
+    pyodide.FS.writeFile(path, text);
+  }
+  // Importing a client module touches no browser object.
+  pyodide.runPython(files.map(({ target }) => `import ${moduleName(target)}`).join("\n"));
   const bytes = pyodide.makeMemorySnapshot();
-  const key = await snapshotKey(SITE, PYODIDE_VERSION, files);
+  const key = await snapshotKey(PYODIDE_VERSION, files);
   const cache = await caches.open(SNAPSHOT_CACHE);
   for (const old of await cache.keys()) {
     if (old.url !== key) await cache.delete(old);

@@ -8,6 +8,7 @@ URL layout (the same in ``anode build-site`` output):
     /client/...             the client's Python
     /shared_schema/...      the shared schema, loaded by the client in Pyodide
     /vendor/pyodide/...     node_modules/pyodide
+    /vendor/pyscript/...    node_modules/@pyscript/core/dist (PyScript, which starts the client)
     /vendor/katex/...       node_modules/katex/dist (KaTeX's CSS and fonts; its code is in the markdown bundle)
     /vendor/micropip/...    the micropip wheel ``make setup`` downloads (kernels' %pip)
     /vendor/bundles/...     the client's npm libraries (CodeMirror, marked, DOMPurify, KaTeX), bundled by ``make setup``
@@ -34,6 +35,7 @@ mimetypes.add_type("text/x-python", ".py")
 
 VENDORED = {
     "pyodide": Path("node_modules/pyodide"),
+    "pyscript": Path("node_modules/@pyscript/core/dist"),
     "katex": Path("node_modules/katex/dist"),
     "micropip": Path("vendor/micropip"),
     "bundles": Path("vendor/bundles"),

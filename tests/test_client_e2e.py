@@ -31,15 +31,24 @@ from tests.conftest import REPO_ROOT, RelayProcess
 # --- the page's files ------------------------------------------------------------------
 
 
-def test_manifest_lists_every_python_file() -> None:
-    """client/manifest.json names each module of shared_schema and client: client/boot.js loads those."""
-    manifest = json.loads((REPO_ROOT / "client" / "manifest.json").read_text())
+def test_pyscript_config_lists_every_python_file() -> None:
+    """client/pyscript.json names each module of shared_schema and client (main.py runs itself):
+    PyScript writes those into Pyodide's FS, and client/snapshot.js imports them into a snapshot."""
+    config = json.loads((REPO_ROOT / "client" / "pyscript.json").read_text())
+    listed = sorted(config["files"].values())
     expected = sorted(
-        path.relative_to(REPO_ROOT).as_posix()
+        f"./{path.relative_to(REPO_ROOT).as_posix()}"
         for package in ("shared_schema", "client")
         for path in (REPO_ROOT / package).glob("*.py")
+        if path.name != "main.py"
     )
-    assert sorted(manifest["files"]) == expected, "update client/manifest.json's files to match the packages"
+    assert listed == expected, "update client/pyscript.json's files to match the packages"
+    for source, target in config["files"].items():
+        assert (REPO_ROOT / "client" / source).resolve() == (REPO_ROOT / target).resolve()
+    # PyScript resolves `interpreter` against the page (index.html, the site's root),
+    # the rest against the config.
+    assert (REPO_ROOT / config["interpreter"]).is_file()
+    assert sorted(config["js_modules"]["main"].values()) == ["editor", "markdown"]
 
 
 def test_page_names_no_remote_url() -> None:
@@ -519,3 +528,25 @@ def test_run_all_interrupt_restart_clear(relay: RelayProcess, bob) -> None:
     expect(tab.cell(0).locator(".prompt")).to_have_text("[1]:")  # a fresh interpreter counts from 1
     assert tab.errors == []
     tab.page.close()
+
+
+@pytest.mark.slow
+def test_second_start_restores_a_pyodide_snapshot(relay: RelayProcess, browser) -> None:
+    """A first start makes a Pyodide memory snapshot once the page is ready (client/snapshot.js);
+    the next start, still through PyScript, restores it, and that client edits and syncs."""
+    from playwright.sync_api import expect
+
+    notebook = new_notebook(relay, "snapshot", source="x = 1")
+    context = browser.new_context(service_workers="block")
+    console: list[str] = []
+    context.on("console", lambda m: console.append(m.text) if m.type == "error" or "anode:" in m.text else None)  # fmt: skip
+    first = ClientPage.open(context, relay, notebook)
+    body = first.page.locator("body")
+    expect(body).to_have_attribute("data-snapshot", "ready", timeout=RUN_TIMEOUT_MS)
+    second = ClientPage.open(context, relay, notebook)
+    expect(second.page.locator("body")).to_have_attribute("data-snapshot", "used")
+    assert second.page.locator("script-py").count() == 1  # PyScript ran client/main.py
+    second.type(0, "\ny = 2")
+    first.expect_source(0, "x = 1\ny = 2")
+    assert first.errors == [] and second.errors == [] and console == []
+    context.close()

@@ -84,15 +84,16 @@ def test_build_site_writes_a_complete_site(tmp_path: Path) -> None:
     out = tmp_path / "site"
     build(out, "https://relay.example")
     assert json.loads((out / "config.json").read_text()) == {"relay": "https://relay.example"}
-    for name in ("index.html", "sw.js", "client/frame.html", "client/style.css", "client/boot.js",
-                 "client/snapshot.js", "client/startup.js", "vendor/pyodide/pyodide.mjs",
+    for name in ("index.html", "sw.js", "client/frame.html", "client/style.css",
+                 "client/interpreter.mjs", "client/snapshot.js", "client/startup.js",
+                 "vendor/pyscript/core.js", "vendor/pyodide/pyodide.mjs",
                  "vendor/pyodide/pyodide.asm.wasm", "vendor/pyodide/python_stdlib.zip", "vendor/bundles/editor.js",
                  "vendor/bundles/markdown.js", "vendor/katex/katex.min.css",
                  "vendor/katex/fonts/KaTeX_Main-Regular.woff2"):  # fmt: skip
         assert (out / name).is_file(), name
-    manifest = json.loads((out / "client" / "manifest.json").read_text())
-    for path in manifest["files"]:
-        assert (out / path).is_file(), path
+    config = json.loads((out / "client" / "pyscript.json").read_text())
+    for url in config["files"]:
+        assert (out / "client" / url).is_file(), url
     assert not list(out.rglob("*.map"))
     build(out, None)  # again, over the old one: allowed, and now without a relay
     assert json.loads((out / "config.json").read_text()) == {"relay": None}

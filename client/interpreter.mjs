@@ -1,0 +1,86 @@
+// PyScript's interpreter (client/pyscript.json `interpreter`): the vendored
+// Pyodide, started from a memory snapshot when this browser has one.
+//
+// PyScript imports this module and calls its loadPyodide as it would call
+// Pyodide's own, then does what it always does: writes the files
+// pyscript.json lists, adds its `pyscript` package, runs client/main.py.
+// Most of a start is CPython initialising itself; a snapshot (Pyodide's
+// memory with the client already imported, made by client/snapshot.js once
+// a page is ready) skips that. One that fails to load is skipped: a cold
+// start. docs/client.md, "Booting the page".
+
+import { loadPyodide as loadVendored, version } from "../vendor/pyodide/pyodide.mjs";
+import { SNAPSHOT_CACHE, pythonFiles, snapshotKey } from "./startup.js";
+
+export { version };
+
+const INDEX_URL = new URL("../vendor/pyodide/", import.meta.url).href;
+const STORED = window.isSecureContext && "caches" in window;
+
+/** The snapshot this browser made for this Pyodide and these files, or null (looked up at once, while PyScript starts). */
+const snapshot = (async () => {
+  if (!STORED) return null;
+  try {
+    const cache = await caches.open(SNAPSHOT_CACHE);
+    const response = await cache.match(await snapshotKey(version, await pythonFiles()));
+    return response ? new Uint8Array(await response.arrayBuffer()) : null;
+  } catch (error) {
+    return null; // Cache Storage blocked (a browser setting), a file missing: PyScript will say
+  }
+})();
+
+/** PyScript's call: its options (stdout, stderr), but always the vendored Pyodide's files. */
+export async function loadPyodide(options) {
+  const settings = { ...options, indexURL: INDEX_URL };
+  const bytes = await snapshot;
+  let pyodide = null;
+  if (bytes) {
+    try {
+      pyodide = await loadVendored({ ...settings, _loadSnapshot: bytes });
+    } catch (error) {
+      console.warn("anode: the cached Pyodide snapshot did not load; starting without it", error);
+    }
+  }
+  document.body.dataset.snapshot = pyodide ? "used" : "none";
+  if (!pyodide) {
+    try {
+      pyodide = await loadVendored(settings);
+    } catch (error) {
+      failed(error);
+      throw error;
+    }
+    whenReady(makeSnapshot);
+  }
+  performance.mark("anode:pyodide");
+  return pyodide;
+}
+
+function failed(error) {
+  document.body.dataset.anode = "failed";
+  const message = document.createElement("pre");
+  message.className = "boot-error";
+  message.textContent = `Anode could not start: ${error?.message ?? error}`;
+  document.getElementById("app").replaceChildren(message);
+}
+
+function whenReady(callback) {
+  const observer = new MutationObserver(() => {
+    if (document.body.dataset.anode !== "ready") return;
+    observer.disconnect();
+    callback();
+  });
+  observer.observe(document.body, { attributes: true, attributeFilter: ["data-anode"] });
+}
+
+/** Make a snapshot for the next start, in a worker: the page stays responsive. */
+function makeSnapshot() {
+  if (!STORED) return;
+  const worker = new Worker(new URL("snapshot.js", import.meta.url), { type: "module" });
+  const done = (outcome) => {
+    document.body.dataset.snapshot = outcome === "stored" ? "ready" : "failed";
+    if (outcome !== "stored") console.warn("anode: no Pyodide snapshot:", outcome);
+    worker.terminate();
+  };
+  worker.onmessage = ({ data }) => done(data);
+  worker.onerror = (event) => done(event.message);
+}
