@@ -179,11 +179,11 @@ class NotebookPage:
                 cell = self.view.cells.get(cell_id)
                 if cell is not None:
                     for ops in ops_list:
-                        cell.editor.apply_remote(ops)
+                        cell.apply_remote(ops)
             for cell_id in received.reset:
                 cell = self.view.cells.get(cell_id)
                 if cell is not None:
-                    cell.editor.set_text(self.model.text(cell_id))
+                    cell.set_text(self.model.text(cell_id))
         self.model.take_edits()  # a confirmed edit of ours frees its cell's buffer to go
         self._commit()
 

@@ -355,7 +355,12 @@ class NotebookModel:
             raise KeyError(f"no cell {cell_id}")
         buffer.edit(ops)
         self._changes.drafts[cell_id] = buffer.buffered
-        self._view = None
+        if self._view is not None:  # only this cell's text changed: no need to replay the log
+            cell = self._view.cells.get(cell_id)
+            if cell is not None:
+                cell.source = buffer.text
+            else:
+                self._view = None
 
     def run(self, cell_id: str) -> str | None:
         """Ask for an execution of what is on screen; ``None`` for a non-code cell."""

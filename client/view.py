@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import js
-from pyodide.ffi import JsProxy
+from pyodide.ffi import JsProxy, create_proxy
 from shared_schema import ot
 from shared_schema.events import CELL_TYPES
 from shared_schema.state import Execution, NotebookState
 
-from .browser import Listeners
+from .browser import Listeners, js_object
 from .dom import clear, h, set_text
 from .editor import CellEditor
 from .presence import Person
@@ -130,94 +130,187 @@ def _duration(seconds: float, live: bool = False) -> str:
     return f"{seconds:.1f} s" if live or seconds >= 10 else f"{seconds:.2f} s"
 
 
+#: Cells this near the top of the notebook get their editor at once; the
+#: others show their source as static text until they near the viewport.
+EAGER_EDITORS = 10
+
+#: How far outside the viewport a cell's editor is made (CSS margin).
+EDITOR_MARGIN = "800px 0px"
+
+#: The buttons of a cell's tool bar: (label, title, data-action).
+_TOOLS = (
+    ("▶", "Run (Shift+Enter)", "run"),
+    ("■", "Interrupt", "interrupt"),
+    ("✕ queued", "Cancel this queued run", "cancel"),
+    ("⤒", "Run the cells above", "run-above"),
+    ("⤓", "Run this cell and those below", "run-below"),
+    ("⌫", "Clear this cell's outputs", "clear-cell"),
+    ("↑", "Move up", "move-up"),
+    ("↓", "Move down", "move-down"),
+    ("+", "Add a cell below (B)", "add-below"),
+    ("✕", "Delete (DD)", "delete"),
+)
+
+
+def _cell_template() -> JsProxy:
+    """The DOM every cell starts from (cloned: one call instead of a hundred)."""
+    select = h("select", {"class": "cell-type", "title": "Cell type"})
+    for name in CELL_TYPES:
+        select.append(h("option", {"value": name}, name))
+    tools = h("div", {"class": "cell-tools"}, select)
+    for label, title, name in _TOOLS:
+        hidden = name in ("interrupt", "cancel")  # shown while the cell runs, or waits
+        tools.append(h("button", {"class": f"tool {name}", "title": title, "type": "button", "data-action": name,
+                                  "hidden": hidden}, label))
+    return h(
+        "section", {"class": "cell"},
+        h("div", {"class": "cell-gutter"}, h("span", {"class": "prompt"}, "[ ]:")),
+        h("div", {"class": "cell-body"},
+          h("div", {"class": "cell-people"}),
+          tools,
+          h("div", {"class": "editor"}),
+          h("div", {"class": "markdown-rendered", "title": "Double-click to edit", "hidden": True}),
+          h("div", {"class": "cell-status"}),
+          h("div", {"class": "output-tools", "hidden": True},
+            h("button", {"class": "output-tool toggle-outputs", "type": "button", "data-action": "toggle-outputs",
+                         "title": "Hide or show this cell's outputs"}, "collapse"),
+            h("button", {"class": "output-tool toggle-scroll", "type": "button", "data-action": "toggle-scroll",
+                         "title": "Show long outputs whole, or in a scrolling box"}, "show all")),
+          h("button", {"class": "outputs-collapsed", "type": "button", "data-action": "show-outputs", "hidden": True}),
+          h("div", {"class": "outputs", "data-collapsed": "false"})),
+    )  # fmt: skip
+
+
 class CellView:
-    """One cell on the page."""
+    """One cell on the page.
+
+    Its CodeMirror editor is made only when needed (``ensure_editor``): when
+    the cell nears the viewport, gets focus, or the pointer reaches its
+    source. Until then the source shows as static text, kept equal to the
+    model's, so a notebook of hundreds of cells opens without hundreds of editors.
+    """
 
     def __init__(self, notebook: NotebookView, cell_id: str, cell_type: str) -> None:
         self.cell_id = cell_id
         self._notebook = notebook
-        actions = notebook.actions
-        self._listeners = Listeners()
-        self.prompt = h("span", {"class": "prompt"}, "[ ]:")
-        self.type_select = h("select", {"class": "cell-type", "title": "Cell type"})
-        for name in CELL_TYPES:
-            self.type_select.append(h("option", {"value": name}, name))
+        self.element = notebook.cell_template.cloneNode(True)
+        self.element.dataset.cellId = cell_id
+        self.element.dataset.cellType = cell_type
+        self._cell_type = cell_type
+        element = self.element
+
+        def find(selector: str) -> JsProxy:
+            return element.querySelector(selector)
+
+        self.prompt = find(".prompt")
+        self.type_select = find(".cell-type")
         self.type_select.value = cell_type
-        self.run_button = self._button("▶", "Run (Shift+Enter)", "run", lambda: actions.run(cell_id, "stay"))
-        self.stop_button = self._button("■", "Interrupt", "interrupt", lambda: actions.interrupt(cell_id))
-        self.cancel_button = self._button("✕ queued", "Cancel this queued run", "cancel", lambda: actions.cancel(cell_id))
-        self.stop_button.hidden = self.cancel_button.hidden = True
-        tools = h(
-            "div", {"class": "cell-tools"},
-            self.type_select,
-            self.run_button,
-            self.stop_button,
-            self.cancel_button,
-            self._button("⤒", "Run the cells above", "run-above", lambda: actions.run_above(cell_id)),
-            self._button("⤓", "Run this cell and those below", "run-below", lambda: actions.run_below(cell_id)),
-            self._button("⌫", "Clear this cell's outputs", "clear-cell", lambda: actions.clear_cell(cell_id)),
-            self._button("↑", "Move up", "move-up", lambda: actions.move_cell(cell_id, -1)),
-            self._button("↓", "Move down", "move-down", lambda: actions.move_cell(cell_id, 1)),
-            self._button("+", "Add a cell below (B)", "add-below", lambda: notebook.add_below(cell_id)),
-            self._button("✕", "Delete (DD)", "delete", lambda: actions.delete_cell(cell_id)),
-        )  # fmt: skip
-        self.editor_host = h("div", {"class": "editor"})
+        self.stop_button = find(".tool.interrupt")
+        self.cancel_button = find(".tool.cancel")
+        self.editor_host = find(".editor")
         #: A markdown cell shows its rendering unless someone is editing it here.
-        self.rendered = h("div", {"class": "markdown-rendered", "title": "Double-click to edit"})
+        self.rendered = find(".markdown-rendered")
         self.editing = False
+        self._shown_rendered = False
         self._rendered_source: str | None = None
-        self.people = h("div", {"class": "cell-people"})
-        self.status = h("div", {"class": "cell-status"})
-        self.outputs = h("div", {"class": "outputs", "data-collapsed": "false"})
+        self.people = find(".cell-people")
+        self.status = find(".cell-status")
+        self.outputs = find(".outputs")
         #: Long outputs scroll inside a box; a collapsed cell hides them behind one line.
-        self.collapse_button = h("button", {"class": "output-tool toggle-outputs", "type": "button",
-                                            "title": "Hide or show this cell's outputs"}, "collapse")
-        self.scroll_button = h("button", {"class": "output-tool toggle-scroll", "type": "button",
-                                          "title": "Show long outputs whole, or in a scrolling box"}, "show all")
-        self.collapsed_note = h("button", {"class": "outputs-collapsed", "type": "button", "hidden": True})
-        self.output_tools = h("div", {"class": "output-tools", "hidden": True},
-                              self.collapse_button, self.scroll_button)
+        self.collapse_button = find(".toggle-outputs")
+        self.scroll_button = find(".toggle-scroll")
+        self.collapsed_note = find(".outputs-collapsed")
+        self.output_tools = find(".output-tools")
         self._collapsed = False
         self._scroll_whole = False
         self._output_lines = 0
-        self.element = h(
-            "section", {"class": "cell", "data-cell-id": cell_id, "data-cell-type": cell_type},
-            h("div", {"class": "cell-gutter"}, self.prompt),
-            h("div", {"class": "cell-body"}, self.people, tools, self.editor_host, self.rendered, self.status,
-              self.output_tools, self.collapsed_note, self.outputs),
-        )  # fmt: skip
-        self._listeners.on(self.collapse_button, "click", lambda _e: self.set_collapsed(not self._collapsed))
-        self._listeners.on(self.collapsed_note, "click", lambda _e: self.set_collapsed(False))
-        self._listeners.on(self.scroll_button, "click", lambda _e: self._toggle_scroll())
-        self._listeners.on(self.type_select, "change", lambda _e: actions.change_type(cell_id, str(self.type_select.value)))
-        self._listeners.on(self.element, "mousedown", lambda _e: notebook.select(cell_id))
-        self._listeners.on(self.rendered, "dblclick", lambda _e: notebook.focus_cell(cell_id))
-        self.editor = CellEditor(
-            notebook.cm,
-            self.editor_host,
-            actions.text(cell_id),
-            on_edit=lambda ops: actions.edit(cell_id, ops),
-            on_key=lambda name: notebook.editor_key(cell_id, name),
-            on_focus=lambda focused: notebook.editor_focus(cell_id, focused),
-            on_selection=lambda anchor, head: actions.moved(cell_id, (anchor, head)),
-        )
+        #: The source as static text while there is no editor.
+        self.editor: CellEditor | None = None
+        self._source = notebook.actions.text(cell_id)
+        self._static = h("div", {"class": "source-static"}, h("div", {"class": "cm-content"}, self._source))
+        self.editor_host.append(self._static)
+        self._editable = True
+        self._cursors: list[tuple[str, str, str, int, int]] = []
         self._people_key: tuple[tuple[str, str], ...] = ()
         self._outputs: list[dict[str, Any]] | None = None
         self._run_key: tuple[Any, ...] | None | bool = False  # never rendered
         self._run: Execution | None = None
+        #: The model's cell and run this view last showed (to skip unchanged cells).
+        self.shown: tuple[Any, Execution | None] | None = None
 
-    def _button(self, label: str, title: str, name: str, action: Callable[[], None]) -> JsProxy:
-        button = h("button", {"class": f"tool {name}", "title": title, "type": "button", "data-action": name}, label)
-        self._listeners.on(button, "click", lambda _e: action())
-        return button
+    # --- the editor, made when needed ----------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        return self.editor is not None
+
+    def ensure_editor(self) -> CellEditor:
+        """This cell's CodeMirror editor, made now if it has none yet."""
+        if self.editor is None:
+            notebook, cell_id, actions = self._notebook, self.cell_id, self._notebook.actions
+            self._static.remove()
+            notebook.unobserve(self)
+            self.editor = CellEditor(
+                notebook.cm,
+                self.editor_host,
+                actions.text(cell_id),
+                on_edit=lambda ops: actions.edit(cell_id, ops),
+                on_key=lambda name: notebook.editor_key(cell_id, name),
+                on_focus=lambda focused: notebook.editor_focus(cell_id, focused),
+                on_selection=lambda anchor, head: actions.moved(cell_id, (anchor, head)),
+            )
+            if not self._editable:
+                self.editor.set_editable(False)
+            if self._cursors:
+                self.editor.set_cursors(self._cursors)
+        return self.editor
+
+    @property
+    def text(self) -> str:
+        """The source this cell shows (the editor's, or the static text's)."""
+        return self.editor.text if self.editor is not None else self._source
+
+    def set_text(self, text: str) -> None:
+        if self.editor is not None:
+            self.editor.set_text(text)
+        elif text != self._source:
+            self._source = text
+            self._static.firstChild.textContent = text
+
+    def apply_remote(self, ops: ot.TextOps) -> None:
+        """Someone else's edit: into the editor (cursor kept), or the static text."""
+        if self.editor is not None:
+            self.editor.apply_remote(ops)
+        else:
+            self.set_text(ot.apply(self._source, ops))
+
+    def set_editable(self, editable: bool) -> None:
+        self._editable = editable
+        if self.editor is not None:
+            self.editor.set_editable(editable)
+
+    def focus(self, where: str = "") -> None:
+        self.ensure_editor().focus(where)
+
+    def blur(self) -> None:
+        if self.editor is not None:
+            self.editor.blur()
+
+    def selection(self) -> tuple[int, int]:
+        return self.editor.selection() if self.editor is not None else (0, 0)
+
+    # --- rendering -----------------------------------------------------------------------
 
     def update(self, state: NotebookState, cell_type: str, source: str, run: Execution | None) -> None:
-        if self.element.dataset.cellType != cell_type:
+        if self._cell_type != cell_type:
+            self._cell_type = cell_type
             self.element.dataset.cellType = cell_type
             self.type_select.value = cell_type
-        if self.editor.text != source:  # the model reset this cell: show the log's text
-            self.editor.set_text(source)
-        self.show_markdown(cell_type == "markdown" and not self.editing, source)
+        if self.text != source:  # the model reset this cell (or a remote edit): show the log's text
+            self.set_text(source)
+        markdown = cell_type == "markdown" and not self.editing
+        if markdown or self._shown_rendered:
+            self.show_markdown(markdown, source)
         self._run = run
         queued = run is not None and run.status in ("pending", "assigned")
         run_key = None if run is None else (
@@ -238,12 +331,18 @@ class CellView:
             self.cancel_button.hidden = not queued
         outputs = run.outputs if run is not None else []
         if not _same_outputs(outputs, self._outputs):
+            first = self._outputs is None
             self._outputs = list(outputs)
-            clear(self.outputs)
-            for output in outputs:
-                self.outputs.append(render_output(output, self._notebook.md))
+            if not first:
+                clear(self.outputs)
+            if outputs:
+                fragment = js.document.createDocumentFragment()
+                for output in outputs:
+                    fragment.append(render_output(output, self._notebook.md))
+                self.outputs.append(fragment)
             self._output_lines = sum(text_lines(output) for output in outputs)
-            self._show_output_tools()
+            if outputs or not first:
+                self._show_output_tools()
 
     def show_summary(self, state: NotebookState) -> None:
         """The line under the editor: state, how long it ran (or has run so far), which kernel."""
@@ -252,6 +351,30 @@ class CellView:
     @property
     def running(self) -> bool:
         return self._run is not None and self._run.status == "executing"
+
+    def action(self, name: str) -> bool:
+        """A button of this cell was clicked; True if it was one of ours."""
+        actions, cell_id = self._notebook.actions, self.cell_id
+        handlers: dict[str, Callable[[], None]] = {
+            "run": lambda: actions.run(cell_id, "stay"),
+            "interrupt": lambda: actions.interrupt(cell_id),
+            "cancel": lambda: actions.cancel(cell_id),
+            "run-above": lambda: actions.run_above(cell_id),
+            "run-below": lambda: actions.run_below(cell_id),
+            "clear-cell": lambda: actions.clear_cell(cell_id),
+            "move-up": lambda: actions.move_cell(cell_id, -1),
+            "move-down": lambda: actions.move_cell(cell_id, 1),
+            "add-below": lambda: self._notebook.add_below(cell_id),
+            "delete": lambda: actions.delete_cell(cell_id),
+            "toggle-outputs": lambda: self.set_collapsed(not self._collapsed),
+            "show-outputs": lambda: self.set_collapsed(False),
+            "toggle-scroll": self._toggle_scroll,
+        }
+        handler = handlers.get(name)
+        if handler is None:
+            return False
+        handler()
+        return True
 
     def set_collapsed(self, collapsed: bool) -> None:
         self._collapsed = collapsed
@@ -283,6 +406,7 @@ class CellView:
                 self.rendered.innerHTML = str(self._notebook.md.renderMarkdown(source))  # sanitized
             else:
                 self.rendered.textContent = "Empty markdown cell: double-click to write."
+        self._shown_rendered = rendered
         self.rendered.hidden = not rendered
         self.editor_host.hidden = rendered
         self.element.classList.toggle("rendered", rendered)
@@ -298,13 +422,18 @@ class CellView:
                 tag.style.backgroundColor = person.color
                 self.people.append(tag)
             self.element.classList.toggle("has-people", bool(people))
-        self.editor.set_cursors(
-            [(p.name, p.color, p.tint, *p.cursor) for p in people if p.cursor is not None]
-        )
+        cursors = [(p.name, p.color, p.tint, *p.cursor) for p in people if p.cursor is not None]
+        if cursors and self.editor is None:
+            self.ensure_editor()  # someone works here: show their caret
+        self._cursors = cursors
+        if self.editor is not None:
+            self.editor.set_cursors(cursors)
 
     def destroy(self) -> None:
-        self.editor.destroy()
-        self._listeners.clear()
+        if self.editor is not None:
+            self.editor.destroy()
+        else:
+            self._notebook.unobserve(self)
         self.element.remove()
 
 
@@ -325,6 +454,7 @@ class NotebookView:
         self.order: list[str] = []
         self.selected: str | None = None
         self._editing: str | None = None
+        self._shown_selected: str | None = None
         self._pending_d = False
         self.title = h("input", {"class": "title", "aria-label": "Notebook title", "spellcheck": "false"})
         self.kernel = h("span", {"class": "kernel-status", "data-status": "none"})
@@ -367,6 +497,19 @@ class NotebookView:
         footer = h("div", {"class": "add-cells"}, add_code, add_md)
         clear(root)
         root.append(header, self.notice, self.list, footer)
+        self.cell_template = _cell_template()
+        #: Cells whose editor waits until they near the viewport.
+        self._observer_proxy = create_proxy(self._near_viewport)
+        self._observer = js.IntersectionObserver.new(
+            self._observer_proxy, js_object({"rootMargin": EDITOR_MARGIN})
+        )
+        # One listener per kind for every cell (a cell's element carries its id).
+        self._listeners.on(self.list, "click", self._cell_click)
+        self._listeners.on(self.list, "change", self._cell_change)
+        self._listeners.on(self.list, "mousedown", self._cell_mousedown)
+        self._listeners.on(self.list, "mouseover", self._cell_mouseover)
+        self._listeners.on(self.list, "focusin", self._cell_mouseover)
+        self._listeners.on(self.list, "dblclick", self._cell_dblclick)
         self._listeners.on(add_code, "click", lambda _e: self._append("code"))
         self._listeners.on(add_md, "click", lambda _e: self._append("markdown"))
         self._listeners.on(self.title, "change", lambda _e: actions.set_title(str(self.title.value)))
@@ -396,24 +539,46 @@ class NotebookView:
         ids = [cell.id for cell in visible]
         for cell_id in set(self.cells) - set(ids):
             self.cells.pop(cell_id).destroy()
-        previous = None
-        for cell in visible:
+        created: list[CellView] = []
+        same_state = state is self._state
+        for index, cell in enumerate(visible):
             view = self.cells.get(cell.id)
             if view is None:
                 view = self.cells[cell.id] = CellView(self, cell.id, cell.cell_type)
                 if not self.editable:
-                    view.editor.set_editable(False)
+                    view.set_editable(False)
+                created.append(view)
+                if index < EAGER_EDITORS:
+                    view.ensure_editor()
             run = state.executions.get(cell.execution_id) if cell.execution_id else None
+            if same_state and view.shown == (cell, run) and view.text == cell.source:
+                continue  # a keystroke elsewhere: the model changed one cell's text in place
             view.update(state, cell.cell_type, cell.source, run)
-            expected_next = self.list.firstChild if previous is None else previous.nextSibling
-            if expected_next != view.element:
-                self.list.insertBefore(view.element, expected_next)
-            previous = view.element
+            view.shown = (cell, run)
+        if ids != self.order:
+            if not self.order and created:  # the first render: built off the page, added at once
+                fragment = js.document.createDocumentFragment()
+                for cell_id in ids:
+                    fragment.append(self.cells[cell_id].element)
+                self.list.append(fragment)
+            else:
+                previous = None
+                for cell_id in ids:
+                    element = self.cells[cell_id].element
+                    expected_next = self.list.firstChild if previous is None else previous.nextSibling
+                    if expected_next != element:
+                        self.list.insertBefore(element, expected_next)
+                    previous = element
+        for view in created:
+            if not view.live:
+                self._observer.observe(view.element)
         self.order = ids
         if self.selected not in self.cells:
             self.selected = ids[0] if ids else None
-        for cell_id, view in self.cells.items():
-            view.element.classList.toggle("selected", cell_id == self.selected)
+        if self._shown_selected != self.selected or created:
+            for cell_id, view in self.cells.items():
+                view.element.classList.toggle("selected", cell_id == self.selected)
+            self._shown_selected = self.selected
         self._state = state
         if self._ticker is None and any(view.running for view in self.cells.values()):
             self._ticker = asyncio.ensure_future(self._tick())
@@ -440,7 +605,7 @@ class NotebookView:
         js.document.body.classList.toggle("read-only", not editable)
         self.title.readOnly = not editable
         for view in self.cells.values():
-            view.editor.set_editable(editable)
+            view.set_editable(editable)
         self.show_notice("" if editable else "Read-only: your token lets you read this notebook and follow it live, not change it.")
 
     def show_notice(self, text: str) -> None:
@@ -458,6 +623,54 @@ class NotebookView:
         for cell_id, view in self.cells.items():
             view.show_people([p for p in people if p.cell == cell_id])
 
+    # --- the cells' own events, one listener each for all cells ----------------------
+
+    def _cell_of(self, event: Any) -> CellView | None:
+        section = event.target.closest("section.cell")
+        return self.cells.get(str(section.dataset.cellId)) if section else None  # null is JsNull, falsy
+
+    def _cell_click(self, event: Any) -> None:
+        button = event.target.closest("button[data-action]")
+        view = self._cell_of(event) if button else None
+        if view is not None:
+            view.action(str(button.dataset.action))
+
+    def _cell_change(self, event: Any) -> None:
+        view = self._cell_of(event)
+        if view is not None and event.target.classList.contains("cell-type"):
+            self.actions.change_type(view.cell_id, str(event.target.value))
+
+    def _cell_mousedown(self, event: Any) -> None:
+        view = self._cell_of(event)
+        if view is None:
+            return
+        self.select(view.cell_id)
+        if not view.live and event.target.closest(".source-static"):
+            event.preventDefault()  # the static text is going: focus the editor that replaces it
+            self.focus_cell(view.cell_id)
+
+    def _cell_mouseover(self, event: Any) -> None:
+        """The pointer (or focus) reached a cell's static source: make its editor before the click."""
+        if event.target.closest(".source-static"):
+            view = self._cell_of(event)
+            if view is not None:
+                view.ensure_editor()
+
+    def _cell_dblclick(self, event: Any) -> None:
+        view = self._cell_of(event)
+        if view is not None and event.target.closest(".markdown-rendered"):
+            self.focus_cell(view.cell_id)
+
+    def _near_viewport(self, entries: Any, _observer: Any) -> None:
+        for entry in entries:
+            if entry.isIntersecting:
+                view = self.cells.get(str(entry.target.dataset.cellId))
+                if view is not None:
+                    view.ensure_editor()
+
+    def unobserve(self, view: CellView) -> None:
+        self._observer.unobserve(view.element)
+
     # --- focus and keys ---------------------------------------------------------------
 
     def select(self, cell_id: str) -> None:
@@ -467,6 +680,7 @@ class NotebookView:
         self.selected = cell_id
         if cell_id in self.cells:
             self.cells[cell_id].element.classList.add("selected")
+        self._shown_selected = cell_id
 
     def focus_cell(self, cell_id: str | None, where: str = "") -> None:
         """Edit mode on a cell (a markdown cell shows its source while edited)."""
@@ -475,22 +689,22 @@ class NotebookView:
             self.select(cell_id)
             if not view.editing:
                 view.editing = True
-                view.show_markdown(False, view.editor.text)
-            view.editor.focus(where)
+                view.show_markdown(False, view.text)
+            view.focus(where)
 
     def stop_editing(self, cell_id: str) -> None:
         """Leave a markdown cell rendered (what Run does to one)."""
         view = self.cells.get(cell_id)
         if view is not None:
             view.editing = False
-            view.editor.blur()
-            view.show_markdown(view.element.dataset.cellType == "markdown", view.editor.text)
+            view.blur()
+            view.show_markdown(view.element.dataset.cellType == "markdown", view.text)
 
     def editor_focus(self, cell_id: str, focused: bool) -> None:
         if focused:
             self._editing = cell_id
             self.select(cell_id)
-            self.actions.moved(cell_id, self.cells[cell_id].editor.selection())
+            self.actions.moved(cell_id, self.cells[cell_id].selection())
         elif self._editing == cell_id:
             self._editing = None
             self.actions.moved(cell_id, None)
@@ -519,7 +733,7 @@ class NotebookView:
         elif name == "run-insert":
             self.actions.run(cell_id, "insert")
         elif name == "command-mode":
-            self.cells[cell_id].editor.blur()
+            self.cells[cell_id].blur()
             self._editing = None
             self.select(cell_id)
         elif name in ("up", "down"):
@@ -584,5 +798,7 @@ class NotebookView:
         self.cells.clear()
         self._listeners.clear()
         self._sizer.close()
+        self._observer.disconnect()
+        self._observer_proxy.destroy()
         if self._ticker is not None:
             self._ticker.cancel()
