@@ -31,8 +31,9 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
-	$(BIN)/python bench/relay.py $(ARGS)
+	$(BIN)/python -m bench.relay $(ARGS)
 	$(BIN)/python -m bench.kernel $(ARGS)
+	$(BIN)/python -m bench.client $(ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules vendor
