@@ -23,6 +23,26 @@ def js_object(value: dict[str, Any]) -> JsProxy:
     return to_js(value, dict_converter=js.Object.fromEntries)
 
 
+#: One handler for every fetch's rejection, made on first use (a proxy per call would
+#: leak; one made at import would end up in the page's Pyodide snapshot, which must
+#: hold no JavaScript references).
+_ignore_rejection: list[JsProxy] = []
+
+
+def fetch(url: str, init: JsProxy) -> JsProxy:
+    """``window.fetch``, its failure marked as handled.
+
+    Awaiting the promise still raises in Python; but a task cancelled while it
+    waits (going offline, a reconnect) leaves the promise to fail later with
+    no one listening, which the page would report as an unhandled rejection.
+    """
+    if not _ignore_rejection:
+        _ignore_rejection.append(create_proxy(lambda _error: None))
+    promise = js.fetch(url, init)
+    getattr(promise, "catch")(_ignore_rejection[0])  # ``catch`` is a Python keyword
+    return promise
+
+
 async def fetch_json(
     method: str, url: str, body: Any = None, *, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
@@ -35,7 +55,7 @@ async def fetch_json(
     if sent:
         init["headers"] = sent
     try:
-        response = await js.fetch(url, js_object(init))
+        response = await fetch(url, js_object(init))
         text = await response.text()
     except Exception as error:  # a JsException: TypeError "Failed to fetch"
         raise NetworkError(str(error)) from None

