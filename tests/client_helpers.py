@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -69,6 +71,13 @@ def cell_ids(relay: Relay, notebook: str) -> list[str]:
     response = httpx.get(f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30)
     assert response.status_code == 200, response.text
     return [cell["id"] for cell in response.json()["state"]["cells"]]
+
+
+def cell_source(relay: Relay, notebook: str, index: int) -> str:
+    """What the relay holds as cell ``index``'s source."""
+    response = httpx.get(f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["state"]["cells"][index]["source"]
 
 
 def push_html_output(relay: Relay, notebook: str, cell_id: str, html: str) -> None:
@@ -226,3 +235,24 @@ class ClientPage:
         expect(self.page.locator(".sync-status")).to_have_attribute(
             "data-online", "true" if online else "false", timeout=timeout
         )
+
+
+def expect_probe_blocked(tab: ClientPage, timeout: float) -> None:
+    """Cell 0's output is ``SANDBOX_PROBE``: it ran in a sandboxed frame, sized to its
+    content, and every one of its attempts to reach out was blocked."""
+    from playwright.sync_api import expect
+
+    frame = tab.outputs(0).locator("iframe.output-frame")
+    expect(frame).to_have_count(1, timeout=timeout)
+    assert frame.get_attribute("sandbox") == "allow-scripts"
+    result = tab.outputs(0).frame_locator("iframe.output-frame").locator("#result")
+    expect(result).not_to_have_text("running", timeout=SYNC_TIMEOUT_MS)
+    tried = json.loads(result.inner_text())
+    assert set(tried) == {
+        "parent_document", "parent_storage", "local_storage", "cookie", "indexeddb",
+        "fetch_relay", "fetch_with_token",
+    }  # fmt: skip
+    for name, outcome in tried.items():
+        assert outcome.startswith("blocked:"), f"{name}: {outcome}"
+    # The frame was sized to its content through postMessage.
+    expect(frame).to_have_attribute("style", re.compile(r"height: \d+px"), timeout=SYNC_TIMEOUT_MS)

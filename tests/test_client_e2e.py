@@ -24,7 +24,7 @@ from client.positions import changes_to_ops, from_utf16, ops_to_changes, to_utf1
 from shared_schema import ot
 from tests.chromium import sync_browser
 from tests.client_helpers import (
-    RUN_TIMEOUT_MS, SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, RequestLog, new_notebook,
+    RUN_TIMEOUT_MS, SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, RequestLog, expect_probe_blocked, new_notebook,
 )
 from tests.conftest import REPO_ROOT, RelayProcess
 
@@ -403,7 +403,6 @@ def test_html_output_runs_sandboxed(relay: RelayProcess, alice) -> None:
 
     The probe is ``tests/test_client_security.py``'s, here made by a real kernel
     through ``IPython.display.HTML``; it even knows the page's token."""
-    from playwright.sync_api import expect
 
     probe = SANDBOX_PROBE.replace("RELAY", relay.url).replace("TOKEN", relay.token or "")
     source = f"from IPython.display import HTML\nHTML({probe!r})"
@@ -412,20 +411,7 @@ def test_html_output_runs_sandboxed(relay: RelayProcess, alice) -> None:
     tab.page.evaluate("localStorage.setItem('anode-secret', 'token'); document.cookie = 'anode=secret'")
     tab.editor(0).click()
     tab.page.keyboard.press("Control+Enter")
-    frame = tab.outputs(0).locator("iframe.output-frame")
-    expect(frame).to_have_count(1, timeout=RUN_TIMEOUT_MS)
-    assert frame.get_attribute("sandbox") == "allow-scripts"
-    result = tab.outputs(0).frame_locator("iframe.output-frame").locator("#result")
-    expect(result).not_to_have_text("running", timeout=SYNC_TIMEOUT_MS)
-    tried = json.loads(result.inner_text())
-    assert set(tried) == {
-        "parent_document", "parent_storage", "local_storage", "cookie", "indexeddb",
-        "fetch_relay", "fetch_with_token",
-    }  # fmt: skip
-    for name, outcome in tried.items():
-        assert outcome.startswith("blocked:"), f"{name}: {outcome}"
-    # The frame was sized to its content through postMessage.
-    expect(frame).to_have_attribute("style", re.compile(r"height: \d+px"), timeout=SYNC_TIMEOUT_MS)
+    expect_probe_blocked(tab, RUN_TIMEOUT_MS)
     assert tab.errors == []
     tab.page.close()
 

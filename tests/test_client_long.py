@@ -10,11 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.chromium import sync_browser
-from tests.client_helpers import SYNC_TIMEOUT_MS, ClientPage, _event, cell_ids, new_notebook, push
+from tests.client_helpers import SYNC_TIMEOUT_MS, ClientPage, _event, cell_ids, cell_source, new_notebook, push
 from tests.conftest import RelayProcess
 
 pytestmark = pytest.mark.slow
@@ -41,10 +40,6 @@ def _long_notebook(relay: RelayProcess) -> str:
     return notebook
 
 
-def _relay_source(relay: RelayProcess, notebook: str, index: int) -> str:
-    response = httpx.get(f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30)
-    return response.json()["state"]["cells"][index]["source"]
-
 
 def test_far_cells_edit_and_follow_like_any_other(relay: RelayProcess) -> None:
     from playwright.sync_api import expect
@@ -67,7 +62,7 @@ def test_far_cells_edit_and_follow_like_any_other(relay: RelayProcess) -> None:
         expect(tab.cell(last).locator(".cm-editor")).to_have_count(1)
         tab.page.wait_for_function("() => document.body.dataset.saving === '0'")
         expect(tab.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0", timeout=SYNC_TIMEOUT_MS)
-        assert _relay_source(relay, notebook, last) == f"cell {last}! typed"
+        assert cell_source(relay, notebook, last) == f"cell {last}! typed"
         # Keyboard navigation reaches a far cell from the top: Esc, then Down to it, Enter edits.
         tab.editor(0).click()
         tab.page.keyboard.press("Escape")

@@ -16,7 +16,6 @@ kernel. The first tests need no browser.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 
@@ -26,7 +25,7 @@ from client.links import parse_credential, share_link
 from client.sse import Message, Parser
 from tests.chromium import sync_browser
 from tests.client_helpers import (
-    SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, cell_ids, new_notebook, push_html_output,
+    SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, cell_ids, expect_probe_blocked, new_notebook, push_html_output,
 )
 from tests.conftest import RelayProcess
 
@@ -198,7 +197,6 @@ def test_viewer_link_is_read_only(relay: RelayProcess, owner, browser) -> None:
 @pytest.mark.slow
 def test_output_scripts_run_sandboxed_under_the_csp(relay: RelayProcess, owner) -> None:
     """The page allows no inline script; an output's script runs, in a frame that can reach nothing."""
-    from playwright.sync_api import expect
 
     watch = Watch(owner, relay)
     notebook = new_notebook(relay, "sandbox")
@@ -212,19 +210,7 @@ def test_output_scripts_run_sandboxed_under_the_csp(relay: RelayProcess, owner) 
     assert tab.page.evaluate("window.injected") is None
     probe = SANDBOX_PROBE.replace("RELAY", relay.url).replace("TOKEN", relay.token or "")
     push_html_output(relay, notebook, cell_ids(relay, notebook)[0], probe)
-    frame = tab.outputs(0).locator("iframe.output-frame")
-    expect(frame).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
-    assert frame.get_attribute("sandbox") == "allow-scripts"
-    result = tab.outputs(0).frame_locator("iframe.output-frame").locator("#result")
-    expect(result).not_to_have_text("running", timeout=SYNC_TIMEOUT_MS)
-    tried = json.loads(result.inner_text())
-    assert set(tried) == {
-        "parent_document", "parent_storage", "local_storage", "cookie", "indexeddb",
-        "fetch_relay", "fetch_with_token",
-    }  # fmt: skip
-    for name, outcome in tried.items():
-        assert outcome.startswith("blocked:"), f"{name}: {outcome}"
-    expect(frame).to_have_attribute("style", re.compile(r"height: \d+px"), timeout=SYNC_TIMEOUT_MS)
+    expect_probe_blocked(tab, SYNC_TIMEOUT_MS)
     assert any("inline script" in text for text in watch.csp), watch.csp  # the injected one, refused
     assert tab.errors == []
     tab.page.close()

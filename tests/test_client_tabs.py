@@ -17,7 +17,7 @@ import pytest
 
 from client.model import TAB_SPAN, NotebookModel, Saved, key_owner
 from tests.chromium import sync_browser
-from tests.client_helpers import SYNC_TIMEOUT_MS, ClientPage, new_notebook
+from tests.client_helpers import SYNC_TIMEOUT_MS, ClientPage, cell_source, new_notebook
 from tests.conftest import RelayProcess
 
 
@@ -86,12 +86,8 @@ def context():
         context.close()
 
 
-def _relay_source(relay: RelayProcess, notebook: str, index: int) -> str:
-    response = httpx.get(f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30)
-    return response.json()["state"]["cells"][index]["source"]
 
-
-def _wait_relay_source(relay: RelayProcess, tab: ClientPage, notebook: str, text: str) -> None:
+def _wait_for_relay_source(relay: RelayProcess, tab: ClientPage, notebook: str, text: str) -> None:
     from playwright.sync_api import expect
 
     expect(tab.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0", timeout=SYNC_TIMEOUT_MS)
@@ -101,7 +97,7 @@ def _wait_relay_source(relay: RelayProcess, tab: ClientPage, notebook: str, text
     # right after a reload the tab has been seen to say "0 to sync" a moment
     # before the relay held its edit (docs/client.md, "Not yet").
     deadline = time.monotonic() + SYNC_TIMEOUT_MS / 1000
-    while (got := _relay_source(relay, notebook, 0)) != text and time.monotonic() < deadline:
+    while (got := cell_source(relay, notebook, 0)) != text and time.monotonic() < deadline:
         time.sleep(0.05)
     assert got == text
 
@@ -143,8 +139,8 @@ def test_two_tabs_offline_lose_and_duplicate_nothing(relay: RelayProcess, contex
     b.expect_source(0, "Bx")  # its own keystrokes, not A's
     expect(b.page.locator(".sync-status")).to_have_attribute("data-unsynced", "1")
     context.unroute(re.compile(r"/api/"), _unreachable)
-    _wait_relay_source(relay, a, notebook, "BxA")
-    _wait_relay_source(relay, b, notebook, "BxA")
+    _wait_for_relay_source(relay, a, notebook, "BxA")
+    _wait_for_relay_source(relay, b, notebook, "BxA")
 
     # A types offline and is closed before it can send (as a crash would leave it):
     # B, reloading, adopts A's keystrokes and sends them once.
@@ -162,7 +158,7 @@ def test_two_tabs_offline_lose_and_duplicate_nothing(relay: RelayProcess, contex
     b.expect_source(0, "BxA!!")
     expect(b.cells).to_have_count(2)
     context.unroute(re.compile(r"/api/"), _unreachable)
-    _wait_relay_source(relay, b, notebook, "BxA!!")
+    _wait_for_relay_source(relay, b, notebook, "BxA!!")
     response = httpx.get(f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30)
     assert len(response.json()["state"]["cells"]) == 2
     # A new tab finds nothing left to adopt.
