@@ -25,7 +25,7 @@ from pyodide.ffi import create_proxy
 from shared_schema import ot
 
 from .auth import UNKNOWN, Credentials, Identity, TokenPrompt
-from .browser import query_param
+from .browser import query_param, site_link
 from .dom import h
 from .home import HomeView
 from .model import NotebookModel, Saved, key_owner
@@ -78,6 +78,8 @@ class NotebookPage:
         self._render_scheduled = False
         self._flush_handle: asyncio.TimerHandle | None = None
         self._saving = 0
+        #: Why IndexedDB is not available to this tab (shown under the header), if it is not.
+        self._storage_problem = ""
 
     async def start(self) -> None:
         saved = Saved()
@@ -85,22 +87,30 @@ class NotebookPage:
         try:
             self.store = await Store.open()
             saved = await self.store.load(self.notebook_id, tab.number)
-        except StoreError as error:  # private mode, quota: work from the network only
-            log.warning("IndexedDB unavailable (%s): this tab keeps nothing across reloads", error)
-            self.store = None
-        if not (saved.snapshot or saved.confirmed or saved.pending) and await self._unknown():
-            self._root.replaceChildren(_unknown_notebook(self.notebook_id))
-            js.document.body.dataset.anode = "ready"
-            return
+        except StoreError as error:  # private mode, quota, a blocked upgrade: work from the network only
+            self._lose_store(str(error))
+        relay_state: dict[str, Any] | None = None
+        if not (saved.snapshot or saved.confirmed or saved.pending):
+            found, relay_state = await self._relay_state()
+            if not found:
+                self._root.replaceChildren(_unknown_notebook(self.notebook_id))
+                js.document.body.dataset.anode = "ready"
+                return
         live = tab.others
         if live is None:  # no Web Locks: adopt nothing another numbered tab wrote
             live = frozenset(key_owner(key) for key, _ in saved.pending) | {t for t, _, _ in saved.other_drafts}
             live -= {0}
         self.model = NotebookModel.restore(self.notebook_id, saved, tab=tab.number, live_tabs=live)
+        if relay_state is not None:  # asked for only when nothing, pending included, is stored
+            try:
+                self.model.start_from(relay_state)
+            except ValueError as error:  # another materializer's format: fold the log instead
+                log.info("the relay's state is not one this page loads (%s); reading its log", error)
         js.document.body.dataset.tab = str(tab.number)
         self._save()  # records adopted from a tab that is gone are ours now
         js.document.body.dataset.saving = "0"
         self.view = NotebookView(self._root, self._cm, self._md, self)
+        self.view.show_notice(self._storage_problem)
         if self._credentials is not None:
             self._set_identity(self._credentials.lookup(self.notebook_id)[1] or UNKNOWN)
         self._render()
@@ -108,7 +118,8 @@ class NotebookPage:
         js.window.addEventListener("pagehide", self._pagehide)
         if self._relay is None:
             self.view.show_notice(
-                "A local notebook: it lives in this browser only. Running code needs a kernel, "
+                self._storage_problem
+                or "A local notebook: it lives in this browser only. Running code needs a kernel, "
                 "which needs a relay (anode serve; open this page with ?relay=URL)."
             )
             js.document.body.dataset.anode = "ready"
@@ -120,6 +131,7 @@ class NotebookPage:
             head=lambda: self.model.confirmed.seq,
             on_events=self._on_events,
             on_rejected=self._on_rejected,
+            on_pushed=self._on_pushed,
             on_presence=self._on_presence,
             on_status=self._schedule_render,
         )
@@ -128,6 +140,7 @@ class NotebookPage:
         asyncio.ensure_future(self._read_kernel_mode())
         assert self.presence is not None
         self.presence.start()
+        self.view.show_my_name(self.presence.name)
         js.document.body.dataset.anode = "ready"
         if self._credentials is not None:
             identity = await self._credentials.who_am_i()
@@ -139,6 +152,8 @@ class NotebookPage:
         if self.view is not None:
             self.view.set_access(identity.can_edit(self.notebook_id), identity.can_share(self.notebook_id))
             js.document.body.dataset.role = identity.role
+            if self._storage_problem:  # the graver notice wins over "read-only"
+                self.view.show_notice(self._storage_problem)
 
     async def _read_kernel_mode(self) -> None:
         """Whether the relay starts kernels itself (``/api/health``'s ``kernels``, when it says)."""
@@ -152,16 +167,24 @@ class NotebookPage:
             self.view.kernels_mode = mode
             self._schedule_render()
 
-    async def _unknown(self) -> bool:
-        """True if the relay says it has no such notebook (offline, or no relay: we cannot tell)."""
+    async def _relay_state(self) -> tuple[bool, dict[str, Any] | None]:
+        """For a notebook this browser holds nothing of: ``(known, the relay's state dump)``.
+
+        One request instead of the whole log (``?form=internal``, docs/protocol.md).
+        Unknown only when the relay says 404; offline, or with no relay, we
+        cannot tell, and the stream (if any) brings the log later.
+        """
         if self._relay is None:
-            return False
-        path = f"/api/notebooks/{js.encodeURIComponent(self.notebook_id)}/events?after=0&limit=1"
+            return True, None
+        path = f"/api/notebooks/{js.encodeURIComponent(self.notebook_id)}/snapshot?form=internal"
         try:
-            status, _ = await self._relay.request("GET", path)
+            status, body = await self._relay.request("GET", path)
         except NetworkError:
-            return False
-        return status == 404
+            return True, None
+        if status == 404:
+            return False, None
+        state = body.get("state") if status == 200 and isinstance(body, dict) else None
+        return True, state if isinstance(state, dict) else None
 
     def _leave(self) -> None:
         """The page is going away: keep what was typed, tell the others."""
@@ -180,16 +203,26 @@ class NotebookPage:
                 if cell is not None:
                     for ops in ops_list:
                         cell.apply_remote(ops)
-            for cell_id in received.reset:
-                cell = self.view.cells.get(cell_id)
-                if cell is not None:
-                    cell.set_text(self.model.text(cell_id))
+        self._show_log_text(received.reset)
         self.model.take_edits()  # a confirmed edit of ours frees its cell's buffer to go
         self._commit()
 
     def _on_rejected(self, event_id: str, _error: dict[str, Any]) -> None:
-        self.model.reject(event_id)
+        self._show_log_text(self.model.reject(event_id))
         self._commit()
+
+    def _on_pushed(self, seqs: dict[str, int]) -> None:
+        reset = self.model.pushed(seqs)
+        if reset is not None:
+            self._show_log_text(reset)
+            self._commit()
+
+    def _show_log_text(self, cell_ids: set[str]) -> None:
+        """These cells' edits were dropped: their editors show the model's text again."""
+        for cell_id in cell_ids:
+            cell = self.view.cells.get(cell_id) if self.view is not None else None
+            if cell is not None:
+                cell.set_text(self.model.text(cell_id))
 
     def _on_presence(self, signal: dict[str, Any]) -> None:
         if self.presence is not None:
@@ -213,10 +246,24 @@ class NotebookPage:
         changes = self.model.take_changes()
         if not changes or self.store is None:
             return
+        try:
+            done = self.store.commit(self.notebook_id, changes, self.model.tab)
+        except StoreError as error:  # given up to a newer tab's upgrade: go on without it
+            self._lose_store(str(error))
+            return
         self._saving += 1
         js.document.body.dataset.saving = str(self._saving)
-        done = self.store.commit(self.notebook_id, changes, self.model.tab)
         done.add_done_callback(self._saved)
+
+    def _lose_store(self, why: str) -> None:
+        log.warning("IndexedDB unavailable (%s): this tab keeps nothing across reloads", why)
+        self.store = None
+        self._storage_problem = (
+            f"This tab cannot keep the notebook in the browser ({why}): your edits reach "
+            "the relay while online, but are not kept across a reload."
+        )
+        if self.view is not None:
+            self.view.show_notice(self._storage_problem)
 
     def _saved(self, future: asyncio.Future) -> None:
         self._saving -= 1
@@ -258,10 +305,12 @@ class NotebookPage:
 
     @_editing
     def edit(self, cell_id: str, ops: ot.TextOps) -> None:
+        unsynced = self.model.unsynced()
         self.model.edit(cell_id, ops)
         self._save()  # the keystroke is kept at once; it is sent with the next flush
         self._schedule_flush()
-        self._schedule_render()
+        if self.model.unsynced() != unsynced:  # else the editor already shows all that changed
+            self._schedule_render()
 
     @_editing
     def run(self, cell_id: str, then: str) -> None:
@@ -321,6 +370,10 @@ class NotebookPage:
     def moved(self, cell_id: str | None, cursor: tuple[int, int] | None) -> None:
         if self.presence is not None:
             self.presence.move(cell_id, cursor)
+
+    def rename(self, name: str) -> None:
+        if self.presence is not None and self.view is not None:
+            self.view.show_my_name(self.presence.rename(name), committed=True)
 
     def share(self) -> None:
         if self._relay is None:
@@ -399,7 +452,7 @@ def _kernel_command(relay: Relay, notebook_id: str) -> str:
 
 def _unknown_notebook(notebook_id: str) -> Any:
     message = h("p", {"class": "message unknown-notebook"}, f"This relay has no notebook {notebook_id!r}. ")
-    message.append(h("a", {"href": "?"}, "See the notebooks it has."))
+    message.append(h("a", {"href": site_link()}, "See the notebooks it has."))
     return h("main", {"class": "home-page"}, message)
 
 

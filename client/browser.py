@@ -13,6 +13,8 @@ from typing import Any
 import js
 from pyodide.ffi import JsProxy, create_proxy, to_js
 
+from .links import page_link
+
 
 class NetworkError(Exception):
     """The request never got an answer (offline, relay down, connection cut)."""
@@ -89,6 +91,11 @@ def query_param(name: str) -> str | None:
     params = js.URLSearchParams.new(js.location.search)
     # Missing is JavaScript null, which newer Pyodide hands over as ``jsnull``, not None.
     return str(params.get(name)) if params.has(name) else None
+
+
+def site_link(notebook_id: str | None = None) -> str:
+    """A link to the home view or a notebook that keeps this page's ``?relay=`` (``links.page_link``)."""
+    return page_link(notebook_id, query_param("relay"))
 
 
 def without_query_param(name: str) -> None:

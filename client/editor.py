@@ -6,6 +6,10 @@ Remote edits: the op the model rebased for us is turned back into
 CodeMirror changes and dispatched as "remote" (not reported back, not in
 the undo history). The cursor is moved with ``ot.transform_index`` so that
 someone else typing at your cursor does not push it along.
+
+The language only decides highlighting (and indentation, list continuation):
+code cells are Python, markdown cells markdown (fenced code highlighted by its
+info string), raw cells plain text.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pyodide.ffi import JsProxy, create_proxy
 from shared_schema import ot
@@ -22,6 +26,12 @@ from .browser import js_object
 from .positions import changes_to_ops, from_utf16, ops_to_changes, to_utf16
 
 log = logging.getLogger("anode.client.editor")
+
+#: What an editor's text is highlighted as (client/js/editor.mjs's names).
+EditorLanguage = Literal["python", "markdown", "text"]
+
+#: A cell type's editor language (``shared_schema.events.CELL_TYPES``).
+LANGUAGES: dict[str, EditorLanguage] = {"code": "python", "markdown": "markdown", "raw": "text"}
 
 
 class CellEditor:
@@ -37,8 +47,10 @@ class CellEditor:
         on_key: Callable[[str], bool],
         on_focus: Callable[[bool], None],
         on_selection: Callable[[int, int], None] = lambda anchor, head: None,
+        language: EditorLanguage = "python",
     ) -> None:
         self._cm = cm
+        self._language = language
         self._text = text
         self._on_edit = on_edit
         self._on_selection = on_selection
@@ -51,7 +63,7 @@ class CellEditor:
         ]
         change, key, focus, selection = self._proxies
         handlers = {"change": change, "key": key, "focus": focus, "selection": selection}
-        self.view = cm.createEditor(parent, text, js_object(handlers))
+        self.view = cm.createEditor(parent, text, js_object(handlers), language)
 
     @property
     def text(self) -> str:
@@ -112,6 +124,16 @@ class CellEditor:
         if text != self._text:
             self._text = text
             self._cm.setText(self.view, text)
+
+    @property
+    def language(self) -> EditorLanguage:
+        return self._language
+
+    def set_language(self, language: EditorLanguage) -> None:
+        """Highlight as ``language`` from now on (a cell changed type); text and cursor stay."""
+        if language != self._language:
+            self._language = language
+            self._cm.setLanguage(self.view, language)
 
     def set_editable(self, editable: bool) -> None:
         """A viewer's editors take no typing (the text still follows the log)."""

@@ -6,7 +6,8 @@ page opens it, so the first thing a person sees is a cell to type in.
 With no relay (a static site built without one) or with the relay out of
 reach, the list shows the notebooks this browser holds in IndexedDB, and
 with no relay "New notebook" makes a local one: it lives in this browser
-only, and running its code needs a relay and a kernel.
+only, and running its code needs a relay and a kernel. Opened later with a
+relay (``?relay=URL``), such a notebook has a "Put on the relay" button.
 """
 
 from __future__ import annotations
@@ -19,17 +20,13 @@ from typing import Any
 import js
 from pyodide.ffi import JsProxy
 
-from .browser import Listeners
+from .browser import Listeners, site_link
 from .dom import clear, h
 from .model import NotebookModel, Saved, new_id
 from .relay import NetworkError, Relay
 from .store import Store, StoreError
 
 log = logging.getLogger("anode.client.home")
-
-
-def notebook_url(notebook_id: str) -> str:
-    return f"?notebook={js.encodeURIComponent(notebook_id)}"
 
 
 def _when(ts: Any) -> str:
@@ -61,7 +58,7 @@ class HomeView:
             )  # fmt: skip
         clear(root)
         root.append(
-            h("header", {"class": "bar"}, h("a", {"class": "home", "href": "?"}, "Anode")),
+            h("header", {"class": "bar"}, h("a", {"class": "home", "href": site_link()}, "Anode")),
             h("main", {"class": "home-page"}, h("h1", None, "Notebooks"), notice, form, self.message,
               self.list, self.local_heading, self.local),
         )  # fmt: skip
@@ -91,7 +88,7 @@ class HomeView:
             meta = f"{cells} cell{'s' if cells != 1 else ''} · {_when(item.get('updated_at'))}"
             self.list.append(
                 h("li", {"class": "notebook"},
-                  h("a", {"href": notebook_url(item["id"])}, item.get("title") or "Untitled"),
+                  h("a", {"href": site_link(item["id"])}, item.get("title") or "Untitled"),
                   h("span", {"class": "meta"}, meta))
             )  # fmt: skip
         return {item["id"] for item in notebooks}
@@ -102,19 +99,49 @@ class HomeView:
             store = await Store.open()
             ids = [notebook for notebook in await store.notebooks() if notebook not in listed]
             for notebook in ids:
-                state = NotebookModel.restore(notebook, await store.load(notebook)).state()
+                saved = await store.load(notebook)
+                state = NotebookModel.restore(notebook, saved).state()
                 count = len(state.visible_cells())
-                self.local.append(
-                    h("li", {"class": "notebook"},
-                      h("a", {"href": notebook_url(notebook)}, state.title or "Untitled"),
-                      h("span", {"class": "meta"}, f"{count} cell{'s' if count != 1 else ''} · kept here"))
-                )  # fmt: skip
+                item = h("li", {"class": "notebook"},
+                         h("a", {"href": site_link(notebook)}, state.title or "Untitled"),
+                         h("span", {"class": "meta"}, f"{count} cell{'s' if count != 1 else ''} · kept here"))  # fmt: skip
+                if self._relay is not None and not (saved.snapshot or saved.confirmed):
+                    item.append(self._publish_button(notebook, state.title))
+                self.local.append(item)
         except StoreError as error:
             log.warning("cannot list the notebooks in IndexedDB: %s", error)
             return
         self.local_heading.hidden = not ids
         if self._relay is None and not ids:
             self.message.textContent = "No notebooks in this browser yet: start one above."
+
+    def _publish_button(self, notebook: str, title: str) -> JsProxy:
+        """For a notebook no relay has seen (made here without one): put it on this relay.
+
+        Everything such a notebook holds is pending, as if made offline; once
+        the relay knows its id, opening it pushes it all, as any reconnect does.
+        """
+        button = h("button", {"class": "publish", "type": "button",
+                              "title": "Create this notebook on the relay and send it everything kept here"},
+                   "Put on the relay")  # fmt: skip
+
+        async def publish() -> None:
+            assert self._relay is not None
+            button.disabled = True
+            try:
+                status, body = await self._relay.request(
+                    "POST", "/api/notebooks", {"id": notebook, "title": title or "Untitled"}
+                )
+            except NetworkError as error:
+                status, body = 0, {"detail": str(error)}
+            if status not in (201, 409):  # 409: put there already (from another tab, say)
+                self.message.textContent = f"Could not put the notebook on the relay: {(body or {}).get('detail') or f'HTTP {status}'}"
+                button.disabled = False
+                return
+            js.location.assign(site_link(notebook))
+
+        self._listeners.on(button, "click", lambda _event: asyncio.ensure_future(publish()))
+        return button
 
     def _submit(self, event: Any) -> None:
         event.preventDefault()
@@ -128,7 +155,7 @@ class HomeView:
             self.message.textContent = f"Could not create the notebook: {error}"
             self.create.disabled = False
             return
-        js.location.assign(notebook_url(notebook))
+        js.location.assign(site_link(notebook))
 
     async def _create_on_relay(self, title: str) -> str:
         assert self._relay is not None

@@ -21,8 +21,8 @@ the page. Everything the page must write to IndexedDB is collected as a
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +66,7 @@ class Gap(Exception):
 
 def new_id() -> str:
     """A fresh id for an event, a cell or an execution (fits shared_schema's pattern)."""
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # what uuid4().hex is made of, without importing uuid (slow in Pyodide)
 
 
 @dataclass
@@ -92,7 +92,8 @@ class LocalChanges:
     pending_delete: list[int] = field(default_factory=list)
     #: cell id -> buffered ops, or ``None`` to forget the cell's draft.
     drafts: dict[str, TextOpsJson | None] = field(default_factory=dict)
-    snapshot: dict[str, Any] | None = None
+    #: ``NotebookState.dump()``, or that already as JSON text.
+    snapshot: dict[str, Any] | str | None = None
     #: Drafts adopted from a tab that is gone: (tab, cell id) records to delete.
     drafts_delete: list[tuple[int, str]] = field(default_factory=list)
 
@@ -174,6 +175,26 @@ class NotebookModel:
         model._restore_buffers(drafts)
         return model
 
+    def start_from(self, dump: dict[str, Any]) -> None:
+        """Take the relay's state (``/snapshot?form=internal``) as the confirmed log so far.
+
+        Opening a notebook this browser holds nothing of, that is one request
+        instead of the whole log. Only for a model with nothing confirmed or
+        pending: a pending event inside the snapshot would never come back on
+        the stream to be recognised (``pushed`` catches that case anyway).
+        Raises ``ValueError`` for a dump this materializer cannot load.
+        """
+        if self.confirmed.seq or self.pending:
+            raise ValueError("start_from needs an empty model")
+        try:
+            state = NotebookState.load(dump)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"not a state dump: {error!r}") from error
+        self.confirmed = state
+        self._snapshot_seq = state.seq
+        self._changes.snapshot = dump
+        self._view = None
+
     def _restore_buffers(self, drafts: dict[str, TextOpsJson]) -> None:
         for _, event in self.pending:
             if event["name"] != "cellSourceEdited":
@@ -210,7 +231,13 @@ class NotebookModel:
     # --- reading -----------------------------------------------------------------
 
     def state(self) -> NotebookState:
-        """What to show: confirmed, pending replayed, each buffer's text laid over."""
+        """What to show: confirmed, pending replayed, each buffer's text laid over.
+
+        Cached until something changes what it shows. Typing does not: a sent
+        batch of keystrokes and its echo from the log leave the cached view as
+        it was (only the edited cells' ``rev`` and ``updated_at`` lag, which no
+        screen shows), so a keystroke costs no copy of the notebook.
+        """
         if self._view is None:
             view = self.confirmed.copy()
             seq = view.seq
@@ -252,58 +279,70 @@ class NotebookModel:
         """
         result = Received()
         own = {event["id"]: key for key, event in self.pending}
+        view_holds = self._view is not None  # while only our own edits come back as sent
         for raw in events:
             seq = raw["seq"]
             if seq <= self.confirmed.seq:
                 continue
             if seq != self.confirmed.seq + 1:
+                self._view = None  # what this batch folded before the gap is confirmed already
                 raise Gap(f"expected seq {self.confirmed.seq + 1}, got {seq}")
             event = stored_from_json(raw)
             cell_id = raw["args"].get("cell_id") if isinstance(raw.get("args"), dict) else None
             rev_before = self._confirmed_rev(cell_id) if cell_id else None
             advance(self.confirmed, event)
             self._changes.confirmed.append(raw)
+            first_pending = self.pending[0][1]["id"] if self.pending else None
             if raw["id"] in own:
                 self.pending = [(k, e) for k, e in self.pending if e["id"] != raw["id"]]
                 self._changes.pending_delete.append(own.pop(raw["id"]))
             if raw["name"] == "cellSourceEdited" and cell_id is not None:
-                self._rebase_buffer(cell_id, raw["id"], rev_before, result)
-            elif raw["name"] == "cellDeleted" and cell_id is not None:
-                self._forget_buffer(cell_id)
+                as_sent = self._rebase_buffer(cell_id, raw["id"], rev_before, result)
+                view_holds = view_holds and as_sent and raw["id"] == first_pending
+            else:
+                view_holds = False
+                if raw["name"] == "cellDeleted" and cell_id is not None:
+                    self._forget_buffer(cell_id)
         if self.confirmed.seq - self._snapshot_seq >= SNAPSHOT_EVERY:
             self._changes.snapshot = self.confirmed.dump()
             self._snapshot_seq = self.confirmed.seq
-        self._view = None
+        if view_holds and self._view is not None:
+            # What is shown is what it was: the edits were already replayed, as they landed.
+            self._view.seq = self.confirmed.seq
+        else:
+            self._view = None
         return result
 
     def _rebase_buffer(
         self, cell_id: str, event_id: str, rev_before: int | None, result: Received
-    ) -> None:
+    ) -> bool:
+        """Bring the cell's buffer over a confirmed edit; True if it was our in-flight edit, landed as sent."""
         buffer = self.buffers.get(cell_id)
         cell = self.confirmed.cells.get(cell_id)
         if buffer is None or cell is None or cell.deleted:
-            return
+            return False
         landed = rev_before is not None and cell.rev == rev_before + 1
         if self._in_flight.get(cell_id) == event_id:
             del self._in_flight[cell_id]
             if landed:
                 buffer.confirm_own()
                 if buffer.confirmed_text == cell.source:
-                    return
+                    return True
             self._reset_buffer(cell_id, result)  # our edit did not land as sent: take the log's text
-            return
+            return False
         if not landed:
-            return  # someone's edit that the log turned into a no-op
+            return False  # someone's edit that the log turned into a no-op
         if buffer.confirmed_rev != rev_before:
             self._reset_buffer(cell_id, result)
-            return
+            return False
         try:
             shown = buffer.apply_remote(cell.history[-1])
         except ot.OTError:
             self._reset_buffer(cell_id, result)
-            return
+            return False
         result.remote_edits.setdefault(cell_id, []).append(shown)
         self._changes.drafts[cell_id] = buffer.buffered
+        return False
 
     def _reset_buffer(self, cell_id: str, result: Received) -> None:
         cell = self.confirmed.cells[cell_id]
@@ -313,18 +352,50 @@ class NotebookModel:
         self._changes.drafts[cell_id] = None
         result.reset.add(cell_id)
 
-    def reject(self, event_id: str) -> None:
-        """The relay refused one of our events (4xx): it will never be in the log."""
+    def reject(self, event_id: str) -> set[str]:
+        """The relay refused one of our events (4xx): it will never be in the log.
+
+        Returns the cells whose editor must show the log's text again.
+        """
+        reset = self._drop_in_flight(event_id)
+        self._remove_pending(event_id)
+        return reset
+
+    def pushed(self, seqs: dict[str, int]) -> set[str] | None:
+        """The relay holds these events of ours at these seqs (a push's answer).
+
+        One at or below our seq that is still pending was folded without our
+        seeing it come back: we started from a snapshot that holds it (a tab
+        that died before its events came back, adopted by this one). It is in
+        ``confirmed`` already; replaying it again would apply it twice. Returns
+        ``None`` if nothing was dropped, else the cells whose editor must show
+        the log's text again.
+        """
+        waiting = {event["id"] for _, event in self.pending}
+        folded = [event_id for event_id, seq in seqs.items() if event_id in waiting and seq <= self.confirmed.seq]
+        if not folded:
+            return None
+        reset: set[str] = set()
+        for event_id in folded:
+            log.info("event %s is in the log already; no longer pending", event_id)
+            reset |= self._drop_in_flight(event_id)
+            self._remove_pending(event_id)
+        return reset
+
+    def _drop_in_flight(self, event_id: str) -> set[str]:
+        """Forget ``event_id`` as a cell's edit in flight: the buffer starts again from the log's text."""
+        reset: set[str] = set()
         for cell_id, in_flight in list(self._in_flight.items()):
             if in_flight == event_id:
                 cell = self.confirmed.cells.get(cell_id)
                 del self._in_flight[cell_id]
-                if cell is not None:
+                if cell is not None and not cell.deleted:
                     self.buffers[cell_id] = CellEditBuffer(cell.source, cell.rev)
+                    reset.add(cell_id)
                 else:
                     self.buffers.pop(cell_id, None)
                 self._changes.drafts[cell_id] = None
-        self._remove_pending(event_id)
+        return reset
 
     # --- commands -------------------------------------------------------------------
 
@@ -389,7 +460,8 @@ class NotebookModel:
             if outgoing is None:
                 continue
             base_rev, ops = outgoing
-            event_id = self._add("cellSourceEdited", cell_id=cell_id, base_rev=base_rev, ops=ops)
+            # What is shown does not change: the buffer's text is laid over the cell already.
+            event_id = self._add("cellSourceEdited", cell_id=cell_id, base_rev=base_rev, ops=ops, keep_view=True)
             self._in_flight[cell_id] = event_id
             self._changes.drafts[cell_id] = None
             added = True
@@ -435,14 +507,15 @@ class NotebookModel:
 
     # --- pending -------------------------------------------------------------------
 
-    def _add(self, name: str, **args: Any) -> str:
+    def _add(self, name: str, keep_view: bool = False, **args: Any) -> str:
         """Validate a new event, queue it as pending, and return its id."""
         event = ev.decode(name, ev.REGISTRY[name].version, args)  # raises on a bug of ours
         event_id = self._make_id()
         self._put_pending({"id": event_id, **event.to_json()})
         if name == "cellDeleted":
             self._forget_buffer(args["cell_id"])
-        self._view = None
+        if not keep_view:
+            self._view = None
         return event_id
 
     def _put_pending(self, pushed: PushedJson) -> None:

@@ -6,6 +6,8 @@ Each tab posts ``{"client_id", "kind": "user", "state": {"name", "cell",
 silence), and says ``gone`` when the page goes away. Everyone's signals
 come back over the notebook's SSE stream (``client.sync``).
 
+A person's name is theirs to pick (the header's name field, ``rename``),
+kept in ``localStorage`` for every notebook; until then it is "Guest xxxx".
 Nothing here is stored or trusted: names are shown as text only, colours
 are computed here from the sender's client id (never taken from the
 signal), and cursor positions are clamped to the text we have. A position
@@ -68,6 +70,11 @@ def local_name() -> str:
         return "Guest"
 
 
+def clean_name(name: str) -> str:
+    """A display name as others will see it: one line, single spaces, at most 64 characters."""
+    return " ".join(name.split())[:64]
+
+
 def _person(signal: dict[str, Any]) -> Person | None:
     state = signal.get("state")
     if signal.get("kind") != "user" or not isinstance(state, dict):
@@ -103,6 +110,20 @@ class Presence:
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._post_loop())
         self._dirty.set()
+
+    def rename(self, name: str) -> str:
+        """Show others ``name`` from now on (kept in this browser for every notebook); returns
+        the name in use, unchanged if ``name`` is blank."""
+        name = clean_name(name)
+        if name and name != self.name:
+            self.name = name
+            try:
+                js.localStorage.setItem(NAME_KEY, name)
+            except Exception:  # storage disabled: the name lasts as long as the page
+                pass
+            self._state = {**self._state, "name": name}
+            self._dirty.set()
+        return self.name
 
     def move(self, cell: str | None, cursor: tuple[int, int] | None) -> None:
         """Our cell or cursor moved."""

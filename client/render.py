@@ -25,7 +25,7 @@ from pyodide.ffi import JsProxy
 
 from . import ansi
 from .browser import Listeners, js_object
-from .dom import h
+from .dom import h, text_element
 
 #: MIME types in the order we prefer to show them.
 _RICH_ORDER = (
@@ -60,9 +60,13 @@ _FRAME_HEAD = (
 
 def coloured(tag_class: str, text: str, attrs: dict[str, str] | None = None) -> JsProxy:
     """A ``<pre>`` of text whose terminal colours (ANSI SGR codes) become ``<span class="ansi-…">``."""
-    pre = h("pre", {"class": tag_class, **(attrs or {})})
-    for chunk, classes in ansi.runs(text):
-        pre.append(h("span", {"class": classes}, chunk) if classes else chunk)
+    if "\x1b" not in text:  # most outputs: one text node, no parsing, no span
+        pre = text_element("pre", tag_class, text)
+    else:
+        pre = text_element("pre", tag_class, "")
+        pre.append(*(text_element("span", classes, chunk) if classes else chunk for chunk, classes in ansi.runs(text)))
+    for name, value in (attrs or {}).items():
+        pre.setAttribute(name, value)
     return pre
 
 
@@ -116,11 +120,19 @@ def render_output(output: dict[str, Any], md: Any = None) -> JsProxy:
         text = traceback or f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
         return coloured("output error", text)
     if kind in ("display_data", "execute_result"):
-        element = render_bundle(output.get("data") or {}, output.get("metadata") or {}, md)
+        data = output.get("data") or {}
+        if kind == "execute_result" and _plain_only(data):  # the common ``42``: the class set with the rest
+            return coloured("output text execute-result", _text_of(data["text/plain"]), {"data-mime": "text/plain"})
+        element = render_bundle(data, output.get("metadata") or {}, md)
         if kind == "execute_result":
             element.classList.add("execute-result")
         return element
     return h("pre", {"class": "output unknown"}, json.dumps(output)[:2000])
+
+
+def _plain_only(data: dict[str, Any]) -> bool:
+    """True if text/plain is the richest type in ``data`` that ``render_bundle`` would show."""
+    return "text/plain" in data and not any(mime in data for mime in _RICH_ORDER[:-1])
 
 
 def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None, md: Any = None) -> JsProxy:

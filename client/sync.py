@@ -4,7 +4,8 @@ Two independent loops, both restartable at any moment:
 
 * **push**: whenever woken, POST the pending events the relay has not yet
   acknowledged, oldest first, in one batch (at most 1,000). The events keep
-  their ids, so a retry after a lost answer stores nothing twice. A refused
+  their ids, so a retry after a lost answer stores nothing twice; the
+  answer's seqs go to the model (``NotebookModel.pushed``). A refused
   event (4xx) is handed back to the model, which drops it; a network error
   or 5xx waits (backoff) and tries again.
 * **stream**: ``fetch`` of ``/stream?after=<our seq>``, read as it arrives
@@ -73,6 +74,7 @@ class Sync:
         head: Callable[[], int],
         on_events: Callable[[list[dict[str, Any]]], None],
         on_rejected: Callable[[str, dict[str, Any]], None],
+        on_pushed: Callable[[dict[str, int]], None],
         on_presence: Callable[[dict[str, Any]], None],
         on_status: Callable[[], None],
     ) -> None:
@@ -82,6 +84,7 @@ class Sync:
         self._head = head
         self._on_events = on_events
         self._on_rejected = on_rejected
+        self._on_pushed = on_pushed
         self._on_presence = on_presence
         self._on_status = on_status
         #: The stream is open: we see the log live.
@@ -144,6 +147,7 @@ class Sync:
                 attempt = 0
                 self._acked.update(event["id"] for event in batch)
                 self._set_push_ok(True)
+                self._pushed(batch, body)
                 if len(batch) == MAX_BATCH:
                     self._wake.set()
                 continue
@@ -162,6 +166,15 @@ class Sync:
             self._set_push_ok(False, (body or {}).get("detail") or f"HTTP {status}")
             await asyncio.sleep(backoff(attempt))
             self._wake.set()
+
+    def _pushed(self, batch: list[dict[str, Any]], body: Any) -> None:
+        seqs = body.get("seqs") if isinstance(body, dict) else None
+        if not isinstance(seqs, list) or len(seqs) != len(batch):
+            return
+        try:
+            self._on_pushed({event["id"]: int(seq) for event, seq in zip(batch, seqs)})
+        except Exception:  # a bug of ours must not stop the pushing
+            log.exception("could not take in a push's answer")
 
     def _reject(self, batch: list[dict[str, Any]], body: dict[str, Any]) -> None:
         """Drop the event the relay named; with no culprit named, the whole batch."""

@@ -14,6 +14,7 @@ model directly.
 from __future__ import annotations
 
 import asyncio
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ from shared_schema import ot
 from shared_schema.events import CELL_TYPES
 from shared_schema.state import Execution, NotebookState
 
-from .browser import Listeners, js_object
+from .browser import Listeners, js_object, site_link
 from .dom import clear, h, set_text
-from .editor import CellEditor
+from .editor import LANGUAGES, CellEditor
 from .presence import Person
 from .render import FrameSizer, render_output, text_lines
 
@@ -76,6 +77,7 @@ class Actions(Protocol):
     def restart_kernel(self) -> None: ...
     def clear_outputs(self) -> None: ...
     def moved(self, cell_id: str | None, cursor: tuple[int, int] | None) -> None: ...
+    def rename(self, name: str) -> None: ...
     def share(self) -> None: ...
 
 
@@ -130,12 +132,17 @@ def _duration(seconds: float, live: bool = False) -> str:
     return f"{seconds:.1f} s" if live or seconds >= 10 else f"{seconds:.2f} s"
 
 
-#: Cells this near the top of the notebook get their editor at once; the
-#: others show their source as static text until they near the viewport.
-EAGER_EDITORS = 10
-
 #: How far outside the viewport a cell's editor is made (CSS margin).
 EDITOR_MARGIN = "800px 0px"
+
+#: An editor waiting for the page to be idle is made after this long at the latest (ms).
+EDITOR_IDLE_TIMEOUT = 300
+
+#: Seconds after a keystroke during which no lazy editor is made (typing keeps its frames).
+TYPING_PAUSE = 0.5
+
+#: Where a cell shows HTML someone else wrote (sanitized, but free to borrow our class names).
+_AUTHORED = ".markdown-rendered, .outputs"
 
 #: The buttons of a cell's tool bar: (label, title, data-action).
 _TOOLS = (
@@ -152,33 +159,80 @@ _TOOLS = (
 )
 
 
-def _cell_template() -> JsProxy:
-    """The DOM every cell starts from (cloned: one call instead of a hundred)."""
+#: What a cell's template shows, by the keys ``CellView`` notes what it has shown under:
+#: a new cell's first update writes only what differs from these.
+_TEMPLATE_SHOWS: dict[str, Any] = {
+    "status": "idle",
+    "prompt": "[ ]:",
+    "summary": "",
+    "kernel": "",
+    "stop-hidden": True,
+    "cancel-hidden": True,
+    "tools-hidden": True,
+    "outputs-hidden": False,
+    "collapsed": "false",
+    "scrolled": False,
+    "collapse-label": "collapse",
+    "scroll-hidden": True,
+    "scroll-label": "show all",
+    "note-hidden": True,
+    "note": "",
+}
+
+
+def _cell_template(cell_type: str) -> JsProxy:
+    """The DOM every cell of this type starts from (cloned: one call instead of a hundred)."""
     select = h("select", {"class": "cell-type", "title": "Cell type"})
     for name in CELL_TYPES:
-        select.append(h("option", {"value": name}, name))
+        select.append(h("option", {"value": name, "selected": name == cell_type}, name))
     tools = h("div", {"class": "cell-tools"}, select)
     for label, title, name in _TOOLS:
         hidden = name in ("interrupt", "cancel")  # shown while the cell runs, or waits
         tools.append(h("button", {"class": f"tool {name}", "title": title, "type": "button", "data-action": name,
                                   "hidden": hidden}, label))
+    shows = _TEMPLATE_SHOWS
     return h(
-        "section", {"class": "cell"},
-        h("div", {"class": "cell-gutter"}, h("span", {"class": "prompt"}, "[ ]:")),
+        "section", {"class": "cell", "data-cell-type": cell_type, "data-status": shows["status"]},
+        h("div", {"class": "cell-gutter"}, h("span", {"class": "prompt"}, shows["prompt"])),
         h("div", {"class": "cell-body"},
           h("div", {"class": "cell-people"}),
           tools,
-          h("div", {"class": "editor"}),
+          # The source as static text until the cell gets its editor.
+          h("div", {"class": "editor"}, h("div", {"class": "source-static"}, h("div", {"class": "cm-content"}))),
           h("div", {"class": "markdown-rendered", "title": "Double-click to edit", "hidden": True}),
-          h("div", {"class": "cell-status"}),
-          h("div", {"class": "output-tools", "hidden": True},
+          h("div", {"class": "cell-status", "data-status": shows["status"], "data-kernel": shows["kernel"]}),
+          h("div", {"class": "output-tools", "hidden": shows["tools-hidden"]},
             h("button", {"class": "output-tool toggle-outputs", "type": "button", "data-action": "toggle-outputs",
-                         "title": "Hide or show this cell's outputs"}, "collapse"),
+                         "title": "Hide or show this cell's outputs"}, shows["collapse-label"]),
             h("button", {"class": "output-tool toggle-scroll", "type": "button", "data-action": "toggle-scroll",
-                         "title": "Show long outputs whole, or in a scrolling box"}, "show all")),
-          h("button", {"class": "outputs-collapsed", "type": "button", "data-action": "show-outputs", "hidden": True}),
-          h("div", {"class": "outputs", "data-collapsed": "false"})),
+                         "title": "Show long outputs whole, or in a scrolling box", "hidden": shows["scroll-hidden"]},
+              shows["scroll-label"])),
+          h("button", {"class": "outputs-collapsed", "type": "button", "data-action": "show-outputs",
+                       "hidden": shows["note-hidden"]}),
+          h("div", {"class": "outputs", "data-collapsed": shows["collapsed"]})),
     )  # fmt: skip
+
+
+class _Part:
+    """A part of a cell's DOM, found the first time it is used.
+
+    Every ``querySelector`` is a call into JavaScript, and most cells of a
+    long notebook never need most of their parts: none is looked up ahead.
+    """
+
+    def __init__(self, selector: str) -> None:
+        self.selector = selector
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, view: CellView | None, owner: type | None = None) -> Any:
+        if view is None:
+            return self
+        part = view.element.querySelector(self.selector)
+        view.__dict__[self.name] = part  # found once: the instance attribute wins from now on
+        return part
 
 
 class CellView:
@@ -188,55 +242,60 @@ class CellView:
     the cell nears the viewport, gets focus, or the pointer reaches its
     source. Until then the source shows as static text, kept equal to the
     model's, so a notebook of hundreds of cells opens without hundreds of editors.
+
+    Every call into the DOM costs a crossing into JavaScript, and a long
+    notebook makes hundreds of cells at once: parts are found when first
+    used (``_Part``), and what the page shows is noted here (``_changed``)
+    so that only what differs is written.
     """
 
-    def __init__(self, notebook: NotebookView, cell_id: str, cell_type: str) -> None:
+    # Anchored paths, never a bare class: a markdown cell's rendered HTML (written by a
+    # collaborator) sits inside the cell and may carry any of these classes itself.
+    prompt = _Part(":scope > .cell-gutter > .prompt")
+    type_select = _Part(":scope > .cell-body > .cell-tools > .cell-type")
+    stop_button = _Part(":scope > .cell-body > .cell-tools > .tool.interrupt")
+    cancel_button = _Part(":scope > .cell-body > .cell-tools > .tool.cancel")
+    editor_host = _Part(":scope > .cell-body > .editor")
+    #: A markdown cell shows its rendering unless someone is editing it here.
+    rendered = _Part(":scope > .cell-body > .markdown-rendered")
+    people = _Part(":scope > .cell-body > .cell-people")
+    status = _Part(":scope > .cell-body > .cell-status")
+    outputs = _Part(":scope > .cell-body > .outputs")
+    #: Long outputs scroll inside a box; a collapsed cell hides them behind one line.
+    collapse_button = _Part(":scope > .cell-body > .output-tools > .toggle-outputs")
+    scroll_button = _Part(":scope > .cell-body > .output-tools > .toggle-scroll")
+    collapsed_note = _Part(":scope > .cell-body > .outputs-collapsed")
+    output_tools = _Part(":scope > .cell-body > .output-tools")
+    #: The source as static text while there is no editor.
+    _static = _Part(":scope > .cell-body > .editor > .source-static")
+    _static_text = _Part(":scope > .cell-body > .editor > .source-static > .cm-content")
+
+    def __init__(self, notebook: NotebookView, cell_id: str, cell_type: str, source: str) -> None:
         self.cell_id = cell_id
         self._notebook = notebook
-        self.element = notebook.cell_template.cloneNode(True)
-        self.element.dataset.cellId = cell_id
-        self.element.dataset.cellType = cell_type
+        self.element = notebook.cell_template(cell_type).cloneNode(True)
+        self.element.setAttribute("data-cell-id", cell_id)
         self._cell_type = cell_type
-        element = self.element
-
-        def find(selector: str) -> JsProxy:
-            return element.querySelector(selector)
-
-        self.prompt = find(".prompt")
-        self.type_select = find(".cell-type")
-        self.type_select.value = cell_type
-        self.stop_button = find(".tool.interrupt")
-        self.cancel_button = find(".tool.cancel")
-        self.editor_host = find(".editor")
-        #: A markdown cell shows its rendering unless someone is editing it here.
-        self.rendered = find(".markdown-rendered")
+        if cell_type not in CELL_TYPES:  # the template selects none
+            self.type_select.value = cell_type
+        #: What this cell's DOM shows, where it differs from the template (``_TEMPLATE_SHOWS``).
+        self._shows: dict[str, Any] = {}
         self.editing = False
         self._shown_rendered = False
         self._rendered_source: str | None = None
-        self.people = find(".cell-people")
-        self.status = find(".cell-status")
-        self.outputs = find(".outputs")
-        #: Long outputs scroll inside a box; a collapsed cell hides them behind one line.
-        self.collapse_button = find(".toggle-outputs")
-        self.scroll_button = find(".toggle-scroll")
-        self.collapsed_note = find(".outputs-collapsed")
-        self.output_tools = find(".output-tools")
         self._collapsed = False
         self._scroll_whole = False
         self._output_lines = 0
-        #: The source as static text while there is no editor.
         self.editor: CellEditor | None = None
-        self._source = notebook.actions.text(cell_id)
-        self._static = h("div", {"class": "source-static"}, h("div", {"class": "cm-content"}, self._source))
-        self.editor_host.append(self._static)
+        self._source = source
+        if source:
+            self._static_text.textContent = source
         self._editable = True
         self._cursors: list[tuple[str, str, str, int, int]] = []
         self._people_key: tuple[tuple[str, str], ...] = ()
         self._outputs: list[dict[str, Any]] | None = None
         self._run_key: tuple[Any, ...] | None | bool = False  # never rendered
         self._run: Execution | None = None
-        #: The model's cell and run this view last showed (to skip unchanged cells).
-        self.shown: tuple[Any, Execution | None] | None = None
 
     # --- the editor, made when needed ----------------------------------------------------
 
@@ -249,6 +308,7 @@ class CellView:
         if self.editor is None:
             notebook, cell_id, actions = self._notebook, self.cell_id, self._notebook.actions
             self._static.remove()
+            self.__dict__.pop("_static_text", None)
             notebook.unobserve(self)
             self.editor = CellEditor(
                 notebook.cm,
@@ -258,6 +318,7 @@ class CellView:
                 on_key=lambda name: notebook.editor_key(cell_id, name),
                 on_focus=lambda focused: notebook.editor_focus(cell_id, focused),
                 on_selection=lambda anchor, head: actions.moved(cell_id, (anchor, head)),
+                language=LANGUAGES.get(self._cell_type, "python"),
             )
             if not self._editable:
                 self.editor.set_editable(False)
@@ -275,7 +336,7 @@ class CellView:
             self.editor.set_text(text)
         elif text != self._source:
             self._source = text
-            self._static.firstChild.textContent = text
+            self._static_text.textContent = text
 
     def apply_remote(self, ops: ot.TextOps) -> None:
         """Someone else's edit: into the editor (cursor kept), or the static text."""
@@ -304,8 +365,10 @@ class CellView:
     def update(self, state: NotebookState, cell_type: str, source: str, run: Execution | None) -> None:
         if self._cell_type != cell_type:
             self._cell_type = cell_type
-            self.element.dataset.cellType = cell_type
+            self.element.setAttribute("data-cell-type", cell_type)
             self.type_select.value = cell_type
+            if self.editor is not None:
+                self.editor.set_language(LANGUAGES.get(cell_type, "python"))
         if self.text != source:  # the model reset this cell (or a remote edit): show the log's text
             self.set_text(source)
         markdown = cell_type == "markdown" and not self.editing
@@ -320,33 +383,48 @@ class CellView:
         if run_key != self._run_key:
             self._run_key = run_key
             status = "idle" if run is None else STATUS_LABELS.get(run.status, run.status)
-            self.element.dataset.status = status
+            if self._changed("status", status):
+                self.element.setAttribute("data-status", status)
+                self.status.setAttribute("data-status", status)
             count = "" if run is None or run.execution_count is None else str(run.execution_count)
             mark = "*" if run is not None and run.status in ("pending", "assigned", "executing") else count
-            set_text(self.prompt, f"[{mark or ' '}]:")
+            prompt = f"[{mark or ' '}]:"
+            if self._changed("prompt", prompt):
+                self.prompt.textContent = prompt
             self.show_summary(state)
-            self.status.dataset.status = status
-            self.status.dataset.kernel = (run.kernel_session or "") if run is not None else ""
-            self.stop_button.hidden = run is None or run.status != "executing"
-            self.cancel_button.hidden = not queued
+            kernel = (run.kernel_session or "") if run is not None else ""
+            if self._changed("kernel", kernel):
+                self.status.setAttribute("data-kernel", kernel)
+            stop_hidden = run is None or run.status != "executing"
+            if self._changed("stop-hidden", stop_hidden):
+                self.stop_button.hidden = stop_hidden
+            if self._changed("cancel-hidden", not queued):
+                self.cancel_button.hidden = not queued
         outputs = run.outputs if run is not None else []
         if not _same_outputs(outputs, self._outputs):
             first = self._outputs is None
             self._outputs = list(outputs)
+            md = self._notebook.md
+            elements = [render_output(output, md) for output in outputs]
             if not first:
-                clear(self.outputs)
-            if outputs:
-                fragment = js.document.createDocumentFragment()
-                for output in outputs:
-                    fragment.append(render_output(output, self._notebook.md))
-                self.outputs.append(fragment)
+                self.outputs.replaceChildren(*elements)
+            elif elements:
+                self.outputs.append(*elements)
             self._output_lines = sum(text_lines(output) for output in outputs)
-            if outputs or not first:
-                self._show_output_tools()
+            self._show_output_tools()
+
+    def _changed(self, key: str, value: Any) -> bool:
+        """True if the page does not show ``value`` as ``key`` yet (and from now on it does)."""
+        if self._shows.get(key, _TEMPLATE_SHOWS[key]) == value:
+            return False
+        self._shows[key] = value
+        return True
 
     def show_summary(self, state: NotebookState) -> None:
         """The line under the editor: state, how long it ran (or has run so far), which kernel."""
-        set_text(self.status, "" if self._run is None else execution_summary(self._run, state))
+        summary = "" if self._run is None else execution_summary(self._run, state)
+        if self._changed("summary", summary):
+            self.status.textContent = summary
 
     @property
     def running(self) -> bool:
@@ -388,16 +466,30 @@ class CellView:
         count = len(self._outputs or [])
         long = self._output_lines > LONG_OUTPUT_LINES
         collapsed = self._collapsed and count > 0
-        self.output_tools.hidden = count == 0
-        self.outputs.hidden = collapsed
-        self.outputs.dataset.collapsed = "true" if collapsed else "false"
-        self.outputs.classList.toggle("scrolled", long and not self._scroll_whole)
-        set_text(self.collapse_button, "expand" if collapsed else "collapse")
-        self.scroll_button.hidden = collapsed or not long
-        set_text(self.scroll_button, "scroll" if self._scroll_whole else "show all")
-        self.collapsed_note.hidden = not collapsed
+        changed = self._changed
+        if changed("tools-hidden", count == 0):
+            self.output_tools.hidden = count == 0
+        if changed("outputs-hidden", collapsed):
+            self.outputs.hidden = collapsed
+        if changed("collapsed", "true" if collapsed else "false"):
+            self.outputs.setAttribute("data-collapsed", "true" if collapsed else "false")
+        scrolled = long and not self._scroll_whole
+        if changed("scrolled", scrolled):
+            self.outputs.classList.toggle("scrolled", scrolled)
+        label = "expand" if collapsed else "collapse"
+        if changed("collapse-label", label):
+            self.collapse_button.textContent = label
+        if changed("scroll-hidden", collapsed or not long):
+            self.scroll_button.hidden = collapsed or not long
+        label = "scroll" if self._scroll_whole else "show all"
+        if changed("scroll-label", label):
+            self.scroll_button.textContent = label
+        if changed("note-hidden", not collapsed):
+            self.collapsed_note.hidden = not collapsed
         noun = "output" if count == 1 else "outputs"
-        set_text(self.collapsed_note, f"… {count} {noun} hidden ({self._output_lines} lines): show")
+        note = f"… {count} {noun} hidden ({self._output_lines} lines): show" if collapsed else ""
+        if changed("note", note):
+            self.collapsed_note.textContent = note
 
     def show_markdown(self, rendered: bool, source: str) -> None:
         if rendered and source != self._rendered_source:
@@ -406,10 +498,11 @@ class CellView:
                 self.rendered.innerHTML = str(self._notebook.md.renderMarkdown(source))  # sanitized
             else:
                 self.rendered.textContent = "Empty markdown cell: double-click to write."
-        self._shown_rendered = rendered
-        self.rendered.hidden = not rendered
-        self.editor_host.hidden = rendered
-        self.element.classList.toggle("rendered", rendered)
+        if rendered != self._shown_rendered:
+            self._shown_rendered = rendered
+            self.rendered.hidden = not rendered
+            self.editor_host.hidden = rendered
+            self.element.classList.toggle("rendered", rendered)
 
     def show_people(self, people: list[Person]) -> None:
         """Others in this cell: name tags above it, carets in its editor."""
@@ -438,7 +531,7 @@ class CellView:
 
 
 def _same_outputs(a: list[dict[str, Any]], b: list[dict[str, Any]] | None) -> bool:
-    return b is not None and len(a) == len(b) and all(x is y for x, y in zip(a, b))
+    return b is not None and len(a) == len(b) and all(map(operator.is_, a, b))
 
 
 class NotebookView:
@@ -467,9 +560,15 @@ class NotebookView:
         #: The shell command that starts a kernel for this notebook (set by the page).
         self.start_command = ""
         self._ticker: asyncio.Future | None = None
+        self._header_key: tuple[Any, ...] | None = None  # what the header shows
         self._state = NotebookState()
         self.sync = h("span", {"class": "sync-status", "data-online": "false"}, "connecting…")
         self.people = h("span", {"class": "people", "data-count": "0"})
+        #: The name others see for this person (hidden with no relay: no one else to see it).
+        self.my_name = h("input", {"class": "my-name", "aria-label": "Your name", "maxlength": "64", "size": "10",
+                                   "spellcheck": "false", "title": "Your name, as others in this notebook see it",
+                                   "hidden": True})  # fmt: skip
+        self._listeners.on(self.my_name, "change", lambda _e: actions.rename(str(self.my_name.value)))
         self.share_button = h("button", {"class": "tool share", "type": "button", "title": "Share a link to this notebook", "hidden": True}, "Share")
         self._listeners.on(self.share_button, "click", lambda _e: actions.share())
         #: A line under the header for what a person must know (read-only, no relay).
@@ -488,8 +587,8 @@ class NotebookView:
             controls.append(button)
         header = h(
             "header", {"class": "bar"},
-            h("a", {"class": "home", "href": "?"}, "Anode"),
-            self.title, controls, self.people, self.kernel, self.sync, self.share_button,
+            h("a", {"class": "home", "href": site_link()}, "Anode"),
+            self.title, controls, self.people, self.my_name, self.kernel, self.sync, self.share_button,
         )  # fmt: skip
         self.list = h("main", {"class": "cells"})
         add_code = h("button", {"class": "add-cell", "type": "button", "data-type": "code"}, "+ Code")
@@ -497,12 +596,23 @@ class NotebookView:
         footer = h("div", {"class": "add-cells"}, add_code, add_md)
         clear(root)
         root.append(header, self.notice, self.list, footer)
-        self.cell_template = _cell_template()
+        self._templates: dict[str, JsProxy] = {}
         #: Cells whose editor waits until they near the viewport.
         self._observer_proxy = create_proxy(self._near_viewport)
         self._observer = js.IntersectionObserver.new(
             self._observer_proxy, js_object({"rootMargin": EDITOR_MARGIN})
         )
+        #: Cells near the viewport whose editor is made when the page is idle, one per task
+        #: (an editor takes several ms: a screenful at once would be one long frame).
+        self._waiting: dict[str, None] = {}
+        self._idle_handle: Any = None
+        self._idle_proxy = create_proxy(self._make_waiting_editor)
+        self._typed_at = 0.0  # when a key was last pressed (lazy editors wait for a pause)
+        self._people_key: tuple[tuple[str, str], ...] | None = None
+        #: Cells that show someone's tag or caret.
+        self._people_cells: set[str] = set()
+        #: Cells whose run is executing (their time is redrawn every ``TICK``).
+        self._running: set[str] = set()
         # One listener per kind for every cell (a cell's element carries its id).
         self._listeners.on(self.list, "click", self._cell_click)
         self._listeners.on(self.list, "change", self._cell_change)
@@ -517,13 +627,73 @@ class NotebookView:
 
     # --- rendering -----------------------------------------------------------------
 
+    def cell_template(self, cell_type: str) -> JsProxy:
+        template = self._templates.get(cell_type)
+        if template is None:
+            template = self._templates[cell_type] = _cell_template(cell_type)
+        return template
+
     def render(self, state: NotebookState, status: SyncStatus) -> None:
+        self._render_header(state, status)
+        if state is self._state:
+            self._render_sources(state)
+            return
+        visible = state.visible_cells()
+        ids = [cell.id for cell in visible]
+        if len(ids) != len(self.cells) or ids != self.order:
+            for cell_id in set(self.cells) - set(ids):
+                self._running.discard(cell_id)
+                self.cells.pop(cell_id).destroy()
+        created: list[CellView] = []
+        for cell in visible:
+            view = self.cells.get(cell.id)
+            if view is None:
+                view = self.cells[cell.id] = CellView(self, cell.id, cell.cell_type, cell.source)
+                if not self.editable:
+                    view.set_editable(False)
+                created.append(view)
+            run = state.executions.get(cell.execution_id) if cell.execution_id else None
+            view.update(state, cell.cell_type, cell.source, run)  # writes only what differs
+            if view.running:
+                self._running.add(cell.id)
+            else:
+                self._running.discard(cell.id)
+        if ids != self.order:
+            self._place(ids)
+        observe = self._observer.observe
+        for view in created:
+            if not view.live:
+                observe(view.element)  # its editor comes when it nears the viewport
+        self.order = ids
+        if self.selected not in self.cells:
+            self.selected = ids[0] if ids else None
+        remade = any(view.cell_id == self.selected for view in created)  # a rejected delete brings one back
+        if self._shown_selected != self.selected or remade:
+            shown = self.cells.get(self._shown_selected) if self._shown_selected else None
+            if shown is not None:
+                shown.element.classList.remove("selected")
+            if self.selected is not None:
+                self.cells[self.selected].element.classList.add("selected")
+            self._shown_selected = self.selected
+        self._state = state
+        if self._ticker is None and self._running:
+            self._ticker = asyncio.ensure_future(self._tick())
+
+    def _render_header(self, state: NotebookState, status: SyncStatus) -> None:
+        """Title, kernel and sync status: written only when they change (a render comes with
+        every keystroke, and each write is a call into the DOM)."""
         if js.document.activeElement != self.title and self.title.value != state.title:
-            self.title.value = state.title
-        js.document.title = f"{state.title or 'Untitled'} · Anode"
+            self.title.value = state.title  # checked every time: someone may have typed there
         kernel, text, show_command = kernel_status(state, self.kernels_mode)
+        restarts = sum(session.restarts for session in state.live_kernels())
+        key = (state.title, kernel, text, show_command, restarts, self.start_command,
+               status.online, status.unsynced, status.detail)  # fmt: skip
+        if key == self._header_key:
+            return
+        self._header_key = key
+        js.document.title = f"{state.title or 'Untitled'} · Anode"
         self.kernel.dataset.status = kernel
-        self.kernel.dataset.restarts = str(sum(session.restarts for session in state.live_kernels()))
+        self.kernel.dataset.restarts = str(restarts)
         set_text(self.kernel_text, text)
         self.kernel_command.hidden = not show_command
         set_text(self.kernel_command, self.start_command)
@@ -535,60 +705,50 @@ class NotebookView:
         set_text(self.sync, sync_text)
         self.sync.title = status.detail
 
-        visible = state.visible_cells()
-        ids = [cell.id for cell in visible]
-        for cell_id in set(self.cells) - set(ids):
-            self.cells.pop(cell_id).destroy()
-        created: list[CellView] = []
-        same_state = state is self._state
-        for index, cell in enumerate(visible):
-            view = self.cells.get(cell.id)
-            if view is None:
-                view = self.cells[cell.id] = CellView(self, cell.id, cell.cell_type)
-                if not self.editable:
-                    view.set_editable(False)
-                created.append(view)
-                if index < EAGER_EDITORS:
-                    view.ensure_editor()
-            run = state.executions.get(cell.execution_id) if cell.execution_id else None
-            if same_state and view.shown == (cell, run) and view.text == cell.source:
-                continue  # a keystroke elsewhere: the model changed one cell's text in place
-            view.update(state, cell.cell_type, cell.source, run)
-            view.shown = (cell, run)
-        if ids != self.order:
-            if not self.order and created:  # the first render: built off the page, added at once
-                fragment = js.document.createDocumentFragment()
-                for cell_id in ids:
-                    fragment.append(self.cells[cell_id].element)
-                self.list.append(fragment)
+    def _render_sources(self, state: NotebookState) -> None:
+        """The same state as last time: only the text of a cell typed into can have changed
+        (the model edits it in place for a keystroke), so only editors' texts are compared."""
+        cells = state.cells
+        for cell_id, view in self.cells.items():
+            if view.editor is None:
+                continue  # only an editor can have been typed into
+            cell = cells[cell_id]
+            if view.text != cell.source:
+                run = state.executions.get(cell.execution_id) if cell.execution_id else None
+                view.update(state, cell.cell_type, cell.source, run)
+
+    def _place(self, ids: list[str]) -> None:
+        """Put the cells' elements in ``ids`` order, moving only those out of place.
+
+        The page holds the cells in ``self.order`` (less those just destroyed), so
+        the moves are worked out here rather than by walking the DOM.
+        """
+        cells = self.cells
+        if not self.order:  # the first render: built off the page, added at once
+            self.list.append(*(cells[cell_id].element for cell_id in ids))
+            return
+        current = [cell_id for cell_id in self.order if cell_id in cells]
+        placed = set(current)
+        for index, cell_id in enumerate(ids):
+            if index < len(current) and current[index] == cell_id:
+                continue
+            if cell_id in placed:
+                current.remove(cell_id)
+            element = cells[cell_id].element
+            if index < len(current):
+                self.list.insertBefore(element, cells[current[index]].element)
             else:
-                previous = None
-                for cell_id in ids:
-                    element = self.cells[cell_id].element
-                    expected_next = self.list.firstChild if previous is None else previous.nextSibling
-                    if expected_next != element:
-                        self.list.insertBefore(element, expected_next)
-                    previous = element
-        for view in created:
-            if not view.live:
-                self._observer.observe(view.element)
-        self.order = ids
-        if self.selected not in self.cells:
-            self.selected = ids[0] if ids else None
-        if self._shown_selected != self.selected or created:
-            for cell_id, view in self.cells.items():
-                view.element.classList.toggle("selected", cell_id == self.selected)
-            self._shown_selected = self.selected
-        self._state = state
-        if self._ticker is None and any(view.running for view in self.cells.values()):
-            self._ticker = asyncio.ensure_future(self._tick())
+                self.list.append(element)
+            current.insert(index, cell_id)
+            placed.add(cell_id)
 
     async def _tick(self) -> None:
         """Redraw the time of running cells while any runs."""
         try:
             while True:
                 await asyncio.sleep(TICK)
-                running = [view for view in self.cells.values() if view.running]
+                running = [self.cells[cell_id] for cell_id in self._running if cell_id in self.cells]
+                running = [view for view in running if view.running]
                 if not running:
                     return
                 for view in running:
@@ -612,33 +772,54 @@ class NotebookView:
         set_text(self.notice, text)
         self.notice.hidden = not text
 
+    def show_my_name(self, name: str, *, committed: bool = False) -> None:
+        """The name field shows ``name`` (not while the person is typing there, unless they just
+        committed it: then it shows the name as cleaned up)."""
+        self.my_name.hidden = False
+        if committed or js.document.activeElement != self.my_name:
+            self.my_name.value = name
+
     def show_people(self, people: list[Person]) -> None:
         """Everyone else here: initials in the header, tags and carets in their cells."""
-        self.people.dataset.count = str(len(people))
-        clear(self.people)
-        for person in sorted(people, key=lambda p: p.name):
-            badge = h("span", {"class": "person", "title": person.name}, person.name[:1].upper())
-            badge.style.backgroundColor = person.color
-            self.people.append(badge)
-        for cell_id, view in self.cells.items():
-            view.show_people([p for p in people if p.cell == cell_id])
+        key = tuple(sorted((person.name, person.color) for person in people))
+        if key != self._people_key:
+            self._people_key = key
+            self.people.dataset.count = str(len(people))
+            clear(self.people)
+            for name, color in key:
+                badge = h("span", {"class": "person", "title": name}, name[:1].upper())
+                badge.style.backgroundColor = color
+                self.people.append(badge)
+        by_cell: dict[str, list[Person]] = {}
+        for person in people:
+            if person.cell is not None:
+                by_cell.setdefault(person.cell, []).append(person)
+        for cell_id in self._people_cells | by_cell.keys():  # only cells someone is in, or was in
+            view = self.cells.get(cell_id)
+            if view is not None:
+                view.show_people(by_cell.get(cell_id, []))
+        self._people_cells = set(by_cell)
 
     # --- the cells' own events, one listener each for all cells ----------------------
 
     def _cell_of(self, event: Any) -> CellView | None:
-        section = event.target.closest("section.cell")
+        # A child of the list: a ``section.cell`` someone wrote in markdown is deeper down.
+        section = event.target.closest(".cells > section.cell")
         return self.cells.get(str(section.dataset.cellId)) if section else None  # null is JsNull, falsy
 
     def _cell_click(self, event: Any) -> None:
         button = event.target.closest("button[data-action]")
-        view = self._cell_of(event) if button else None
+        if not button or button.closest(_AUTHORED):  # a button in someone's markdown is not a tool
+            return
+        view = self._cell_of(event)
         if view is not None:
             view.action(str(button.dataset.action))
 
     def _cell_change(self, event: Any) -> None:
         view = self._cell_of(event)
-        if view is not None and event.target.classList.contains("cell-type"):
-            self.actions.change_type(view.cell_id, str(event.target.value))
+        target = event.target
+        if view is not None and target.classList.contains("cell-type") and not target.closest(_AUTHORED):
+            self.actions.change_type(view.cell_id, str(target.value))
 
     def _cell_mousedown(self, event: Any) -> None:
         view = self._cell_of(event)
@@ -662,13 +843,45 @@ class NotebookView:
             self.focus_cell(view.cell_id)
 
     def _near_viewport(self, entries: Any, _observer: Any) -> None:
+        """Cells came near the viewport (their editors wait for an idle moment) or left it."""
+        # A cell waits only after an earlier report: a first report of hundreds of far
+        # cells needs no look-up (each is a few calls into JavaScript).
+        some_waiting = bool(self._waiting)
         for entry in entries:
-            if entry.isIntersecting:
-                view = self.cells.get(str(entry.target.dataset.cellId))
-                if view is not None:
-                    view.ensure_editor()
+            near = bool(entry.isIntersecting)
+            if near or some_waiting:
+                cell_id = str(entry.target.getAttribute("data-cell-id"))
+                if near and cell_id in self.cells:
+                    self._waiting[cell_id] = None
+                else:
+                    self._waiting.pop(cell_id, None)
+        self._schedule_editor()
+
+    def _schedule_editor(self) -> None:
+        if self._waiting and self._idle_handle is None:
+            if hasattr(js, "requestIdleCallback"):
+                options = js_object({"timeout": EDITOR_IDLE_TIMEOUT})
+                self._idle_handle = js.requestIdleCallback(self._idle_proxy, options)
+            else:  # Safari: the next task, after this frame's rendering
+                self._idle_handle = js.setTimeout(self._idle_proxy, 0)
+
+    def _make_waiting_editor(self, *_deadline: Any) -> None:
+        """One waiting cell gets its editor; the next one waits for the next idle moment."""
+        self._idle_handle = None
+        if time.monotonic() - self._typed_at < TYPING_PAUSE:
+            self._schedule_editor()  # someone is typing: an editor made now would share their frame
+            return
+        while self._waiting:
+            cell_id = next(iter(self._waiting))
+            del self._waiting[cell_id]
+            view = self.cells.get(cell_id)
+            if view is not None and not view.live:
+                view.ensure_editor()
+                break
+        self._schedule_editor()
 
     def unobserve(self, view: CellView) -> None:
+        self._waiting.pop(view.cell_id, None)
         self._observer.unobserve(view.element)
 
     # --- focus and keys ---------------------------------------------------------------
@@ -747,6 +960,7 @@ class NotebookView:
 
     def _command_key(self, event: Any) -> None:
         """Jupyter's command mode: keys on the selected cell when no editor has focus."""
+        self._typed_at = time.monotonic()
         # Where the key went decides, not our record of focus: CodeMirror reports
         # focus changes a moment late, and a key pressed right after Esc is ours.
         target = event.target
@@ -800,5 +1014,12 @@ class NotebookView:
         self._sizer.close()
         self._observer.disconnect()
         self._observer_proxy.destroy()
+        self._waiting.clear()
+        if self._idle_handle is not None:
+            if hasattr(js, "cancelIdleCallback"):
+                js.cancelIdleCallback(self._idle_handle)
+            else:
+                js.clearTimeout(self._idle_handle)
+        self._idle_proxy.destroy()
         if self._ticker is not None:
             self._ticker.cancel()

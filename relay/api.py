@@ -223,7 +223,10 @@ async def get_snapshot(request: Request) -> Response:
     at: int | None = None
     if request.query_params.get("at", "") != "":
         at = int_param(request, "at", 0, 0, 2**53)
-    seq, state = await svc.notebooks.snapshot(notebook_id, at)
+    form = request.query_params.get("form", "public")
+    if form not in ("public", "internal"):
+        raise BadRequest("form must be 'public' or 'internal'", code="invalid_form")
+    seq, state = await svc.notebooks.snapshot(notebook_id, at, internal=form == "internal")
     return JSONResponse({"seq": seq, "state": state})
 
 

@@ -342,16 +342,21 @@ class Notebooks:
             except asyncio.TimeoutError:
                 return
 
-    async def snapshot(self, notebook_id: str, at: int | None) -> tuple[int, dict[str, Any]]:
+    async def snapshot(
+        self, notebook_id: str, at: int | None, *, internal: bool = False
+    ) -> tuple[int, dict[str, Any]]:
+        """The state at ``at`` (the head when None): ``public()``, or with ``internal``
+        the ``dump()`` a client folds on from (edit histories, tombstones)."""
         opened = await self.open(notebook_id)
         if at is None or at >= opened.state.seq:
             if at is not None and at > opened.state.seq:
                 raise BadRequest(
                     f"at={at} is past the notebook's head ({opened.state.seq})", code="at_past_head"
                 )
-            return opened.state.seq, opened.state.public()
-        state, _ = await self._state_at(notebook_id, at)
-        return state.seq, state.public()
+            state = opened.state
+        else:
+            state, _ = await self._state_at(notebook_id, at)
+        return state.seq, state.dump() if internal else state.public()
 
 
 def _refold(state: NotebookState, rows: list[StoredRow]) -> None:

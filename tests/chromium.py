@@ -8,6 +8,9 @@
             page = browser.new_page()
             page.goto(relay.url)
 
+A test module that shares one browser (or one context) across its tests imports
+``browser_fixture`` (or ``context_fixture``): the ``browser`` (``context``) fixture.
+
 The executable and flags are the ones the browser kernel launches with
 (``kernel_headless.browser.launch_options``): ``$ANODE_CHROMIUM``, else
 ``/usr/bin/chromium`` or a Chromium on PATH, else Playwright's download. When
@@ -35,6 +38,8 @@ __all__ = [
     "CHROMIUM_ARGS",
     "chromium_executable",
     "launch_options",
+    "browser_fixture",
+    "context_fixture",
     "require_chromium",
     "sync_browser",
 ]
@@ -72,3 +77,21 @@ def sync_browser(**overrides: Any) -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture() -> Iterator[Browser]:
+    """One Chromium for a test module (importing this name makes the ``browser`` fixture)."""
+    with sync_browser() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module", name="context")
+def context_fixture() -> Iterator[Any]:
+    """One browser context for a test module (the ``context`` fixture), service workers
+    blocked: Playwright's routing does not see requests a worker answers
+    (tests/test_client_site.py tests the worker)."""
+    with sync_browser() as browser:
+        context = browser.new_context(service_workers="block")
+        yield context
+        context.close()

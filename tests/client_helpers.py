@@ -6,8 +6,9 @@
   never a fixed sleep.
 - ``new_notebook()``: a notebook with one empty code cell, made over HTTP
   (with the relay's admin token when it has one).
-- ``push_html_output()``: a finished run with an HTML output, pushed as a
-  kernel would (no kernel needed: for tests of how outputs render).
+- ``finished_run()``: the events of a run that ended with an output, as a
+  kernel pushes them; ``push_html_output()`` pushes one with an HTML output
+  (no kernel needed: for tests of how outputs render).
 - ``RequestLog``: every URL a browser context asked for, to prove that
   nothing but the relay was contacted.
 """
@@ -80,19 +81,24 @@ def cell_source(relay: Relay, notebook: str, index: int) -> str:
     return response.json()["state"]["cells"][index]["source"]
 
 
-def push_html_output(relay: Relay, notebook: str, cell_id: str, html: str) -> None:
-    """A run of ``cell_id`` that ended with ``html`` as its output, as a kernel would push it."""
+def finished_run(cell_id: str, source: str, output: dict) -> list[dict]:
+    """The events of one run of ``cell_id`` that ended with ``output``, as a kernel (and the
+    person who asked) push them: no kernel needed to test how a run shows."""
     session, execution = uuid.uuid4().hex, uuid.uuid4().hex
-    push(
-        relay, notebook,
+    return [
         _event("kernelSessionStarted", session_id=session, host="node", lease_seconds=300, label="fake"),
-        _event("executionRequested", execution_id=execution, cell_id=cell_id, source="HTML(...)"),
+        _event("executionRequested", execution_id=execution, cell_id=cell_id, source=source),
         _event("executionAssigned", execution_id=execution, session_id=session),
         _event("executionStarted", execution_id=execution, session_id=session, execution_count=1),
-        _event("outputAdded", execution_id=execution,
-               output={"output_type": "display_data", "data": {"text/html": html}, "metadata": {}}),
+        _event("outputAdded", execution_id=execution, output=output),
         _event("executionCompleted", execution_id=execution, session_id=session, status="ok", execution_count=1),
-    )  # fmt: skip
+    ]
+
+
+def push_html_output(relay: Relay, notebook: str, cell_id: str, html: str) -> None:
+    """A run of ``cell_id`` that ended with ``html`` as its output, as a kernel would push it."""
+    output = {"output_type": "display_data", "data": {"text/html": html}, "metadata": {}}
+    push(relay, notebook, *finished_run(cell_id, "HTML(...)", output))
 
 
 #: An HTML output whose script tries to reach the page, its storage and the relay
@@ -120,7 +126,7 @@ SANDBOX_PROBE = """<p id="result">running</p><script>
 # The editor module is the page's own (one module instance per document), and it
 # can find a cell's EditorView from its DOM.
 _TEXT_OF = """async (index) => {
-  const cell = document.querySelectorAll("section.cell")[index];
+  const cell = document.querySelectorAll(".cells > section.cell")[index];
   const content = cell && cell.querySelector(".cm-content");
   if (!content) return null;
   const editor = await import("/vendor/bundles/editor.js");
@@ -190,7 +196,7 @@ class ClientPage:
 
     @property
     def cells(self) -> Locator:
-        return self.page.locator("section.cell")
+        return self.page.locator(".cells > section.cell")  # not one written in a markdown cell
 
     def cell(self, index: int) -> Locator:
         return self.cells.nth(index)

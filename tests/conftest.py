@@ -127,6 +127,19 @@ class RelayProcess:
         self.url = ""
 
 
+def module_relay(name: str, *args: str) -> Any:
+    """A test module's own relay: ``relay = module_relay("client-long", "--kernels", "none")``
+    makes a module-scoped ``relay`` fixture, ``anode serve ARGS`` on a fresh data directory."""
+
+    @pytest.fixture(scope="module")
+    def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
+        running = RelayProcess(tmp_path_factory.mktemp(name) / "data", list(args)).start()
+        yield running
+        running.stop()
+
+    return relay
+
+
 @pytest.fixture
 def relay_process(tmp_path: Path) -> Iterator[Callable[..., RelayProcess]]:
     """Factory: ``relay_process()`` starts a real relay; all are stopped at the end."""

@@ -24,6 +24,8 @@ from relay import __version__
 from tests.admin import AdminClient
 from relay.config import RelayConfig
 from shared_schema import SCHEMA_VERSION, fold_all, stored_from_json
+from shared_schema.materializer import advance
+from shared_schema.state import NotebookState
 from shared_schema.ids import is_valid_id
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -549,6 +551,36 @@ def test_the_snapshot_shows_outputs_and_execution_after_a_run(
     assert execution["requested_at"] <= execution["started_at"] <= execution["completed_at"]
     assert answer["state"]["queue"] == []
     assert answer == folded(all_events(client, notebook))
+
+
+def test_the_internal_snapshot_is_the_state_a_client_folds_on_from(client: TestClient, notebook: str) -> None:
+    """``?form=internal`` serves ``NotebookState.dump()``: edit histories and all, so a
+    client that loads it and folds the later events ends where folding everything ends."""
+    push(client, notebook, event("cellCreated", cell_id="c1", source="ab"))
+    push(client, notebook, event("cellSourceEdited", cell_id="c1", base_rev=0, ops=[2, "c"]))
+    for item in _execution_lifecycle():
+        push(client, notebook, item)
+    response = client.get(f"/api/notebooks/{notebook}/snapshot", params={"form": "internal", "at": 3})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    state = NotebookState.load(answer["state"])
+    assert answer["seq"] == state.seq == 3
+    assert state.cells["c1"].history == [[2, "c"]]
+    later = [item for item in all_events(client, notebook) if item["seq"] > 3]
+    for item in later:
+        advance(state, stored_from_json(item))
+    whole = fold_all(stored_from_json(item) for item in all_events(client, notebook))
+    assert state.dump() == whole.dump()
+    late_edit = event("cellSourceEdited", cell_id="c1", base_rev=0, ops=[2, "d"])  # based on rev 0
+    push(client, notebook, late_edit)
+    advance(state, stored_from_json(all_events(client, notebook)[-1]))
+    assert state.cells["c1"].source == snapshot(client, notebook)["state"]["cells"][0]["source"]
+
+
+def test_a_snapshot_form_other_than_public_or_internal_is_refused(client: TestClient, notebook: str) -> None:
+    response = client.get(f"/api/notebooks/{notebook}/snapshot", params={"form": "raw"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_form"
 
 
 def snapshotting_relay(config: RelayConfig) -> TestClient:

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from client.model import NotebookModel, Saved
 from client.positions import changes_to_ops, from_utf16, ops_to_changes, to_utf16, utf16_length
 from shared_schema import ot
-from tests.chromium import sync_browser
+from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import (
     RUN_TIMEOUT_MS, SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, RequestLog, expect_probe_blocked, new_notebook,
 )
-from tests.conftest import REPO_ROOT, RelayProcess
+from tests.conftest import REPO_ROOT, RelayProcess, module_relay
 
 # --- the page's files ------------------------------------------------------------------
 
@@ -231,17 +230,7 @@ def test_utf16_positions_round_trip() -> None:
 # --- in a browser ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
-    running = RelayProcess(tmp_path_factory.mktemp("client-e2e") / "data").start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_browser() as launched:
-        yield launched
+relay = module_relay("client-e2e")
 
 
 @pytest.fixture(scope="module")
@@ -339,10 +328,19 @@ def test_two_people_see_each_other_live(relay: RelayProcess, alice, bob) -> None
 
     # Presence: each sees the other in the header, on the cell, and as a caret in its editor.
     alice_name = a.page.evaluate("localStorage.getItem('anode-name')")
+    assert alice_name.startswith("Guest ")
     expect(b.page.locator(".people .person")).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
     expect(b.cell(1).locator(".person-tag")).to_have_text(alice_name, timeout=SYNC_TIMEOUT_MS)
     expect(b.cell(1).locator(".cm-remote-caret")).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
     expect(a.cell(1).locator(".cm-remote-caret")).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
+    # Alice picks her name (kept in her browser for next time); Bob sees it at once.
+    expect(a.page.locator(".my-name")).to_have_value(alice_name)
+    a.page.fill(".my-name", "  Alice   Liddell ")
+    a.page.press(".my-name", "Enter")
+    expect(a.page.locator(".my-name")).to_have_value("Alice Liddell")
+    assert a.page.evaluate("localStorage.getItem('anode-name')") == "Alice Liddell"
+    expect(b.page.locator(".people .person")).to_have_attribute("title", "Alice Liddell", timeout=SYNC_TIMEOUT_MS)
+    expect(b.cell(1).locator(".person-tag")).to_have_text("Alice Liddell", timeout=SYNC_TIMEOUT_MS)
     a.goto()  # Alice leaves the notebook: Bob sees her go at once
     expect(b.page.locator(".people .person")).to_have_count(0, timeout=SYNC_TIMEOUT_MS)
     expect(b.cell(1).locator(".cm-remote-caret")).to_have_count(0)

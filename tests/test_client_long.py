@@ -8,24 +8,19 @@ has no editor, and a colleague's caret in it all behave as in any cell.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from tests.chromium import sync_browser
 from tests.client_helpers import SYNC_TIMEOUT_MS, ClientPage, _event, cell_ids, cell_source, new_notebook, push
-from tests.conftest import RelayProcess
+from tests.conftest import RelayProcess, module_relay
 
 pytestmark = pytest.mark.slow
 
 CELLS = 40
 
 
-@pytest.fixture(scope="module")
-def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
-    running = RelayProcess(tmp_path_factory.mktemp("client-long") / "data", ["--kernels", "none"]).start()
-    yield running
-    running.stop()
+relay = module_relay("client-long", "--kernels", "none")
 
 
 def _long_notebook(relay: RelayProcess) -> str:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from client import ansi
-from tests.chromium import sync_browser
+from tests.chromium import context_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, _event, cell_ids, new_notebook, push
-from tests.conftest import RelayProcess
+from tests.conftest import RelayProcess, module_relay
 
 # --- terminal colours, without a browser ---------------------------------------------------
 
@@ -38,19 +37,7 @@ def test_ansi_runs() -> None:
 # --- in a browser ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
-    running = RelayProcess(tmp_path_factory.mktemp("client-running") / "data").start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def context():
-    with sync_browser() as browser:
-        context = browser.new_context(service_workers="block")
-        yield context
-        context.close()
+relay = module_relay("client-running")
 
 
 def _notebook(relay: RelayProcess, *sources: str) -> str:

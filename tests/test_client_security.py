@@ -17,15 +17,17 @@ kernel. The first tests need no browser.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from client.links import parse_credential, share_link
+from client.links import page_link, parse_credential, query, share_link
 from client.sse import Message, Parser
-from tests.chromium import sync_browser
+from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import (
-    SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, cell_ids, expect_probe_blocked, new_notebook, push_html_output,
+    SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, _event, cell_ids, expect_probe_blocked, finished_run, new_notebook,
+    push, push_html_output,
 )
 from tests.conftest import RelayProcess
 
@@ -59,6 +61,24 @@ def test_links_round_trip() -> None:
     assert parse_credential(with_relay) == ("t", "n")
 
 
+@pytest.mark.parametrize("value", ["plain", "a b&c=d?e#f/g", "http://127.0.0.1:8765/x?y=1", "é😀\u00a0~._-", "", "%41+"])
+def test_link_queries_are_what_urlencode_makes(value: str) -> None:
+    """``client.links.query`` stands in for ``urllib.parse.urlencode`` (slow to import in Pyodide)."""
+    from urllib.parse import parse_qs, urlencode
+
+    params = {"notebook": value, "relay": value[::-1], "token": "at1.x.y"}
+    assert query(params) == urlencode(params)
+    assert parse_qs(query(params), keep_blank_values=True) == {k: [v] for k, v in params.items()}
+
+
+def test_links_within_the_site_keep_a_relay_given_in_the_address() -> None:
+    """A site opened with ``?relay=URL`` must not lose it on its own links (home, a notebook)."""
+    assert page_link() == "?"
+    assert page_link("nb-1") == "?notebook=nb-1"
+    assert page_link("nb-1", "http://127.0.0.1:8765") == "?notebook=nb-1&relay=http%3A%2F%2F127.0.0.1%3A8765"
+    assert page_link(None, "http://relay.example") == "?relay=http%3A%2F%2Frelay.example"
+
+
 # --- in a browser ------------------------------------------------------------------------
 
 
@@ -68,12 +88,6 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
     assert running.token, "the relay should run with auth on and print its admin token"
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_browser() as launched:
-        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -212,5 +226,38 @@ def test_output_scripts_run_sandboxed_under_the_csp(relay: RelayProcess, owner) 
     push_html_output(relay, notebook, cell_ids(relay, notebook)[0], probe)
     expect_probe_blocked(tab, SYNC_TIMEOUT_MS)
     assert any("inline script" in text for text in watch.csp), watch.csp  # the injected one, refused
+    assert tab.errors == []
+    tab.page.close()
+
+
+@pytest.mark.slow
+def test_markdown_cannot_pose_as_a_cells_own_parts(relay: RelayProcess, owner) -> None:
+    """Markdown may carry our class names and ``data-action``s (DOMPurify keeps them): a
+    collaborator's ``<button data-action="delete">`` or ``<div class="outputs">`` must neither
+    act on the cell nor catch its outputs once the cell becomes code and runs."""
+    from playwright.sync_api import expect
+
+    forged = ('<section class="cell" data-cell-id="{victim}"><button data-action="delete">delete</button></section>'
+              '<div class="outputs"></div><span class="cell-status"></span><button data-action="clear-cell">x</button>')  # fmt: skip
+    notebook = new_notebook(relay, "forged parts", source="1")
+    victim = cell_ids(relay, notebook)[0]
+    cell = uuid.uuid4().hex
+    push(relay, notebook, _event("cellCreated", cell_id=cell, cell_type="markdown", after=victim,
+                                 source=forged.format(victim=victim)))  # fmt: skip
+    tab = ClientPage.open(owner, relay, notebook)
+    expect(tab.cell(1).locator(".markdown-rendered button")).to_have_count(2)
+    tab.cell(1).locator(".markdown-rendered button", has_text="delete").click()
+    tab.cell(1).locator(".markdown-rendered button", has_text="x").click()
+    tab.page.wait_for_timeout(300)
+    expect(tab.cells).to_have_count(2)
+    assert cell_ids(relay, notebook) == [victim, cell]
+
+    printed = {"output_type": "stream", "name": "stdout", "text": "real\n"}
+    push(relay, notebook, _event("cellTypeChanged", cell_id=cell, cell_type="code"),
+         *finished_run(cell, "print('real')", printed))  # fmt: skip
+    own_outputs = tab.cell(1).locator(":scope > .cell-body > .outputs")
+    expect(own_outputs).to_contain_text("real", timeout=SYNC_TIMEOUT_MS)
+    expect(tab.cell(1).locator(":scope > .cell-body > .cell-status")).to_contain_text("done")
+    assert tab.cell(1).locator(".markdown-rendered .outputs").inner_text() == ""
     assert tab.errors == []
     tab.page.close()

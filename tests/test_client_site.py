@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from anode.site import build
-from tests.chromium import sync_browser
+from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, RequestLog
 from tests.conftest import RelayProcess
 
@@ -71,12 +71,6 @@ def static_server() -> Iterator[Callable[[Path, int], StaticServer]]:
     yield start
     for server in started:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_browser() as launched:
-        yield launched
 
 
 def test_build_site_writes_a_complete_site(tmp_path: Path) -> None:
@@ -140,12 +134,16 @@ def test_static_site_runs_code_then_opens_offline(
 
 
 @pytest.mark.slow
-def test_site_without_relay_is_a_local_notebook(tmp_path: Path, static_server, browser) -> None:
+def test_site_without_relay_is_a_local_notebook(
+    tmp_path: Path, relay_process: Callable[..., RelayProcess], static_server, browser
+) -> None:
+    """A local notebook lives in the browser; opened later with a relay, it can be put there."""
     from playwright.sync_api import expect
 
     site = tmp_path / "site"
     build(site, None)
-    server = static_server(site, _free_port())
+    port = _free_port()
+    server = static_server(site, port)
     context = browser.new_context(service_workers="block")
     outside = RequestLog(server.url).attach(context)
     tab = ClientPage(context.new_page(), _NoRelay(), site_url=server.url)
@@ -158,12 +156,28 @@ def test_site_without_relay_is_a_local_notebook(tmp_path: Path, static_server, b
     expect(tab.page.locator(".notice")).to_contain_text("Running code needs a kernel")
     expect(tab.page.locator("input.title")).to_have_value("Kept here")
     tab.type(0, "kept = True")
+    tab.expect_source(0, "kept = True")  # in the model, so its write is counted in data-saving
     expect(tab.page.locator("body")).to_have_attribute("data-saving", "0")
     tab.reload()
     tab.expect_source(0, "kept = True")
     tab.goto()
     expect(tab.page.locator(".local-notebooks li a", has_text="Kept here")).to_be_visible()
+    expect(tab.page.locator(".local-notebooks button.publish")).to_have_count(0)  # no relay to put it on
     assert outside.outside == []
+    local_id = re.search(r"local-\w+", tab.page.locator(".local-notebooks li a").get_attribute("href")).group(0)
+
+    # The same site, now given a relay: the notebook goes there, with all it holds.
+    relay = relay_process("--allow-origin", server.url, "--kernels", "none")
+    tab.page.goto(f"{server.url}/?relay={relay.url}&token={relay.token}")
+    tab.wait_ready()
+    tab.page.locator(".local-notebooks li", has_text="Kept here").locator("button.publish").click()
+    tab.page.wait_for_url(re.compile(rf"\?notebook={local_id}"), timeout=SYNC_TIMEOUT_MS)
+    tab.wait_ready()
+    tab.expect_online(True)
+    expect(tab.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0", timeout=SYNC_TIMEOUT_MS)
+    state = httpx.get(f"{relay.url}/api/notebooks/{local_id}/snapshot", headers=relay.headers, timeout=30).json()
+    assert state["state"]["title"] == "Kept here"
+    assert [cell["source"] for cell in state["state"]["cells"]] == ["kept = True"]
     assert tab.errors == []
     context.close()
 

@@ -9,16 +9,14 @@ browser context against a real relay (no kernel: nothing runs).
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from client.model import TAB_SPAN, NotebookModel, Saved, key_owner
-from tests.chromium import sync_browser
+from tests.chromium import context_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import SYNC_TIMEOUT_MS, ClientPage, cell_source, new_notebook
-from tests.conftest import RelayProcess
+from tests.conftest import RelayProcess, module_relay
 
 
 def _init() -> list[dict]:
@@ -71,19 +69,7 @@ def test_restore_adopts_only_what_gone_tabs_left() -> None:
 # --- two tabs in a browser ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
-    running = RelayProcess(tmp_path_factory.mktemp("client-tabs") / "data", ["--kernels", "none"]).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def context():
-    with sync_browser() as browser:
-        context = browser.new_context(service_workers="block")
-        yield context
-        context.close()
+relay = module_relay("client-tabs", "--kernels", "none")
 
 
 
@@ -93,13 +79,10 @@ def _wait_for_relay_source(relay: RelayProcess, tab: ClientPage, notebook: str, 
     expect(tab.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0", timeout=SYNC_TIMEOUT_MS)
     tab.page.wait_for_function("() => document.body.dataset.saving === '0'")
     tab.expect_source(0, text)
-    # Wait for the relay to hold ``text`` (a lost or doubled keystroke never does):
-    # right after a reload the tab has been seen to say "0 to sync" a moment
-    # before the relay held its edit (docs/client.md, "Not yet").
-    deadline = time.monotonic() + SYNC_TIMEOUT_MS / 1000
-    while (got := cell_source(relay, notebook, 0)) != text and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert got == text
+    # "0 to sync" means the log has served back every event of this tab, and the tab
+    # shows the other tab's keystrokes only once the log has them: the relay holds
+    # ``text`` now (a lost or doubled keystroke never does).
+    assert cell_source(relay, notebook, 0) == text
 
 
 def _unreachable(route) -> None:

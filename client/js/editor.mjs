@@ -15,10 +15,20 @@ import {
 } from "@codemirror/state";
 import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
 import {
-  bracketMatching, indentOnInput, syntaxHighlighting, defaultHighlightStyle,
+  bracketMatching, indentOnInput, syntaxHighlighting, defaultHighlightStyle, StreamLanguage,
 } from "@codemirror/language";
 import { closeBrackets, closeBracketsKeymap } from "@codemirror/autocomplete";
-import { python } from "@codemirror/lang-python";
+import { python, pythonLanguage } from "@codemirror/lang-python";
+import { markdown, markdownLanguage } from "@codemirror/lang-markdown";
+import {
+  javascriptLanguage, jsxLanguage, typescriptLanguage, tsxLanguage,
+} from "@codemirror/lang-javascript";
+import { jsonLanguage } from "@codemirror/lang-json";
+import { htmlLanguage } from "@codemirror/lang-html";
+import { cssLanguage } from "@codemirror/lang-css";
+import { yamlLanguage } from "@codemirror/lang-yaml";
+import { StandardSQL } from "@codemirror/lang-sql";
+import { shell } from "@codemirror/legacy-modes/mode/shell";
 
 // Marks a transaction that came from the log, so it is not reported back.
 const remote = Annotation.define();
@@ -26,6 +36,37 @@ const remote = Annotation.define();
 // Whether a person may type here (a viewer may not): switched by setEditable.
 const editing = new Compartment();
 const editingExtensions = (on) => [EditorView.editable.of(on), EditorState.readOnly.of(!on)];
+
+// What the text is: "python" (code cells), "markdown" or "text" (raw cells,
+// no highlighting); switched by setLanguage when a cell changes type.
+const language = new Compartment();
+
+// Fenced code in markdown: the same languages, by the same names, as the
+// rendered cells' highlighting (client/js/markdown.mjs).
+const FENCES = new Map();
+function fence(names, lang) {
+  for (const name of names.split(" ")) FENCES.set(name, lang);
+}
+fence("python py python3 ipython ipython3 pycon", pythonLanguage);
+fence("javascript js mjs cjs node", javascriptLanguage);
+fence("jsx", jsxLanguage);
+fence("typescript ts mts cts", typescriptLanguage);
+fence("tsx", tsxLanguage);
+fence("json jsonc json5 ipynb", jsonLanguage);
+fence("html htm xhtml xml svg", htmlLanguage);
+fence("css", cssLanguage);
+fence("yaml yml", yamlLanguage);
+fence("sql sqlite postgresql psql mysql", StandardSQL.language);
+fence("sh bash shell zsh", StreamLanguage.define(shell));
+fence("markdown md", markdownLanguage);
+
+const codeLanguages = (info) => FENCES.get(info.trim().split(/\s+/)[0].toLowerCase()) || null;
+
+function languageExtensions(name) {
+  if (name === "markdown") return markdown({ base: markdownLanguage, codeLanguages });
+  if (name === "text") return [];
+  return python();
+}
 
 // The keys a notebook handles itself; Python answers whether it did.
 const NOTEBOOK_KEYS = [
@@ -36,11 +77,11 @@ const NOTEBOOK_KEYS = [
 ];
 
 /**
- * A Python-mode editor in `parent`.
+ * An editor in `parent`, for `lang` "python" (the default), "markdown" or "text".
  * handlers.change(json): {"changes": [[fromA, toA, inserted], ...], "sel": [anchor, head]}
  * handlers.key(name) -> bool, handlers.focus(bool), handlers.selection(json [anchor, head])
  */
-export function createEditor(parent, doc, handlers) {
+export function createEditor(parent, doc, handlers, lang = "python") {
   const notebookKeys = NOTEBOOK_KEYS.map(([key, name]) => ({
     key, run: () => Boolean(handlers.key(name)),
   }));
@@ -62,7 +103,7 @@ export function createEditor(parent, doc, handlers) {
         bracketMatching(),
         closeBrackets(),
         syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
-        python(),
+        language.of(languageExtensions(lang)),
         keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, indentWithTab]),
         EditorView.lineWrapping,
         remoteCursors,
@@ -193,6 +234,11 @@ export function focus(view, where) {
 /** Let a person type in the editor, or not (its text still follows the log). */
 export function setEditable(view, on) {
   view.dispatch({ effects: editing.reconfigure(editingExtensions(Boolean(on))) });
+}
+
+/** Highlight (and indent, continue lists…) as "python", "markdown" or "text". */
+export function setLanguage(view, lang) {
+  view.dispatch({ effects: language.reconfigure(languageExtensions(lang)) });
 }
 
 export function blur(view) {

@@ -6,9 +6,17 @@
 // collaborator's markdown cannot run code in another person's page (outputs
 // that need scripts go to sandboxed frames instead, see client/render.py).
 //
-// Fenced Python code is highlighted with the editor's own parser (@lezer/python)
-// and @lezer/highlight's classHighlighter: `<span class="tok-keyword">` and the
-// like, coloured by client/style.css. Other languages stay plain text.
+// Fenced code is highlighted with Lezer parsers (Python, JavaScript/TypeScript/JSX,
+// JSON, HTML, CSS, YAML) or CodeMirror 5 modes (SQL, shell), and @lezer/highlight's
+// classHighlighter: `<span class="tok-keyword">` and the like, coloured by
+// client/style.css. Only the parser's output is trusted for structure: every
+// piece of text is escaped here, and DOMPurify runs over the whole anyway.
+// Other languages stay plain (escaped) text.
+//
+// The CM5 modes run on a few lines of our own (`legacyTokens`) rather than
+// @codemirror/language's StreamLanguage, which would pull the whole editor
+// core (~220 KB) into this bundle; SQL is the legacy mode for the same reason
+// (@codemirror/lang-sql's grammar lives in a module that needs it).
 //
 // Math is rendered with KaTeX: `$…$` inline, `$$…$$` as a display block
 // (also inline within a paragraph). A `$` must not be followed by a space
@@ -19,25 +27,95 @@
 
 import { marked } from "marked";
 import DOMPurify from "dompurify";
-import { highlightCode, classHighlighter } from "@lezer/highlight";
+import { highlightCode, classHighlighter, tags } from "@lezer/highlight";
 import { parser as pythonParser } from "@lezer/python";
+import { parser as jsParser } from "@lezer/javascript";
+import { parser as jsonParser } from "@lezer/json";
+import { parser as htmlParser, configureNesting } from "@lezer/html";
+import { parser as cssParser } from "@lezer/css";
+import { parser as yamlParser } from "@lezer/yaml";
+import { StringStream } from "@codemirror/streamparser";
+import { shell } from "@codemirror/legacy-modes/mode/shell";
+import { standardSQL } from "@codemirror/legacy-modes/mode/sql";
 import katex from "katex";
 
-const PYTHON = new Set(["python", "py", "python3", "ipython", "ipython3", "pycon"]);
+// A fence's language (its info string's first word, lower-cased) to a Lezer
+// parser, or to a CM5 stream mode ({ mode }).
+const LANGUAGES = new Map();
+function alias(names, language) {
+  for (const name of names.split(" ")) LANGUAGES.set(name, language);
+}
+alias("python py python3 ipython ipython3 pycon", pythonParser);
+alias("javascript js mjs cjs node", jsParser);
+alias("jsx", jsParser.configure({ dialect: "jsx" }));
+alias("typescript ts mts cts", jsParser.configure({ dialect: "ts" }));
+alias("tsx", jsParser.configure({ dialect: "ts jsx" }));
+alias("json jsonc json5 ipynb", jsonParser);
+alias("html htm xhtml xml svg", htmlParser.configure({
+  wrap: configureNesting([{ tag: "script", parser: jsParser }, { tag: "style", parser: cssParser }]),
+}));
+alias("css", cssParser);
+alias("yaml yml", yamlParser);
+alias("sql sqlite postgresql psql mysql", { mode: standardSQL });
+alias("sh bash shell zsh", { mode: shell });
 
 function escapeHtml(text) {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
-/** Python source as HTML: escaped text in `tok-*` spans. */
-export function highlightPython(code) {
+/** Code as HTML: escaped text, in `tok-*` spans when `language` is one we know. */
+export function highlight(code, language) {
+  const parser = LANGUAGES.get(language);
+  if (!parser) return escapeHtml(code);
   let html = "";
-  highlightCode(code, pythonParser.parse(code), classHighlighter,
-    (text, classes) => {
-      html += classes ? `<span class="${classes}">${escapeHtml(text)}</span>` : escapeHtml(text);
-    },
-    () => { html += "\n"; });
+  const put = (text, classes) => {
+    html += classes ? `<span class="${classes}">${escapeHtml(text)}</span>` : escapeHtml(text);
+  };
+  const newline = () => { html += "\n"; };
+  if (parser.mode) legacyTokens(code, parser.mode, put, newline);
+  else highlightCode(code, parser.parse(code), classHighlighter, put, newline);
   return html;
+}
+
+// CM5 token names that are not @lezer/highlight tag names (as StreamLanguage maps them).
+const LEGACY = {
+  "variable": "variableName", "variable-2": "variableName.special", "string-2": "string.special",
+  "def": "variableName.definition", "tag": "tagName", "attribute": "attributeName",
+  "type": "typeName", "builtin": "variableName.standard", "qualifier": "modifier",
+  "error": "invalid", "header": "heading", "property": "propertyName",
+};
+const legacyClasses = new Map();
+
+/** classHighlighter's classes for a CM5 token ("keyword", "variable-2", "string.special"…). */
+function legacyClass(token) {
+  if (!legacyClasses.has(token)) {
+    const found = [];
+    for (const name of token.split(" ")) {
+      const [base, ...modifiers] = (LEGACY[name] || name).split(".");
+      let tag = tags[base];
+      if (!tag || typeof tag === "function") continue;
+      for (const modifier of modifiers) if (typeof tags[modifier] === "function") tag = tags[modifier](tag);
+      found.push(tag);
+    }
+    legacyClasses.set(token, found.length ? classHighlighter.style(found) || "" : "");
+  }
+  return legacyClasses.get(token);
+}
+
+/** Run a CM5 stream mode over `code` line by line, reporting tokens like highlightCode. */
+function legacyTokens(code, mode, put, newline) {
+  const state = mode.startState ? mode.startState(2) : {};
+  code.split("\n").forEach((line, index) => {
+    if (index) newline();
+    const stream = new StringStream(line, 4, 2);
+    if (stream.eol() && mode.blankLine) mode.blankLine(state, 2);
+    while (!stream.eol()) {
+      stream.start = stream.pos;
+      const token = mode.token(stream, state);
+      if (stream.pos === stream.start) stream.pos++;  // a mode that did not advance: skip a character
+      put(line.slice(stream.start, stream.pos), token ? legacyClass(token) : "");
+    }
+  });
 }
 
 /** TeX as KaTeX HTML (and MathML, for screen readers); errors are shown, never thrown. */
@@ -77,7 +155,7 @@ marked.use({
   renderer: {
     code({ text, lang }) {
       const language = (lang || "").trim().split(/\s+/)[0].toLowerCase();
-      const body = PYTHON.has(language) ? highlightPython(text) : escapeHtml(text);
+      const body = highlight(text, language);
       const cls = language ? ` class="language-${escapeHtml(language)}"` : "";
       return `<pre><code${cls}>${body}</code></pre>\n`;
     },
