@@ -43,6 +43,10 @@ log = logging.getLogger("anode.client")
 #: Keystrokes are sent at most this long after they are typed (the issue's ~50 ms).
 FLUSH_DELAY = 0.05
 
+#: Seconds events wait, with no push answered meanwhile, before the header says
+#: "N to sync" (offline it says so at once).
+SYNC_NOTICE_DELAY = 1.0
+
 
 def _editing(action: Callable[..., Any]) -> Callable[..., Any]:
     """An action that changes the notebook: nothing happens for a viewer."""
@@ -77,6 +81,10 @@ class NotebookPage:
         self._share: ShareDialog | None = None
         self._render_scheduled = False
         self._flush_handle: asyncio.TimerHandle | None = None
+        #: Since when (the event loop's clock) events have waited, and the render that
+        #: will say so if they still wait then.
+        self._unsynced_since: float | None = None
+        self._sync_notice: asyncio.TimerHandle | None = None
         self._saving = 0
         #: Why IndexedDB is not available to this tab (shown under the header), if it is not.
         self._storage_problem = ""
@@ -288,15 +296,29 @@ class NotebookPage:
         self._render_scheduled = False
         if self.view is None:
             return
-        sync = self.sync
-        status = SyncStatus(
-            online=sync.online if sync is not None else False,
-            unsynced=self.model.unsynced(),
-            detail=sync.last_error if sync is not None else "",
-        )
-        self.view.render(self.model.state(), status)
+        self.view.render(self.model.state(), self._sync_status())
         self.view.show_people(list(self.presence.others.values()) if self.presence is not None else [])
         self.view.list.dataset.seq = str(self.model.confirmed.seq)
+
+    def _sync_status(self) -> SyncStatus:
+        sync = self.sync
+        online = sync.online if sync is not None else False
+        status = SyncStatus(online, self.model.unsynced(), sync.last_error if sync is not None else "")
+        if not status.unsynced:
+            self._unsynced_since = None
+            return status
+        loop = asyncio.get_event_loop()
+        if self._unsynced_since is None:
+            self._unsynced_since = loop.time()
+        quiet_since = max(self._unsynced_since, sync.last_push if sync is not None else 0.0)
+        status.late = not online or loop.time() - quiet_since >= SYNC_NOTICE_DELAY
+        if not status.late and self._sync_notice is None:
+            self._sync_notice = loop.call_at(quiet_since + SYNC_NOTICE_DELAY, self._sync_notice_due)
+        return status
+
+    def _sync_notice_due(self) -> None:
+        self._sync_notice = None
+        self._schedule_render()
 
     # --- Actions (called by the view) ---------------------------------------------
 

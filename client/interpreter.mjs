@@ -10,9 +10,11 @@
 // start. docs/client.md, "Booting the page".
 
 import { loadPyodide as loadVendored, version } from "../vendor/pyodide/pyodide.mjs";
-import { SNAPSHOT_CACHE, pythonFiles, snapshotKey } from "./startup.js";
+import { SNAPSHOT_CACHE, pythonFiles, snapshotKey, withoutJspi } from "./startup.js";
 
 export { version };
+
+withoutJspi();
 
 const INDEX_URL = new URL("../vendor/pyodide/", import.meta.url).href;
 const STORED = window.isSecureContext && "caches" in window;
@@ -49,7 +51,7 @@ export async function loadPyodide(options) {
       failed(error);
       throw error;
     }
-    whenReady(makeSnapshot);
+    whenReady(makeSnapshotInAPause);
   }
   performance.mark("anode:pyodide");
   return pyodide;
@@ -72,15 +74,47 @@ function whenReady(callback) {
   observer.observe(document.body, { attributes: true, attributeFilter: ["data-anode"] });
 }
 
-/** Make a snapshot for the next start, in a worker: the page stays responsive. */
-function makeSnapshot() {
+/** Input that means someone is using the page (captured on the window, so none escapes us). */
+const ACTIVITY = ["keydown", "pointerdown", "wheel", "touchstart"];
+
+/** How long the page must go without input before the snapshot worker starts (ms). */
+const PAUSE_MS = 2000;
+
+/**
+ * Make a snapshot for the next start, in a worker, while the person pauses.
+ * The worker starts a Pyodide of its own: a few seconds of a whole core,
+ * which typing on a two-core machine feels (long frames). Input meanwhile
+ * stops it, and it starts over at the next pause.
+ */
+function makeSnapshotInAPause() {
   if (!STORED) return;
-  const worker = new Worker(new URL("snapshot.js", import.meta.url), { type: "module" });
-  const done = (outcome) => {
-    document.body.dataset.snapshot = outcome === "stored" ? "ready" : "failed";
-    if (outcome !== "stored") console.warn("anode: no Pyodide snapshot:", outcome);
-    worker.terminate();
+  let worker = null;
+  let timer = setTimeout(start, PAUSE_MS);
+  const active = () => {
+    if (worker) {
+      worker.terminate();
+      worker = null;
+      document.body.dataset.snapshot = "waiting";
+    }
+    clearTimeout(timer);
+    timer = setTimeout(start, PAUSE_MS);
   };
-  worker.onmessage = ({ data }) => done(data);
-  worker.onerror = (event) => done(event.message);
+  const options = { capture: true, passive: true };
+  for (const type of ACTIVITY) window.addEventListener(type, active, options);
+  document.body.dataset.snapshot = "waiting";
+
+  function start() {
+    document.body.dataset.snapshot = "making";
+    const current = (worker = new Worker(new URL("snapshot.js", import.meta.url), { type: "module" }));
+    const done = (outcome) => {
+      if (worker !== current) return; // stopped by input meanwhile
+      worker.terminate();
+      worker = null;
+      for (const type of ACTIVITY) window.removeEventListener(type, active, options);
+      document.body.dataset.snapshot = outcome === "stored" ? "ready" : "failed";
+      if (outcome !== "stored") console.warn("anode: no Pyodide snapshot:", outcome);
+    };
+    current.onmessage = ({ data }) => done(data);
+    current.onerror = (event) => done(event.message);
+  }
 }

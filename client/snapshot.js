@@ -18,11 +18,13 @@
 // not PyScript's (which looks at `document` when imported).
 
 import { loadPyodide, version as PYODIDE_VERSION } from "../vendor/pyodide/pyodide.mjs";
-import { SNAPSHOT_CACHE, pythonFiles, snapshotKey } from "./startup.js";
+import { SNAPSHOT_CACHE, pythonFiles, snapshotKey, withoutJspi } from "./startup.js";
 
 /** "./client/app.py" -> "client.app"; "./client/__init__.py" -> "client". */
 const moduleName = (target) =>
   target.replace(/^\.\//, "").replace(/\.py$/, "").replace(/\/__init__$/, "").replaceAll("/", ".");
+
+withoutJspi();
 
 try {
   const files = await pythonFiles();

@@ -8,6 +8,22 @@
 
 export const SNAPSHOT_CACHE = "anode-snapshot";
 
+/**
+ * Start Pyodide without JSPI (WebAssembly.Suspending), in the page and in the
+ * worker that makes its snapshot alike. Where a browser has JSPI, Pyodide
+ * runs every asyncio step on a stack of its own, so that Python may block on
+ * a promise (pyodide.ffi.run_sync); the client never does, and Chromium has
+ * crashed whole pages in that stack switching (pyodide#5702, pyodide#6106).
+ * Call it before loadPyodide: Pyodide looks once, as it starts.
+ */
+export function withoutJspi() {
+  delete WebAssembly.Suspending;
+  delete WebAssembly.promising;
+}
+
+/** What a snapshot depends on besides the Python files: it is made and restored in one mode. */
+const RUNTIME = "no-jspi";
+
 /** PyScript's config: its `files` is the one list of the client's Python. */
 export const CONFIG = new URL("pyscript.json", import.meta.url);
 
@@ -27,7 +43,7 @@ export async function pythonFiles() {
 
 /** The Cache Storage key of the snapshot for this Pyodide and these files. */
 export async function snapshotKey(pyodideVersion, files) {
-  const text = [pyodideVersion, ...files.flatMap(({ target, text }) => [target, text])].join("\0");
+  const text = [pyodideVersion, RUNTIME, ...files.flatMap(({ target, text }) => [target, text])].join("\0");
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
   const hex = Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
   return new URL(`../.anode-snapshot/pyodide-${pyodideVersion}-${hex.slice(0, 32)}`, import.meta.url).href;

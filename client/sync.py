@@ -92,6 +92,8 @@ class Sync:
         #: The last push reached the relay (or none has failed yet).
         self.push_ok = True
         self.last_error = ""
+        #: When a push was last answered (the event loop's clock): sync is keeping up.
+        self.last_push = 0.0
         self._acked: set[str] = set()
         self._wake = asyncio.Event()
         self._abort: Any = None  # the open stream's AbortController
@@ -145,6 +147,7 @@ class Sync:
                 status, body = 0, {"error": "network", "detail": str(error)}
             if status == 200:
                 attempt = 0
+                self.last_push = asyncio.get_event_loop().time()
                 self._acked.update(event["id"] for event in batch)
                 self._set_push_ok(True)
                 self._pushed(batch, body)

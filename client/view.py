@@ -52,8 +52,12 @@ TICK = 0.5
 @dataclass
 class SyncStatus:
     online: bool
+    #: Events of this tab the log has not served back yet (``<... data-unsynced>``).
     unsynced: int
     detail: str = ""
+    #: Some have waited long enough to be worth a word ("N to sync"); while events go
+    #: out as fast as they are made, the count would only flicker with every keystroke.
+    late: bool = False
 
 
 class Actions(Protocol):
@@ -560,7 +564,9 @@ class NotebookView:
         #: The shell command that starts a kernel for this notebook (set by the page).
         self.start_command = ""
         self._ticker: asyncio.Future | None = None
-        self._header_key: tuple[Any, ...] | None = None  # what the header shows
+        self._kernel_key: tuple[Any, ...] | None = None  # what the header shows
+        self._sync_key: tuple[Any, ...] | None = None
+        self._shown_unsynced = ""
         self._state = NotebookState()
         self.sync = h("span", {"class": "sync-status", "data-online": "false"}, "connecting…")
         self.people = h("span", {"class": "people", "data-count": "0"})
@@ -681,29 +687,32 @@ class NotebookView:
 
     def _render_header(self, state: NotebookState, status: SyncStatus) -> None:
         """Title, kernel and sync status: written only when they change (a render comes with
-        every keystroke, and each write is a call into the DOM)."""
+        every keystroke, and a write there would restyle the header with every one)."""
         if js.document.activeElement != self.title and self.title.value != state.title:
             self.title.value = state.title  # checked every time: someone may have typed there
         kernel, text, show_command = kernel_status(state, self.kernels_mode)
         restarts = sum(session.restarts for session in state.live_kernels())
-        key = (state.title, kernel, text, show_command, restarts, self.start_command,
-               status.online, status.unsynced, status.detail)  # fmt: skip
-        if key == self._header_key:
-            return
-        self._header_key = key
-        js.document.title = f"{state.title or 'Untitled'} · Anode"
-        self.kernel.dataset.status = kernel
-        self.kernel.dataset.restarts = str(restarts)
-        set_text(self.kernel_text, text)
-        self.kernel_command.hidden = not show_command
-        set_text(self.kernel_command, self.start_command)
-        self.sync.dataset.online = "true" if status.online else "false"
-        self.sync.dataset.unsynced = str(status.unsynced)
+        kernel_key = (state.title, kernel, text, show_command, restarts, self.start_command)
+        if kernel_key != self._kernel_key:
+            self._kernel_key = kernel_key
+            js.document.title = f"{state.title or 'Untitled'} · Anode"
+            self.kernel.dataset.status = kernel
+            self.kernel.dataset.restarts = str(restarts)
+            set_text(self.kernel_text, text)
+            self.kernel_command.hidden = not show_command
+            set_text(self.kernel_command, self.start_command)
+        if str(status.unsynced) != self._shown_unsynced:  # no style depends on it: no restyle
+            self._shown_unsynced = str(status.unsynced)
+            self.sync.dataset.unsynced = self._shown_unsynced
         sync_text = "online" if status.online else "offline"
-        if status.unsynced:
+        if status.unsynced and status.late:
             sync_text += f" · {status.unsynced} to sync"
-        set_text(self.sync, sync_text)
-        self.sync.title = status.detail
+        sync_key = (status.online, sync_text, status.detail)
+        if sync_key != self._sync_key:
+            self._sync_key = sync_key
+            self.sync.dataset.online = "true" if status.online else "false"
+            set_text(self.sync, sync_text)
+            self.sync.title = status.detail
 
     def _render_sources(self, state: NotebookState) -> None:
         """The same state as last time: only the text of a cell typed into can have changed

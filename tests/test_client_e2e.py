@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -23,7 +24,8 @@ from client.positions import changes_to_ops, from_utf16, ops_to_changes, to_utf1
 from shared_schema import ot
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import (
-    RUN_TIMEOUT_MS, SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, RequestLog, expect_probe_blocked, new_notebook,
+    RUN_TIMEOUT_MS, SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, RequestLog, cell_source, expect_probe_blocked,
+    new_notebook,
 )
 from tests.conftest import REPO_ROOT, RelayProcess, module_relay
 
@@ -349,6 +351,49 @@ def test_two_people_see_each_other_live(relay: RelayProcess, alice, bob) -> None
     b.page.close()
 
 
+#: Notes every text the sync indicator shows, and every count it carries.
+_RECORD_SYNC_STATUS = """() => {
+  const status = document.querySelector(".sync-status");
+  window.__syncTexts = [status.textContent];
+  window.__syncCounts = [status.dataset.unsynced];
+  new MutationObserver(() => {
+    window.__syncTexts.push(status.textContent);
+    window.__syncCounts.push(status.dataset.unsynced);
+  }).observe(status, {attributes: true, childList: true, characterData: true, subtree: true});
+}"""
+
+
+@pytest.mark.slow
+def test_the_sync_count_shows_only_when_events_wait(relay: RelayProcess, alice) -> None:
+    """Keystrokes that go out at once never flash "1 to sync"; a push the relay is slow to
+    answer shows the count after a second, and it goes once the push is answered."""
+    notebook = new_notebook(relay, "indicator", source="")
+    tab = ClientPage.open(alice, relay, notebook)
+    tab.expect_online(True)
+    tab.page.evaluate(_RECORD_SYNC_STATUS)
+    tab.type(0, "quick = 1")
+    tab.expect_source(0, "quick = 1")
+    tab.page.wait_for_function("() => document.querySelector('.sync-status').dataset.unsynced === '0'")
+    texts, counts = tab.page.evaluate("[window.__syncTexts, window.__syncCounts]")
+    assert set(texts) == {"online"} and "1" in counts, (texts, counts)
+
+    def slow_answer(route) -> None:
+        if route.request.method == "POST":
+            time.sleep(2.5)  # the relay is slow: the page waits on this push meanwhile
+        route.continue_()
+
+    events = re.compile(r"/api/notebooks/[^/]+/events$")
+    tab.page.route(events, slow_answer)
+    tab.type(0, "\nslow = 2")
+    tab.page.wait_for_function("() => document.querySelector('.sync-status').dataset.unsynced === '0'")
+    texts = tab.page.evaluate("window.__syncTexts")
+    assert "online · 1 to sync" in texts and texts[-1] == "online", texts
+    tab.page.unroute(events, slow_answer)
+    assert cell_source(relay, notebook, 0) == "quick = 1\nslow = 2"
+    assert tab.errors == []
+    tab.page.close()
+
+
 @pytest.mark.slow
 def test_offline_edits_survive_reload_and_sync(relay: RelayProcess, alice, bob) -> None:
     """Edit and add a cell offline, reload with the relay unreachable, come back: it all lands."""
@@ -367,6 +412,7 @@ def test_offline_edits_survive_reload_and_sync(relay: RelayProcess, alice, bob) 
     expect(tab.cells).to_have_count(2)
     tab.type(1, "added = 3")
     expect(tab.page.locator(".sync-status")).not_to_have_attribute("data-unsynced", "0")
+    expect(tab.page.locator(".sync-status")).to_have_text(re.compile(r"offline · \d+ to sync"))  # at once
     expect(tab.page.locator("body")).to_have_attribute("data-saving", "0")  # all in IndexedDB
 
     # Reload while the relay cannot be reached: the page's files come over the
