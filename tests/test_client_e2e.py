@@ -560,23 +560,54 @@ def test_run_all_interrupt_restart_clear(relay: RelayProcess, bob) -> None:
     tab.page.close()
 
 
+#: Notes every value ``<body data-snapshot>`` takes (added before the page's own scripts).
+_RECORD_SNAPSHOT_STATES = """
+window.__snapshotStates = [];
+new MutationObserver(() => window.__snapshotStates.push(document.body.dataset.snapshot)).observe(
+  document, {subtree: true, attributes: true, attributeFilter: ["data-snapshot"]}
+);
+"""
+
+#: The snapshot worker waits this long without input (client/interpreter.mjs ``PAUSE_MS``).
+SNAPSHOT_PAUSE_MS = 2000
+
+
 @pytest.mark.slow
-def test_second_start_restores_a_pyodide_snapshot(relay: RelayProcess, browser) -> None:
-    """A first start makes a Pyodide memory snapshot once the page is ready (client/snapshot.js);
-    the next start, still through PyScript, restores it, and that client edits and syncs."""
+def test_a_snapshot_is_made_in_a_pause_and_restored_by_the_next_start(relay: RelayProcess, browser) -> None:
+    """A first start makes a Pyodide memory snapshot (client/snapshot.js) when input pauses:
+    typing keeps the worker away (it takes a core for seconds) and a key stops a running one.
+    The next start, still through PyScript, restores it, without JSPI, and edits and syncs."""
     from playwright.sync_api import expect
 
     notebook = new_notebook(relay, "snapshot", source="x = 1")
     context = browser.new_context(service_workers="block")
+    context.add_init_script(_RECORD_SNAPSHOT_STATES)
     console: list[str] = []
     context.on("console", lambda m: console.append(m.text) if m.type == "error" or "anode:" in m.text else None)  # fmt: skip
     first = ClientPage.open(context, relay, notebook)
     body = first.page.locator("body")
+    expect(body).to_have_attribute("data-snapshot", "waiting")  # a cold start: nothing cached yet
+
+    def states() -> list[str]:
+        return first.page.evaluate("window.__snapshotStates")
+
+    first.type(0, "a")
+    for _ in range(9):  # typing for twice the pause: the worker never starts meanwhile
+        first.page.wait_for_timeout(SNAPSHOT_PAUSE_MS // 5)
+        first.page.keyboard.type("a")
+    assert states() == ["none", "waiting"]
+    first.page.wait_for_function("document.body.dataset.snapshot === 'making'", polling="raf", timeout=30_000)
+    first.page.keyboard.type("b")  # stops it; it starts over at the next pause
+    expect(body).to_have_attribute("data-snapshot", "waiting")
     expect(body).to_have_attribute("data-snapshot", "ready", timeout=RUN_TIMEOUT_MS)
+    assert states() == ["none", "waiting", "making", "waiting", "making", "ready"]
+
     second = ClientPage.open(context, relay, notebook)
     expect(second.page.locator("body")).to_have_attribute("data-snapshot", "used")
     assert second.page.locator("script-py").count() == 1  # PyScript ran client/main.py
+    assert second.page.evaluate("'Suspending' in WebAssembly") is False  # client/startup.js
+    second.expect_source(0, "x = 1" + "a" * 10 + "b")
     second.type(0, "\ny = 2")
-    first.expect_source(0, "x = 1\ny = 2")
+    first.expect_source(0, "x = 1" + "a" * 10 + "b\ny = 2")
     assert first.errors == [] and second.errors == [] and console == []
     context.close()
