@@ -72,6 +72,14 @@ def _editor_token(relay: RelayProcess, notebook: str) -> str:
     return made.json()["token"]
 
 
+def _name(tab: ClientPage, name: str) -> None:
+    """What others see this person as: the name field in the header."""
+    field = tab.page.locator(".my-name")
+    field.fill(name)
+    field.press("Enter")
+    field.blur()
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="anode-shots-") as tmp:
         relay = RelayProcess(Path(tmp) / "data").start()
@@ -84,10 +92,12 @@ def main() -> None:
             with sync_browser() as browser:
                 context = browser.new_context(viewport={"width": 1200, "height": 900})
                 ada = ClientPage.open(context, relay, short)
+                _name(ada, "Ada")
                 # Grace, in her own browser with an editor link: her caret shows in Ada's view.
                 elsewhere = browser.new_context(viewport={"width": 1200, "height": 900})
                 grace = ClientPage(elsewhere.new_page(), relay)
                 grace.goto(short, token=_editor_token(relay, short))
+                _name(grace, "Grace")
                 grace.editor(1).click()
                 grace.page.keyboard.press("End")
                 ada.page.wait_for_timeout(1500)
