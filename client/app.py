@@ -301,6 +301,7 @@ class NotebookPage:
         self.view.list.dataset.seq = str(self.model.confirmed.seq)
 
     def _sync_status(self) -> SyncStatus:
+        """Online or not, and how many events wait; a render is due when the wait becomes late."""
         sync = self.sync
         online = sync.online if sync is not None else False
         status = SyncStatus(online, self.model.unsynced(), sync.last_error if sync is not None else "")

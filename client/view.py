@@ -564,7 +564,8 @@ class NotebookView:
         #: The shell command that starts a kernel for this notebook (set by the page).
         self.start_command = ""
         self._ticker: asyncio.Future | None = None
-        self._kernel_key: tuple[Any, ...] | None = None  # what the header shows
+        #: What the header's kernel part and sync part show (each written only when it changes).
+        self._kernel_key: tuple[Any, ...] | None = None
         self._sync_key: tuple[Any, ...] | None = None
         self._shown_unsynced = ""
         self._state = NotebookState()
