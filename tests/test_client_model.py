@@ -1,4 +1,5 @@
-"""The browser's notebook model in CPython: opening from the relay's state, push answers, the view it caches.
+"""The browser's notebook model in CPython: two people typing, offline sessions and restores, opening from
+the relay's state, push answers, the view it caches; and CodeMirror's UTF-16 positions.
 
 ``client.model`` is pure Python, so these run without a browser; the relay is
 a list that stores pushed events as the real one does (``_relay`` below).
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 
 from client.model import TAB_SPAN, NotebookModel, Saved
-from shared_schema import fold_all, stored_from_json
+from client.positions import changes_to_ops, from_utf16, ops_to_changes, to_utf16, utf16_length
+from shared_schema import fold_all, ot, stored_from_json
 from shared_schema.state import NotebookState
 
 
@@ -210,3 +212,160 @@ def test_the_cached_view_always_equals_a_fresh_one(seed: int) -> None:
     assert people[0].state().public()["cells"] == people[1].state().public()["cells"]
     assert isinstance(NotebookState.load(people[0].confirmed.dump()), NotebookState)
 
+
+# --- typing, offline sessions, restores; CodeMirror's positions ----------------------------
+
+
+def test_two_models_typing_in_one_cell_converge() -> None:
+    """Both people's keystrokes survive, in one order, the same in both browsers."""
+    log: list[dict] = []
+    _relay(log, [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}], "relay")
+    alice, bob = NotebookModel("nb"), NotebookModel("nb")
+    alice.receive(log)
+    bob.receive(log)
+    cell = alice.create_cell(None, source="x = 1")
+    _relay(log, alice.pending_events(), "alice")
+    alice.receive(log)
+    bob.receive(log)
+
+    alice.edit(cell, [5, "0"])  # "x = 10"
+    bob.edit(cell, ["# b\n", 5])  # "# b\nx = 1"
+    alice.take_edits()
+    bob.take_edits()
+    _relay(log, alice.pending_events(), "alice")
+    alice.edit(cell, [6, "!"])  # typed while the first edit was in flight
+    _relay(log, bob.pending_events(), "bob")
+    for _ in range(3):  # deliver, let freed buffers go, deliver again
+        alice.receive(log)
+        bob.receive(log)
+        alice.take_edits()
+        bob.take_edits()
+        _relay(log, alice.pending_events() + bob.pending_events(), "x")
+    assert alice.text(cell) == bob.text(cell) == "# b\nx = 10!"
+    assert alice.confirmed.cells[cell].source == "# b\nx = 10!"
+    assert not alice.pending and not bob.pending
+
+
+class _MemoryStore:
+    """``client.store``'s contract without IndexedDB: apply ``LocalChanges``, load ``Saved``."""
+
+    def __init__(self) -> None:
+        self.confirmed: dict[int, dict] = {}
+        self.pending: dict[int, dict] = {}
+        self.drafts: dict[str, list] = {}
+        self.snapshot: dict | None = None
+
+    def commit(self, model: NotebookModel) -> None:
+        changes = model.take_changes()
+        self.confirmed.update({event["seq"]: event for event in changes.confirmed})
+        self.pending.update(dict(changes.pending_put))
+        for key in changes.pending_delete:
+            self.pending.pop(key, None)
+        for cell_id, ops in changes.drafts.items():
+            if ops:
+                self.drafts[cell_id] = ops
+            else:
+                self.drafts.pop(cell_id, None)
+        if changes.snapshot is not None:
+            self.snapshot = changes.snapshot
+
+    def load(self) -> Saved:
+        after = self.snapshot["seq"] if self.snapshot else 0
+        return Saved(
+            snapshot=self.snapshot,
+            confirmed=[self.confirmed[seq] for seq in sorted(self.confirmed) if seq > after],
+            pending=sorted(self.pending.items()),
+            drafts=dict(self.drafts),
+        )
+
+
+def test_model_restores_pending_and_drafts() -> None:
+    """What IndexedDB holds after an offline session rebuilds the same view."""
+    log: list[dict] = []
+    store = _MemoryStore()
+    _relay(log, [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}], "relay")
+    model = NotebookModel("nb")
+    model.receive(log)
+    cell = model.create_cell(None, source="abc")
+    _relay(log, model.pending_events(), "me")
+    model.receive(log)
+    store.commit(model)
+    model.edit(cell, [3, "d"])
+    model.take_edits()  # in flight (pushed, or about to be)
+    model.edit(cell, [4, "e"])  # buffered behind it
+    # Someone else's edit lands first and reaches us; then we go offline.
+    remote = {"id": "r1", "name": "cellSourceEdited", "v": 1, "args": {"cell_id": cell, "base_rev": 0, "ops": ["X", 3]}}
+    _relay(log, [remote], "other")
+    model.receive(log)
+    assert model.text(cell) == "Xabcde"
+    extra = model.create_cell(cell, source="")
+    model.edit(extra, ["new"])
+    store.commit(model)
+    shown = {cell: model.text(cell), extra: model.text(extra)}
+
+    restored = NotebookModel.restore("nb", store.load())
+    assert {cell: restored.text(cell), extra: restored.text(extra)} == shown
+    assert [c.id for c in restored.state().visible_cells()] == [cell, extra]
+    # Back online: everything lands and the log agrees with the screen.
+    for _ in range(3):
+        restored.receive(log)
+        restored.take_edits()
+        _relay(log, restored.pending_events(), "me")
+    restored.receive(log)
+    assert restored.confirmed.cells[cell].source == restored.text(cell)
+    assert restored.confirmed.cells[extra].source == "new"
+    assert not restored.pending
+
+
+def test_model_restores_from_snapshot_and_later_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stored snapshot plus the events after it fold to the same state as the whole log."""
+    monkeypatch.setattr("client.model.SNAPSHOT_EVERY", 3)
+    log: list[dict] = []
+    store = _MemoryStore()
+    model = NotebookModel("nb")
+    cell = model.create_cell(None, source="")
+    for char in "abcdefg":
+        model.edit(cell, [len(model.text(cell)), char])
+        model.take_edits()
+        _relay(log, model.pending_events(), "me")
+        model.receive(log)
+        store.commit(model)
+    assert store.snapshot is not None and 0 < store.snapshot["seq"] < len(log)
+    restored = NotebookModel.restore("nb", store.load())
+    assert restored.confirmed.seq == len(log)
+    assert restored.text(cell) == "abcdefg"
+    assert restored.state().public() == model.state().public()
+
+
+def test_own_edit_rebased_over_remote_in_flight() -> None:
+    """A remote edit that lands before our in-flight one moves our text, not our intent."""
+    log: list[dict] = []
+    model = NotebookModel("nb")
+    cell = model.create_cell(None, source="hello")
+    _relay(log, model.pending_events(), "me")
+    model.receive(log)
+    model.edit(cell, [5, " world"])
+    model.take_edits()
+    edit = {"id": "r", "name": "cellSourceEdited", "v": 1, "args": {"cell_id": cell, "base_rev": 0, "ops": ["> ", 5]}}
+    _relay(log, [edit], "other")
+    received = model.receive(log)
+    assert received.remote_edits[cell] == [["> ", 11]]
+    assert model.text(cell) == "> hello world"
+    _relay(log, model.pending_events(), "me")
+    model.receive(log)
+    assert model.confirmed.cells[cell].source == "> hello world" == model.text(cell)
+    assert ot.apply("hello world", ["> ", 11]) == model.text(cell)
+
+
+def test_utf16_positions_round_trip() -> None:
+    """CodeMirror counts UTF-16 units, the log code points: past U+FFFF they differ."""
+    text = "a😀b\u00e9c"
+    assert utf16_length(text) == 6
+    assert [to_utf16(text, i) for i in range(6)] == [0, 1, 3, 4, 5, 6]
+    assert [from_utf16(text, to_utf16(text, i)) for i in range(6)] == list(range(6))
+    # Replace the emoji and append, as CodeMirror reports it (UTF-16, against the old text).
+    ops = changes_to_ops(text, [[1, 3, "X"], [6, 6, "!"]])
+    assert ot.apply(text, ops) == "aXb\u00e9c!"
+    assert ops_to_changes(text, ops) == [(1, 3, "X"), (6, 6, "!")]
+    assert ops_to_changes("abc", ["Z", 1, -1, 1]) == [(0, 0, "Z"), (1, 2, "")]
+    assert ops_to_changes("abc", [1, "Z", -1, 1]) == [(1, 2, "Z")]  # insert + delete: one replace
