@@ -138,7 +138,7 @@ def serve(
     if no_auth and not _is_loopback(host):
         _fail(f"--no-auth serves anyone who can reach {host}; it is allowed only on a loopback address such as 127.0.0.1")
     for origin in allowed_origins:
-        if not _ORIGIN.match(origin):
+        if not _ORIGIN.fullmatch(origin):
             _fail(f"--allow-origin {origin!r} is not an origin like https://site.example or http://127.0.0.1:8080")
     _check_data_dir(data_dir)
     sock = _bind(host, port)
@@ -341,7 +341,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+/?$")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+/?")
 
 
 def _is_loopback(host: str) -> bool:

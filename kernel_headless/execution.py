@@ -370,8 +370,8 @@ def _remember_source(filename: str, source: str) -> None:
 
 # --- magics ------------------------------------------------------------------------------
 
-_MAGIC = re.compile(r"^(?P<indent>[ \t]*)(?P<kind>%%|%|!)(?P<body>(?<=!)\S.*|[A-Za-z_].*)$")
-_PIP = re.compile(r"^pip3?(\s+(?P<args>.*))?$")
+_MAGIC = re.compile(r"(?P<indent>[ \t]*)(?P<kind>%%|%|!)(?P<body>(?<=!)\S.*|[A-Za-z_].*)")
+_PIP = re.compile(r"pip3?(\s+(?P<args>.*))?")
 
 
 def transform_magics(source: str) -> str:
@@ -387,7 +387,7 @@ def transform_magics(source: str) -> str:
     lines = source.split("\n")
     out: list[str] = []
     for index, line in enumerate(lines):
-        match = _MAGIC.match(line)
+        match = _MAGIC.fullmatch(line)
         if match is None or not _starts_statement(out):
             out.append(line)
             continue
@@ -400,7 +400,7 @@ def transform_magics(source: str) -> str:
             out.append(f"{indent}__anode_magic__('%%', {body!r}, {cell!r});")
             out.extend("" for _ in lines[index + 1 :])
             break
-        pip = _PIP.match(body)
+        pip = _PIP.fullmatch(body)
         if pip is not None:
             out.append(f"{indent}await __anode_pip__({_split_args(pip['args'] or '')!r});")
         else:

@@ -15,14 +15,15 @@ batch lands on. Roles:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from starlette.requests import Request
 
-from shared_schema import NotebookState
+from shared_schema import NotebookState, limits
 from shared_schema import events as ev
 from shared_schema.events import Event
+from shared_schema.materializer import rebase_work
 
 from .errors import ApiError, PayloadTooLarge
 from .tokens import ALL_NOTEBOOKS, Grant, InvalidToken, TokenStore
@@ -106,9 +107,12 @@ class EventPolicy:
     """Checks one batch against one grant, event by event, in log order.
 
     A kernel token may speak only for sessions it announced and executions
-    those sessions claimed; claims made earlier in the same batch count, so
-    a kernel's claim-and-start push passes whole (the materializer still
-    decides who won the race).
+    those sessions claimed. A claim earlier in the same batch counts for the
+    events after it only when the materializer will let it win (the
+    execution is still pending, unclaimed, and the session live), so a
+    kernel's claim-and-start push passes whole and no batch can borrow an
+    execution another kernel runs. Every event that can add an output counts
+    towards the cap, and every edit towards the rebase budget.
     """
 
     grant: Grant
@@ -117,9 +121,7 @@ class EventPolicy:
 
     def __call__(self, state: NotebookState, events: Iterable[Event]) -> None:
         writers = ROLE_WRITERS[self.grant.role]
-        own_sessions: set[str] = set()
-        own_claims: set[str] = set()
-        added: dict[str, int] = {}
+        batch = _BatchView()
         for index, event in enumerate(events):
             if event.writer not in writers:
                 raise Forbidden(
@@ -128,47 +130,117 @@ class EventPolicy:
                     extra={"path": f"events[{index}].name"},
                 )
             if self.grant.role == "kernel":
-                self._check_kernel_event(state, index, event, own_sessions, own_claims)
-            if isinstance(event, ev.OutputAdded):
-                self._check_output_cap(state, index, event.execution_id, added)
+                self._check_kernel_event(state, index, event, batch)
+            if isinstance(event, (ev.OutputAdded, ev.StreamAppended)):
+                self._check_output_cap(state, index, event, batch)
+            elif isinstance(event, ev.CellSourceEdited):
+                _check_rebase(state, index, event, batch)
+            elif isinstance(event, ev.ExecutionAssigned):
+                batch.note_claim(state, event)
 
-    def _check_output_cap(self, state: NotebookState, index: int, execution_id: str, added: dict[str, int]) -> None:
-        execution = state.executions.get(execution_id)
-        count = added.get(execution_id, 0) + 1 + (len(execution.outputs) if execution else 0)
-        if count > self.max_outputs:
+    def _check_output_cap(
+        self, state: NotebookState, index: int, event: ev.OutputAdded | ev.StreamAppended, batch: _BatchView
+    ) -> None:
+        """Refuse the event that would take its execution past the cap.
+
+        A ``streamAppended`` adds an output unless the last one is the same
+        stream (the materializer appends to it then), so alternating stdout
+        and stderr counts every switch.
+        """
+        execution_id = event.execution_id
+        if execution_id not in batch.outputs:
+            execution = state.executions.get(execution_id)
+            outputs = execution.outputs if execution else []
+            last = outputs[-1] if outputs else None
+            stream = last["name"] if last is not None and last.get("output_type") == "stream" else None
+            batch.outputs[execution_id] = [len(outputs), stream]
+        count, stream = batch.outputs[execution_id]
+        if isinstance(event, ev.StreamAppended):
+            adds = event.stream != stream
+            batch.outputs[execution_id] = [count + adds, event.stream]
+        else:
+            adds = True
+            batch.outputs[execution_id] = [count + 1, None]
+        if adds and count + 1 > self.max_outputs:
             raise PayloadTooLarge(
                 f"events[{index}]: execution {execution_id!r} already holds {self.max_outputs} outputs",
                 code="too_many_outputs",
                 extra={"path": f"events[{index}]"},
             )
-        added[execution_id] = added.get(execution_id, 0) + 1
 
-    def _check_kernel_event(
-        self, state: NotebookState, index: int, event: Event, own_sessions: set[str], own_claims: set[str]
-    ) -> None:
+    def _check_kernel_event(self, state: NotebookState, index: int, event: Event, batch: _BatchView) -> None:
         actor = self.grant.actor
         session_id = getattr(event, "session_id", None)
         if isinstance(event, ev.KernelSessionStarted):
             known = state.kernels.get(event.session_id)
             if known is not None and known.actor != actor:
                 raise _not_yours(index, f"kernel session {event.session_id!r} belongs to another kernel")
-            own_sessions.add(event.session_id)
+            batch.own_sessions.add(event.session_id)
             return
         if session_id is not None:
             known = state.kernels.get(session_id)
-            if session_id not in own_sessions and (known is None or known.actor != actor):
+            if session_id not in batch.own_sessions and (known is None or known.actor != actor):
                 raise _not_yours(index, f"kernel session {session_id!r} was not announced by this kernel")
-            own_sessions.add(session_id)
-            if isinstance(event, ev.ExecutionAssigned):
-                own_claims.add(event.execution_id)
+            batch.own_sessions.add(session_id)
             return
         execution_id = getattr(event, "execution_id", None)
-        if execution_id is None or execution_id in own_claims:
+        if execution_id is None or execution_id in batch.won_claims:
             return
         execution = state.executions.get(execution_id)
         holder = None if execution is None else state.kernels.get(execution.kernel_session or "")
         if holder is None or holder.actor != actor:
             raise _not_yours(index, f"execution {execution_id!r} was not claimed by this kernel")
+
+
+@dataclass
+class _BatchView:
+    """What the events checked so far in one batch change for the ones after them."""
+
+    own_sessions: set[str] = field(default_factory=set)
+    #: Executions claimed earlier in the batch, and those of them whose claim wins.
+    claimed: set[str] = field(default_factory=set)
+    won_claims: set[str] = field(default_factory=set)
+    #: execution id -> [outputs it will hold, the stream its last output is, or None]
+    outputs: dict[str, list] = field(default_factory=dict)
+    #: cell id -> components of the batch's earlier edits to it; the batch's rebase work so far.
+    edits: dict[str, list[int]] = field(default_factory=dict)
+    rebase_work: int = 0
+
+    def note_claim(self, state: NotebookState, event: ev.ExecutionAssigned) -> None:
+        """Mirror the materializer: the claim wins if the execution is pending and the session live."""
+        execution = state.executions.get(event.execution_id)
+        session = state.kernels.get(event.session_id)
+        session_live = event.session_id in self.own_sessions if session is None else session.status == "live"
+        if (
+            execution is not None
+            and execution.status == "pending"
+            and event.execution_id not in self.claimed
+            and session_live
+        ):
+            self.won_claims.add(event.execution_id)
+        self.claimed.add(event.execution_id)
+
+
+def _check_rebase(state: NotebookState, index: int, event: ev.CellSourceEdited, batch: _BatchView) -> None:
+    """Refuse an edit too stale to rebase within the budget (``limits.MAX_REBASE_WORK``)."""
+    cell = state.cells.get(event.cell_id)
+    if cell is None:
+        return
+    components = len(event.ops)
+    earlier = batch.edits.setdefault(event.cell_id, [])
+    work = rebase_work(cell, event.base_rev, components) if event.base_rev <= cell.rev else 0
+    work += sum(length + components + limits.REBASE_STEP_COST for length in earlier)
+    batch.rebase_work += work
+    if work > limits.MAX_REBASE_WORK or batch.rebase_work > limits.MAX_BATCH_REBASE_WORK:
+        budget = limits.MAX_REBASE_WORK if work > limits.MAX_REBASE_WORK else limits.MAX_BATCH_REBASE_WORK
+        raise PayloadTooLarge(
+            f"events[{index}]: rebasing this edit from revision {event.base_rev} of cell"
+            f" {event.cell_id!r} would cost more than the budget of {budget} (see docs/protocol.md);"
+            " rebase it on a newer revision",
+            code="edit_too_stale",
+            extra={"path": f"events[{index}]"},
+        )
+    earlier.append(components)
 
 
 def _not_yours(index: int, detail: str) -> Forbidden:

@@ -40,7 +40,10 @@ class LeaseMonitor:
         """At start-up, open every notebook whose log has live kernel sessions."""
         for info in await self.notebooks.list():
             if info.live_kernels > 0:
-                await self.notebooks.open(info.id)
+                try:
+                    await self.notebooks.open(info.id)
+                except Exception:  # one notebook the relay cannot open must not keep it down
+                    log.exception("cannot open notebook %r to watch its kernels", info.id[:80])
 
     async def check(self) -> None:
         """Expire every live session whose lease ran out."""

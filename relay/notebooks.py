@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,10 @@ Authorize = Callable[[NotebookState, list[Event]], None]
 
 #: Rows read from storage per call when refolding.
 _PAGE = 5_000
+#: Longest stretch of folding between two turns of the event loop (seconds).
+_FOLD_SLICE = 0.01
+
+log = logging.getLogger("anode.relay")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +179,7 @@ class Notebooks:
                 state = NotebookState()  # an older state format: refold from the log
         while True:
             rows = await self.storage.read(notebook_id, state.seq, _PAGE, upto=at)
-            _refold(state, rows)
+            await _refold(state, rows)
             mark.tail += sum(len(row.body) for row in rows)
             if len(rows) < _PAGE:
                 return state, mark
@@ -270,8 +275,12 @@ class Notebooks:
             self._forget(opened)
             raise
         if result.stored:
-            await self._catch_up(opened, result.stored[0].seq - 1)
-            self._fold(opened, result.stored, batch)
+            try:
+                await self._catch_up(opened, result.stored[0].seq - 1)
+                await self._fold(opened, result.stored, batch)
+            except BaseException:  # cancelled between two events: the state is half a batch
+                self._forget(opened)
+                raise
         return result
 
     async def _append_with_summary(self, opened: OpenNotebook, batch: _Batch) -> AppendResult:
@@ -286,7 +295,11 @@ class Notebooks:
         planned = plan_append(found.head, batch.rows, found.known)  # IdConflict: nothing folded yet
         if not planned.stored:
             return planned
-        self._fold(opened, planned.stored, batch)
+        try:
+            await self._fold(opened, planned.stored, batch)
+        except BaseException:  # cancelled between two events: the state is half a batch
+            self._forget(opened)
+            raise
         summary = _summary(opened.state)
         try:
             result = await self.storage.append(
@@ -301,10 +314,12 @@ class Notebooks:
         opened.summary = summary
         return result
 
-    def _fold(self, opened: OpenNotebook, rows: list[StoredRow], batch: _Batch) -> None:
+    async def _fold(self, opened: OpenNotebook, rows: list[StoredRow], batch: _Batch) -> None:
+        turn = _Turn()
         for row in rows:
             event = batch.events[row.id]
             advance(opened.state, stored(row.seq, row.id, event, batch.actor, batch.ts))
+            await turn.maybe_yield()
         opened.snapshot.tail += sum(len(row.body) for row in rows)
 
     def _forget(self, opened: OpenNotebook) -> None:
@@ -319,7 +334,7 @@ class Notebooks:
             rows = await self.storage.read(opened.id, opened.state.seq, _PAGE, upto=upto)
             if not rows:
                 return
-            _refold(opened.state, rows)
+            await _refold(opened.state, rows)
             opened.snapshot.tail += sum(len(row.body) for row in rows)
 
     async def pull(self, notebook_id: str, after: int, limit: int) -> tuple[list[StoredRow], int]:
@@ -359,15 +374,51 @@ class Notebooks:
         return state.seq, state.dump() if internal else state.public()
 
 
-def _refold(state: NotebookState, rows: list[StoredRow]) -> None:
+class _Turn:
+    """Gives the event loop a turn every ``_FOLD_SLICE`` seconds of folding.
+
+    One event costs little (an edit at most ``limits.MAX_REBASE_WORK``), but a
+    page of them, or a long tail refolded on open or for ``?at=``, would hold
+    every other notebook's requests; between events the state is whole.
+    """
+
+    def __init__(self) -> None:
+        self._until = time.perf_counter() + _FOLD_SLICE
+
+    async def maybe_yield(self) -> None:
+        if time.perf_counter() > self._until:
+            await asyncio.sleep(0)
+            self._until = time.perf_counter() + _FOLD_SLICE
+
+
+async def _refold(state: NotebookState, rows: list[StoredRow]) -> None:
     """Fold rows read back from storage, which holds only events the relay validated.
 
     Hence the trusted decode (no per-argument checks), and one ``json.loads``
-    for the whole page rather than one per row.
+    for the whole page rather than one per row. A row no parser reads (a
+    store damaged outside the relay) is skipped with a log line, so the rest
+    of its notebook is still served.
     """
-    if rows:
-        for value in json.loads("[" + ",".join(row.body for row in rows) + "]"):
-            advance(state, stored_from_json(value, trusted=True))
+    if not rows:
+        return
+    turn = _Turn()
+    for value in _decode_page(rows):
+        advance(state, stored_from_json(value, trusted=True))
+        await turn.maybe_yield()
+
+
+def _decode_page(rows: list[StoredRow]) -> list[dict[str, Any]]:
+    try:
+        return json.loads("[" + ",".join(row.body for row in rows) + "]")
+    except ValueError:
+        pass
+    values = []
+    for row in rows:
+        try:
+            values.append(json.loads(row.body))
+        except ValueError:
+            log.error("skipping event %d (%r): its stored body is not JSON", row.seq, row.id[:80])
+    return values
 
 
 def _row(event_id: str, event: Event, actor: str, ts: float) -> NewRow:

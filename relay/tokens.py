@@ -35,7 +35,7 @@ MAX_LABEL = 200
 
 _SECRET_FILE = "secret.key"
 _DATABASE_FILE = "auth.db"
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -82,7 +82,7 @@ class TokenRecord:
 
 def parse_duration(text: str) -> int:
     """``90s``, ``15m``, ``12h``, ``7d``, ``2w`` -> seconds."""
-    match = _DURATION.match(text.strip())
+    match = _DURATION.fullmatch(text.strip())
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"{text!r} is not a duration like 30m, 12h, 7d or 2w")
     return int(match.group(1)) * _UNITS[match.group(2)]

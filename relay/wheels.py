@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from .errors import NotFound
 
-_WHEEL = re.compile(r"^(?P<name>[A-Za-z0-9_.]+)-(?P<version>[A-Za-z0-9_.!+]+)(-[A-Za-z0-9_.]+){2,3}\.whl$")
+_WHEEL = re.compile(r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[A-Za-z0-9_.!+]+)(-[A-Za-z0-9_.]+){2,3}\.whl")
 
 
 def normalize(name: str) -> str:
@@ -51,7 +51,7 @@ class Wheelhouse:
     def _wheels(self) -> dict[str, list[Path]]:
         found: dict[str, list[Path]] = {}
         for path in sorted(self.folder.glob("*.whl")):
-            match = _WHEEL.match(path.name)
+            match = _WHEEL.fullmatch(path.name)
             if match:
                 found.setdefault(normalize(match["name"]), []).append(path)
         return found
@@ -82,6 +82,6 @@ class Wheelhouse:
     async def file(self, request: Request) -> Response:
         filename = request.path_params["filename"]
         path = self.folder / filename
-        if not _WHEEL.match(filename) or not path.is_file():
+        if not _WHEEL.fullmatch(filename) or not path.is_file():
             raise NotFound(f"no wheel {filename[:100]!r} in this wheelhouse", code="unknown_wheel")
         return FileResponse(path, media_type="application/octet-stream")

@@ -27,7 +27,7 @@ def identifier(value: Any) -> str:
     """A cell, execution, session or event id: 1-64 URL-safe characters."""
     if not isinstance(value, str):
         raise _invalid(f"must be an id string, not {_type_name(value)}")
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         raise _invalid("must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
     return value
 

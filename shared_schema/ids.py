@@ -17,8 +17,9 @@ EventId = NewType("EventId", str)
 Seq = NewType("Seq", int)
 Actor = NewType("Actor", str)
 
-#: Ids are short, URL-safe and never contain a path separator.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Ids are short, URL-safe and never contain a path separator. Always used
+#: with ``fullmatch``: ``match`` with ``$`` would let a trailing newline through.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 #: The actor the relay writes its own events as (lease expiry, notebook creation).
 RELAY_ACTOR = Actor("relay")
@@ -26,4 +27,4 @@ RELAY_ACTOR = Actor("relay")
 
 def is_valid_id(value: object) -> bool:
     """True for a string usable as any Anode id (notebook, cell, event, ...)."""
-    return isinstance(value, str) and ID_PATTERN.match(value) is not None
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None

@@ -12,6 +12,16 @@ MAX_KEY = 128
 MAX_REASON = 1_000
 MAX_SOURCE = 1_000_000          # characters in a cell
 MAX_OPS_COMPONENTS = 100_000    # retain/insert/delete components in one edit
+#: Rebasing an edit over the edits that landed after its base revision costs,
+#: per landed edit, its components, the edit's own, and REBASE_STEP_COST for
+#: the step itself. An edit over MAX_REBASE_WORK is refused by the relay and
+#: ignored by every fold (~60 ms of CPython at most), so no edit, however
+#: stale, stalls a relay or a browser. An honest client rebases its buffered
+#: edit as the log arrives and sends it a revision or two behind.
+MAX_REBASE_WORK = 80_000
+REBASE_STEP_COST = 8
+#: The same, summed over the edits of one push.
+MAX_BATCH_REBASE_WORK = 400_000
 MAX_STREAM_TEXT = 1_000_000     # characters in one streamAppended
 MAX_OUTPUT_BYTES = 4_000_000    # one output (serialized JSON), e.g. a PNG in base64
 MAX_METADATA_BYTES = 64_000     # one metadata value (serialized JSON)

@@ -14,7 +14,8 @@ decide a race live here:
   is its cell's latest run (``displayUpdated`` excepted: like Jupyter, it
   updates every shown output with its display id);
 - a text edit is transformed over every edit that landed after its base
-  revision (edits already in the log win insert ties).
+  revision (edits already in the log win insert ties), unless that would
+  cost more than ``limits.MAX_REBASE_WORK`` (``rebase_work``): then it is a no-op.
 
 Nothing here reads a clock or raises on a well-formed event: times come from
 the relay's ``ts`` on each event, and an event that no longer applies is a
@@ -103,6 +104,8 @@ def _cell_source_edited(state: NotebookState, stored: StoredEvent) -> None:
     cell = _live_cell(state, event.cell_id)
     if cell is None or event.base_rev > cell.rev:
         return
+    if rebase_work(cell, event.base_rev, len(event.ops)) > limits.MAX_REBASE_WORK:
+        return  # too stale to rebase cheaply; the relay refuses such edits
     ops = event.ops
     try:
         for landed in cell.history[event.base_rev :]:
@@ -115,6 +118,21 @@ def _cell_source_edited(state: NotebookState, stored: StoredEvent) -> None:
     cell.source = source
     cell.history.append(ops)
     cell.rev += 1
+
+
+def rebase_work(cell: Cell, base_rev: int, components: int, *, stop: int = limits.MAX_REBASE_WORK) -> int:
+    """What rebasing an edit of ``components`` from ``base_rev`` to the cell's head costs.
+
+    Counting stops once past ``stop``, so the check costs at most a small
+    share of the work it allows.
+    """
+    work = 0
+    history = cell.history
+    for rev in range(max(base_rev, 0), len(history)):
+        work += len(history[rev]) + components + limits.REBASE_STEP_COST
+        if work > stop:
+            break
+    return work
 
 
 def _cell_type_changed(state: NotebookState, stored: StoredEvent) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from json.encoder import encode_basestring  # json.dumps of one str (ensure_ascii off), in C
 from typing import Mapping, Protocol, Sequence
 
 
@@ -32,8 +33,10 @@ class NewRow:
     ts: float
 
     def body(self, seq: int) -> str:
+        """The stored JSON: every string goes through the encoder, whatever it holds
+        (``tests/test_storage.py`` proves it equal to ``json.dumps`` over arbitrary strings)."""
         return (
-            f'{{"seq":{seq},"id":"{self.id}","name":"{self.name}","v":{self.v},'
+            f'{{"seq":{seq},"id":{encode_basestring(self.id)},"name":{_json_str(self.name)},"v":{self.v},'
             f'"args":{self.args_json},"actor":{_json_str(self.actor)},"ts":{self.ts!r}}}'
         )
 
@@ -187,5 +190,5 @@ def _same_event(body: str, row: NewRow) -> bool:
 
 @lru_cache(maxsize=1_024)
 def _json_str(value: str) -> str:
-    """A string as JSON. Cached: every row of a batch has the same actor."""
+    """A string as JSON. Cached: every row of a batch has the same actor, and names repeat."""
     return json.dumps(value, ensure_ascii=False)

@@ -10,6 +10,7 @@ for power loss too).
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -32,7 +33,9 @@ from . import (
 
 #: The on-disk schema this code writes. A file with a higher number was written
 #: by a newer Anode and is refused rather than misread.
-STORAGE_VERSION = 1
+#: 2: event bodies are JSON whatever their id holds (version 1 wrote the id
+#: unescaped, so an id ending in a newline made a row no JSON parser reads).
+STORAGE_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notebooks (
@@ -267,6 +270,8 @@ def open_database(path: Path, sync: str = "normal") -> sqlite3.Connection:
         db.execute(f"PRAGMA synchronous = {'FULL' if sync == 'full' else 'NORMAL'}")
         db.execute("PRAGMA busy_timeout = 5000")
         db.executescript(_SCHEMA)
+        if version < 2:
+            _repair_bodies(db)
         db.execute(f"PRAGMA user_version = {STORAGE_VERSION}")
     except sqlite3.Error as error:
         db.close()
@@ -275,6 +280,26 @@ def open_database(path: Path, sync: str = "normal") -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _repair_bodies(db: sqlite3.Connection) -> None:
+    """Re-encode the event bodies version 1 wrote with a raw control character in the id.
+
+    The encoder escapes every control character, so only such a row can hold
+    a raw newline; a lenient parse reads it back and the encoder writes it
+    as JSON again, id and all, so the rest of its notebook is served as before.
+    """
+    with _transaction(db):
+        rows = db.execute(
+            "SELECT notebook, seq, body FROM events WHERE instr(body, char(10)) > 0"
+            " OR instr(body, char(13)) > 0"
+        ).fetchall()
+        for notebook, seq, body in rows:
+            try:
+                repaired = json.dumps(json.loads(body, strict=False), separators=(",", ":"), ensure_ascii=False)
+            except ValueError:
+                continue  # not ours to guess at: refolds skip it (``Notebooks``)
+            db.execute("UPDATE events SET body = ? WHERE notebook = ? AND seq = ?", (repaired, notebook, seq))
 
 
 @contextmanager
