@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Coroutine
+from contextlib import contextmanager
+from typing import Any, Coroutine, Iterator
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shared_schema import SCHEMA_VERSION
+from shared_schema import SCHEMA_VERSION, SchemaError, fields
 from shared_schema.ids import is_valid_id
 from shared_schema.limits import MAX_TITLE
 
 from . import __version__
 from .auth import EventPolicy, Forbidden, credential, require
-from .errors import BadRequest
+from .config import RelayConfig
+from .errors import BadRequest, TooManyRequests
 from .notebooks import Notebooks
 from .params import float_param, int_param, json_body
-from .presence import Entry
+from .presence import Entry, NotYours, TooManyEntries
 from .services import Services
 from .stream import stream
 from .token_api import token_routes
@@ -170,11 +172,14 @@ async def _wait_unless_gone(request: Request, waiting: Coroutine[Any, Any, None]
 
 
 async def post_presence(request: Request) -> Response:
+    """Post, replace or remove one ephemeral entry: bounded in size, depth, count and
+    rate, and owned by the credential that first posted it."""
     svc = services(request)
     config = svc.config
     notebook_id = request.path_params["notebook"]
     grant = require(request, "presence", notebook_id)
-    await svc.notebooks.open(notebook_id)
+    opened = await svc.notebooks.open(notebook_id)
+    svc.presence_limiter.take(grant.token_id)
     body = await json_body(request, config.max_presence_bytes)
     unknown = set(body) - {"client_id", "kind", "state", "ttl", "gone"}
     if unknown:
@@ -184,26 +189,31 @@ async def post_presence(request: Request) -> Response:
         raise BadRequest("client_id must be an id (1-64 of A-Z, a-z, 0-9, '_', '-')", code="invalid_client_id")
     actor = grant.actor
     if body.get("gone") is True:
-        svc.presence.leave(notebook_id, client_id, actor)
+        with _presence_owned(client_id):
+            svc.presence.leave(notebook_id, client_id, actor)
         return JSONResponse({"ok": True})
     kind = body.get("kind", "user")
     if kind not in PRESENCE_KINDS:
         raise BadRequest(f"kind must be one of {', '.join(PRESENCE_KINDS)}", code="invalid_kind")
-    state = body.get("state", {})
-    if not isinstance(state, dict):
-        raise BadRequest("state must be an object", code="invalid_state")
+    state = _presence_state(body.get("state", {}), config)
     ttl = body.get("ttl", config.presence_ttl_seconds)
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0.5 <= ttl <= config.max_presence_ttl_seconds:
         raise BadRequest(
             f"ttl must be a number of seconds from 0.5 to {config.max_presence_ttl_seconds:g}",
             code="invalid_ttl",
         )
+    session_id = None
     if kind == "kernel":
         require(request, "heartbeat", notebook_id)
         session_id = state.get("session_id")
         if not is_valid_id(session_id):
             raise BadRequest("a kernel heartbeat needs state.session_id", code="invalid_session_id")
-        svc.leases.heartbeat(notebook_id, session_id)
+        session = opened.state.kernels.get(session_id)
+        if session is not None and session.actor != actor:
+            raise Forbidden(
+                f"kernel session {session_id!r} belongs to another kernel: only its own credential heartbeats it",
+                code="not_your_session",
+            )
     entry = Entry(
         client_id=client_id,
         actor=actor,
@@ -212,8 +222,45 @@ async def post_presence(request: Request) -> Response:
         expires_at=time.monotonic() + float(ttl),
         ttl=float(ttl),
     )
-    svc.presence.post(notebook_id, entry)
+    with _presence_owned(client_id):
+        svc.presence.post(notebook_id, entry)
+    if session_id is not None:
+        svc.leases.heartbeat(notebook_id, session_id, actor)
     return JSONResponse({"ok": True})
+
+
+def _presence_state(state: object, config: RelayConfig) -> dict[str, Any]:
+    """A presence entry's state: a small, shallow JSON object."""
+    if not isinstance(state, dict):
+        raise BadRequest("state must be an object", code="invalid_state")
+    try:
+        fields.json_object(config.max_presence_state_bytes, max_depth=config.max_presence_depth)(state)
+    except SchemaError as error:
+        raise BadRequest(
+            f"state {error.detail} (at most {config.max_presence_state_bytes} bytes,"
+            f" {config.max_presence_depth} levels deep)",
+            code="invalid_state",
+        ) from None
+    return state
+
+
+@contextmanager
+def _presence_owned(client_id: str) -> Iterator[None]:
+    """Turn the board's refusals into 403 / 429."""
+    try:
+        yield
+    except NotYours:
+        raise Forbidden(
+            f"presence entry {client_id!r} was posted by another credential: only it may change or remove it",
+            code="not_your_presence",
+        ) from None
+    except TooManyEntries:
+        raise TooManyRequests(
+            "this credential already holds as many presence entries as it may here;"
+            " remove one (gone) or let it expire",
+            retry_after=5.0,
+            code="too_many_presence_entries",
+        ) from None
 
 
 async def get_snapshot(request: Request) -> Response:

@@ -46,6 +46,13 @@ class RelayConfig:
     presence_ttl_seconds: float = 30.0
     max_presence_ttl_seconds: float = 300.0
     max_presence_bytes: int = 16_000
+    #: One presence entry's ``state`` as JSON, and how deep it may nest.
+    max_presence_state_bytes: int = 2_048
+    max_presence_depth: int = 4
+    #: Presence entries one credential may hold in one notebook (its tabs, its kernels).
+    max_presence_per_actor: int = 16
+    #: Presence posts a second per token on average (bursts of twice that); 0: no limit.
+    presence_rate: float = 60.0
     #: How often the lease monitor looks for kernels that stopped heartbeating.
     lease_check_seconds: float = 0.2
     #: Demand a token on every API request (``--no-auth`` turns it off, on loopback only).

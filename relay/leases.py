@@ -30,11 +30,15 @@ log = logging.getLogger("anode.relay.leases")
 class LeaseMonitor:
     notebooks: Notebooks
     clock: Callable[[], float] = time.monotonic
-    #: (notebook, session) -> when we last heard from it (or first noticed it).
-    _last_seen: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: (notebook, session) -> (when its last heartbeat came, and from whom).
+    _beats: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
+    #: (notebook, session) -> when this process first noticed it live.
+    _noticed: dict[tuple[str, str], float] = field(default_factory=dict)
 
-    def heartbeat(self, notebook: str, session_id: str) -> None:
-        self._last_seen[(notebook, session_id)] = self.clock()
+    def heartbeat(self, notebook: str, session_id: str, actor: str) -> None:
+        """Note a beat. It keeps the session only if ``actor`` announced it (checked in
+        ``check``, since a beat may come before its ``kernelSessionStarted`` lands)."""
+        self._beats[(notebook, session_id)] = (self.clock(), actor)
 
     async def adopt_live_sessions(self) -> None:
         """At start-up, open every notebook whose log has live kernel sessions."""
@@ -53,15 +57,20 @@ class LeaseMonitor:
             for session in opened.state.live_kernels():
                 key = (opened.id, session.id)
                 live.add(key)
-                seen = self._last_seen.setdefault(key, now)
+                seen = self._noticed.setdefault(key, now)
+                beat = self._beats.get(key)
+                if beat is not None and beat[1] == session.actor:  # another credential's beats keep nothing
+                    seen = max(seen, beat[0])
                 if now - seen > session.lease_seconds:
                     log.info("kernel session %s of %s missed its lease", session.id, opened.id)
                     try:
                         await self.notebooks.append_as_relay(opened.id, KernelSessionExpired(session_id=session.id))
                     except ApiError:  # pragma: no cover - the notebook vanished under us
                         log.exception("could not expire %s", session.id)
-        for key in set(self._last_seen) - live:
+        for key in set(self._noticed) - live:
+            del self._noticed[key]
+        for key in set(self._beats) - live:
             # Forget sessions that ended, but keep heartbeats that arrived
             # before their kernelSessionStarted landed (they are recent).
-            if now - self._last_seen[key] > 60.0:
-                del self._last_seen[key]
+            if now - self._beats[key][0] > 60.0:
+                del self._beats[key]

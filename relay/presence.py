@@ -35,20 +35,45 @@ class Entry:
         }
 
 
+class NotYours(Exception):
+    """The entry belongs to another credential: only its poster changes or removes it."""
+
+
+class TooManyEntries(Exception):
+    """The credential already holds ``max_per_actor`` entries in this notebook."""
+
+
 @dataclass
 class PresenceBoard:
     publish: Publish
     clock: Callable[[], float] = time.monotonic
+    #: Live entries one actor may hold in one notebook (0: no limit).
+    max_per_actor: int = 0
     _entries: dict[str, dict[str, Entry]] = field(default_factory=dict)
 
     def post(self, notebook: str, entry: Entry) -> None:
-        self._entries.setdefault(notebook, {})[entry.client_id] = entry
+        """Add or replace ``entry``; ``NotYours`` or ``TooManyEntries`` change nothing."""
+        entries = self._entries.setdefault(notebook, {})
+        now = self.clock()
+        known = entries.get(entry.client_id)
+        if known is not None and known.expires_at > now and known.actor != entry.actor:
+            raise NotYours(entry.client_id)
+        if known is None and self.max_per_actor:
+            held = sum(1 for e in entries.values() if e.actor == entry.actor and e.expires_at > now)
+            if held >= self.max_per_actor:
+                raise TooManyEntries(entry.actor)
+        entries[entry.client_id] = entry
         self.publish(notebook, entry.public())
 
     def leave(self, notebook: str, client_id: str, actor: str) -> None:
         entries = self._entries.get(notebook, {})
-        if entries.pop(client_id, None) is not None:
-            self.publish(notebook, {"client_id": client_id, "actor": actor, "gone": True})
+        known = entries.get(client_id)
+        if known is None:
+            return
+        if known.actor != actor and known.expires_at > self.clock():
+            raise NotYours(client_id)
+        del entries[client_id]
+        self.publish(notebook, {"client_id": client_id, "actor": known.actor, "gone": True})
 
     def current(self, notebook: str) -> list[dict[str, Any]]:
         now = self.clock()

@@ -26,6 +26,8 @@ class PushLimiter:
     rate: float  # pushes per second; 0 turns the limit off
     burst: int
     clock: Callable[[], float] = time.monotonic
+    #: What is counted, for the 429's message.
+    what: str = "pushes"
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
 
     def take(self, key: str) -> None:
@@ -42,7 +44,7 @@ class PushLimiter:
         bucket.at = now
         if bucket.level < 1.0:
             raise TooManyRequests(
-                f"more than {self.rate:g} pushes a second on this token; slow down",
+                f"more than {self.rate:g} {self.what} a second on this token; slow down",
                 retry_after=(1.0 - bucket.level) / self.rate,
             )
         bucket.level -= 1.0

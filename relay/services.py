@@ -33,6 +33,7 @@ class Services:
     #: None when the relay runs without auth (``--no-auth``).
     tokens: TokenStore | None
     push_limiter: PushLimiter
+    presence_limiter: PushLimiter
     streams: StreamCounter
     #: Set when the relay begins to shut down: long polls answer at once.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
@@ -43,7 +44,10 @@ class Services:
         storage = storage or SQLiteStorage(config.database_path, sync=config.sqlite_sync)
         hub = Hub(queue_size=config.subscriber_queue)
         notebooks = Notebooks(storage, hub, config)
-        presence = PresenceBoard(publish=lambda nb, signal: hub.publish(nb, Signal(encode(signal))))
+        presence = PresenceBoard(
+            publish=lambda nb, signal: hub.publish(nb, Signal(encode(signal))),
+            max_per_actor=config.max_presence_per_actor if config.auth else 0,
+        )
         leases = LeaseMonitor(notebooks)
         tokens = TokenStore(config.data_dir) if config.auth else None
         # The limits are per token: without tokens every caller would share one budget.
@@ -57,6 +61,11 @@ class Services:
             leases,
             tokens,
             PushLimiter(config.push_rate if per_token else 0, config.push_burst),
+            PushLimiter(
+                config.presence_rate if per_token else 0,
+                max(1, int(config.presence_rate * 2)),
+                what="presence posts",
+            ),
             StreamCounter(config.max_streams_per_token if per_token else 0),
         )
 

@@ -36,6 +36,7 @@ MAX_LABEL = 200
 _SECRET_FILE = "secret.key"
 _DATABASE_FILE = "auth.db"
 _DURATION = re.compile(r"(\d+)([smhdw])")
+_B64 = re.compile(r"[A-Za-z0-9_-]*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -93,7 +94,14 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: only the one spelling ``_b64`` writes (no padding, no stray characters),
+    so a token has exactly one form, and a changed character is a changed token."""
+    if not _B64.fullmatch(text):
+        raise ValueError("not unpadded URL-safe base64")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:  # non-zero bits after the last byte
+        raise ValueError("not the canonical spelling")
+    return data
 
 
 def sign(secret: bytes, grant: Grant) -> str:
@@ -113,8 +121,11 @@ def verify(secret: bytes, token: str, now: float | None = None) -> Grant:
         raise InvalidToken("malformed token") from None
     if not hmac.compare_digest(mac, hmac.new(secret, payload, hashlib.sha256).digest()):
         raise InvalidToken("token signature does not match")
-    token_id, notebook, role, expires = payload.decode().split(":")
-    expires_at = int(expires) or None
+    try:
+        token_id, notebook, role, expires = payload.decode("ascii").split(":")
+        expires_at = int(expires) or None
+    except ValueError:  # signed, so ours: only an older or future format gets here
+        raise InvalidToken("malformed token") from None
     if expires_at is not None and expires_at <= (time.time() if now is None else now):
         raise InvalidToken("token has expired")
     return Grant(token_id, notebook, role, expires_at)

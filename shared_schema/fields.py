@@ -95,11 +95,11 @@ def optional(inner: Check) -> Check:
     return check
 
 
-def json_value(max_bytes: int) -> Check:
+def json_value(max_bytes: int, *, max_depth: int = limits.MAX_JSON_DEPTH) -> Check:
     """Any JSON value (finite numbers only), at most ``max_bytes`` serialized."""
 
     def check(value: Any) -> Any:
-        _check_json(value, 0)
+        _check_json(value, 0, max_depth)
         size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
         if size > max_bytes:
             raise SchemaError("too_large", f"is {size} bytes of JSON; the limit is {max_bytes}")
@@ -108,8 +108,8 @@ def json_value(max_bytes: int) -> Check:
     return check
 
 
-def json_object(max_bytes: int) -> Check:
-    as_json = json_value(max_bytes)
+def json_object(max_bytes: int, *, max_depth: int = limits.MAX_JSON_DEPTH) -> Check:
+    as_json = json_value(max_bytes, max_depth=max_depth)
 
     def check(value: Any) -> dict:
         if not isinstance(value, dict):
@@ -145,9 +145,9 @@ def string_list(max_items: int, max_length: int) -> Check:
     return check
 
 
-def _check_json(value: Any, depth: int) -> None:
-    if depth > limits.MAX_JSON_DEPTH:
-        raise _invalid(f"nests deeper than {limits.MAX_JSON_DEPTH} levels")
+def _check_json(value: Any, depth: int, max_depth: int) -> None:
+    if depth > max_depth:
+        raise _invalid(f"nests deeper than {max_depth} levels")
     if value is None or isinstance(value, (str, bool, int)):
         return
     if isinstance(value, float):
@@ -156,13 +156,13 @@ def _check_json(value: Any, depth: int) -> None:
         return
     if isinstance(value, list):
         for entry in value:
-            _check_json(entry, depth + 1)
+            _check_json(entry, depth + 1, max_depth)
         return
     if isinstance(value, dict):
         for key, entry in value.items():
             if not isinstance(key, str):
                 raise _invalid("object keys must be strings")
-            _check_json(entry, depth + 1)
+            _check_json(entry, depth + 1, max_depth)
         return
     raise _invalid(f"must be JSON, not {_type_name(value)}")
 
