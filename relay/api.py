@@ -21,7 +21,7 @@ from shared_schema.ids import is_valid_id
 from shared_schema.limits import MAX_TITLE
 
 from . import __version__
-from .auth import EventPolicy, Forbidden, credential, require
+from .auth import EventPolicy, Forbidden, Unauthorized, credential, require
 from .config import RelayConfig
 from .errors import BadRequest, TooManyRequests
 from .notebooks import Notebooks
@@ -139,21 +139,29 @@ async def pull_events(request: Request) -> Response:
     svc = services(request)
     config = svc.config
     notebook_id = request.path_params["notebook"]
-    require(request, "read", notebook_id)
+    grant = require(request, "read", notebook_id)
     after = int_param(request, "after", 0, 0, 2**53)
     limit = int_param(request, "limit", config.default_pull_limit, 1, config.max_pull_limit)
     wait = float_param(request, "wait", 0.0, 0.0, config.max_wait_seconds)
     notebooks: Notebooks = svc.notebooks
     rows, head = await notebooks.pull(notebook_id, after, limit)
     if not rows and wait > 0:
-        await _wait_unless_gone(request, notebooks.wait_for_events(notebook_id, after, wait), svc.closing)
+        revoked = asyncio.Event()
+        with svc.revocations.watch(grant, revoked.set):
+            waiting = notebooks.wait_for_events(notebook_id, after, wait)
+            await _wait_unless_gone(request, waiting, svc.closing, revoked)
+        if revoked.is_set():
+            raise Unauthorized("token has been revoked or has expired")
         rows, head = await notebooks.pull(notebook_id, after, limit)
     payload = '{"events":[' + ",".join(row.body for row in rows) + '],"head":' + str(head) + "}"
     return Response(payload, media_type="application/json")
 
 
-async def _wait_unless_gone(request: Request, waiting: Coroutine[Any, Any, None], closing: asyncio.Event) -> None:
-    """Await a long poll, but stop early when the client hangs up or the relay shuts down.
+async def _wait_unless_gone(
+    request: Request, waiting: Coroutine[Any, Any, None], *stop: asyncio.Event
+) -> None:
+    """Await a long poll, but stop early when the client hangs up or a ``stop`` is set
+    (the relay shuts down, the token is revoked).
 
     A kernel's long poll would otherwise hold its task (and a relay's
     graceful shutdown) for up to ``wait`` seconds after nobody listens.
@@ -163,7 +171,8 @@ async def _wait_unless_gone(request: Request, waiting: Coroutine[Any, Any, None]
         while (await request.receive())["type"] != "http.disconnect":
             pass
 
-    tasks = [asyncio.ensure_future(waiting), asyncio.ensure_future(hung_up()), asyncio.ensure_future(closing.wait())]
+    tasks = [asyncio.ensure_future(waiting), asyncio.ensure_future(hung_up())]
+    tasks += [asyncio.ensure_future(event.wait()) for event in stop]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -72,15 +72,28 @@ class Signal:
 
 Message = EventBatch | Signal
 
+#: Put in a queue only to wake its reader.
+_WAKE = Signal("")
+
 
 @dataclass(eq=False)
 class Subscriber:
     notebook: str
     queue: asyncio.Queue[Message]
     overflowed: bool = False
+    #: Set by ``end()``: the stream stops at its next message (a revoked token).
+    ended: bool = False
 
     async def get(self) -> Message:
         return await self.queue.get()
+
+    def end(self) -> None:
+        """Wake the stream so that it sees ``ended`` and stops."""
+        self.ended = True
+        try:
+            self.queue.put_nowait(_WAKE)
+        except asyncio.QueueFull:
+            self.overflowed = True  # it stops either way
 
 
 @dataclass

@@ -15,6 +15,7 @@ from .leases import LeaseMonitor
 from .notebooks import Notebooks
 from .presence import PresenceBoard, encode
 from .ratelimit import PushLimiter, StreamCounter
+from .revocations import Revocations
 from .storage import Storage
 from .storage.sqlite import SQLiteStorage
 from .tokens import TokenStore
@@ -32,6 +33,7 @@ class Services:
     leases: LeaseMonitor
     #: None when the relay runs without auth (``--no-auth``).
     tokens: TokenStore | None
+    revocations: Revocations
     push_limiter: PushLimiter
     presence_limiter: PushLimiter
     streams: StreamCounter
@@ -60,6 +62,7 @@ class Services:
             presence,
             leases,
             tokens,
+            Revocations(tokens),
             PushLimiter(config.push_rate if per_token else 0, config.push_burst),
             PushLimiter(
                 config.presence_rate if per_token else 0,
@@ -87,11 +90,12 @@ class Services:
             self.tokens.close()
 
     async def _keep_house(self) -> None:
-        """Expire kernel leases and stale presence, a few times a second."""
+        """Expire kernel leases, stale presence and revoked credentials' streams, a few times a second."""
         while True:
             await asyncio.sleep(self.config.lease_check_seconds)
             try:
                 await self.leases.check()
                 self.presence.sweep()
+                self.revocations.sweep()
             except Exception:  # keep the loop alive whatever one round hit
                 log.exception("housekeeping failed")

@@ -27,8 +27,10 @@ from starlette.responses import Response
 from .errors import BadRequest
 from .frames import frame
 from .auth import require
-from .hub import EventBatch, Signal
+from .hub import EventBatch, Signal, Subscriber
+from .notebooks import OpenNotebook
 from .params import int_param
+from .services import Services
 
 _BACKLOG_PAGE = 1_000
 
@@ -42,37 +44,12 @@ async def stream(request: Request) -> Response:
     svc.streams.check(grant.token_id)  # 429 now, while there is still a status to send
 
     async def messages() -> AsyncIterator[bytes]:
-        sent = after
         subscriber = svc.hub.subscribe(notebook_id)
         svc.streams.enter(grant.token_id)
         try:
-            while sent < opened.state.seq:
-                rows = await svc.storage.read(notebook_id, sent, _BACKLOG_PAGE)
-                if not rows:
-                    break
-                batch = EventBatch(tuple(r.seq for r in rows), tuple(r.body for r in rows))
-                yield batch.frame()
-                sent = batch.last_seq
-            for signal in svc.presence.current(notebook_id):
-                yield frame("presence", json.dumps(signal, separators=(",", ":")))
-            while True:
-                message = await subscriber.get()
-                if subscriber.overflowed:
-                    yield frame("resync", json.dumps({"after": sent}))
-                    return
-                if isinstance(message, Signal):
-                    yield message.frame()
-                    continue
-                fresh = message.after(sent)
-                if fresh is None:
-                    continue
-                if fresh.seqs[0] != sent + 1:  # a gap: fill it from storage first
-                    rows = await svc.storage.read(notebook_id, sent, fresh.seqs[0] - sent - 1)
-                    if rows:
-                        gap = EventBatch(tuple(r.seq for r in rows), tuple(r.body for r in rows))
-                        yield gap.frame()
-                yield fresh.frame()  # encoded once for all subscribers (``EventBatch.frame``)
-                sent = fresh.last_seq
+            with svc.revocations.watch(grant, subscriber.end):
+                async for message in _follow(svc, notebook_id, opened, subscriber, after):
+                    yield message
         finally:
             svc.hub.unsubscribe(subscriber)
             svc.streams.leave(grant.token_id)
@@ -82,6 +59,46 @@ async def stream(request: Request) -> Response:
         ping=svc.config.sse_ping_seconds,
         headers={"Cache-Control": "no-store"},
     )
+
+
+async def _follow(
+    svc: Services, notebook_id: str, opened: OpenNotebook, subscriber: Subscriber, after: int
+) -> AsyncIterator[bytes]:
+    """The stream's frames: the backlog past ``after``, who is here, then what comes.
+
+    Ends when the subscriber is ended (its token was revoked or expired: the
+    client reconnects into a 401) or told to resync.
+    """
+    sent = after
+    while sent < opened.state.seq and not subscriber.ended:
+        rows = await svc.storage.read(notebook_id, sent, _BACKLOG_PAGE)
+        if not rows:
+            break
+        batch = EventBatch(tuple(r.seq for r in rows), tuple(r.body for r in rows))
+        yield batch.frame()
+        sent = batch.last_seq
+    for signal in svc.presence.current(notebook_id):
+        yield frame("presence", json.dumps(signal, separators=(",", ":")))
+    while True:
+        message = await subscriber.get()
+        if subscriber.ended:
+            return
+        if subscriber.overflowed:
+            yield frame("resync", json.dumps({"after": sent}))
+            return
+        if isinstance(message, Signal):
+            yield message.frame()
+            continue
+        fresh = message.after(sent)
+        if fresh is None:
+            continue
+        if fresh.seqs[0] != sent + 1:  # a gap: fill it from storage first
+            rows = await svc.storage.read(notebook_id, sent, fresh.seqs[0] - sent - 1)
+            if rows:
+                gap = EventBatch(tuple(r.seq for r in rows), tuple(r.body for r in rows))
+                yield gap.frame()
+        yield fresh.frame()  # encoded once for all subscribers (``EventBatch.frame``)
+        sent = fresh.last_seq
 
 
 def _resume_point(request: Request) -> int:

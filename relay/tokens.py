@@ -237,11 +237,12 @@ class TokenStore:
     def check(self, token: str) -> Grant:
         """The grant of a valid, unexpired, unrevoked token, else ``InvalidToken``."""
         grant = verify(self.secret, token)
-        if grant.token_id in self._revoked_ids():
+        if grant.token_id in self.revoked_ids():
             raise InvalidToken("token has been revoked")
         return grant
 
-    def _revoked_ids(self) -> frozenset[str]:
+    def revoked_ids(self) -> frozenset[str]:
+        """Every revoked token id; one pragma when no process revoked anything since the last call."""
         with self._lock:
             version = self._db.execute("PRAGMA data_version").fetchone()[0]
             if version != self._seen_version:
