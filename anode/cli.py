@@ -104,6 +104,13 @@ main.add_command(build_site)
     help="Pushes a second allowed per token (bursts of twice that); 0: no limit.",
 )
 @click.option(
+    "--request-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="Seconds a client may take to send a request's body (its head: at most 10); then 408.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -121,6 +128,7 @@ def serve(
     no_auth: bool,
     allowed_origins: tuple[str, ...],
     push_rate: float,
+    request_timeout: float,
     log_level: str,
 ) -> None:
     """Serve the notebook (relay and client) on HOST:PORT.
@@ -134,6 +142,7 @@ def serve(
 
     from anode.kernels import KernelManager
     from relay.app import create_app
+    from relay.timeouts import protocol_with_head_deadline
 
     if no_auth and not _is_loopback(host):
         _fail(f"--no-auth serves anyone who can reach {host}; it is allowed only on a loopback address such as 127.0.0.1")
@@ -151,6 +160,8 @@ def serve(
         allowed_origins=tuple(origin.rstrip("/") for origin in allowed_origins),
         push_rate=push_rate,
         push_burst=max(1, int(push_rate * 2)),
+        request_head_seconds=min(10.0, request_timeout),
+        request_body_seconds=request_timeout,
     )
     bound_port = sock.getsockname()[1]
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
@@ -182,6 +193,7 @@ def serve(
             access_log=log_level == "debug",
             lifespan="on",
             timeout_graceful_shutdown=2,
+            http=protocol_with_head_deadline(config.request_head_seconds),
         )
     )
     server.run(sockets=[sock])

@@ -19,6 +19,7 @@ from .config import RelayConfig
 from .errors import ApiError
 from .services import Services
 from .static import static_routes
+from .timeouts import BodyDeadline
 from .wheels import wheel_routes
 
 log = logging.getLogger("anode.relay")
@@ -56,7 +57,7 @@ def build_middleware_stack(config: RelayConfig) -> list[Middleware]:
     """Outermost first. CORS only for the origins named with ``--allow-origin``:
     tokens travel in a header, never a cookie, but under ``--no-auth`` a
     wildcard would let any web page drive the relay."""
-    stack = [Middleware(SecurityHeaders)]
+    stack = [Middleware(SecurityHeaders), Middleware(BodyDeadline, seconds=config.request_body_seconds)]
     if config.allowed_origins:
         stack.insert(
             0,

@@ -53,6 +53,9 @@ class RelayConfig:
     max_presence_per_actor: int = 16
     #: Presence posts a second per token on average (bursts of twice that); 0: no limit.
     presence_rate: float = 60.0
+    #: Seconds a client may take to send a request's head, and its body.
+    request_head_seconds: float = 10.0
+    request_body_seconds: float = 30.0
     #: How often the lease monitor looks for kernels that stopped heartbeating.
     lease_check_seconds: float = 0.2
     #: Demand a token on every API request (``--no-auth`` turns it off, on loopback only).
