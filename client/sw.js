@@ -9,7 +9,8 @@
 // API (/api/), its wheels and other origins are never touched: the notebook
 // itself lives in IndexedDB (client/store.py), not here.
 
-const CACHE = "anode-shell-v1";
+// v2: keys hold no token (v1 kept the page under its ?token= address).
+const CACHE = "anode-shell-v2";
 // Kept by client/snapshot.js (a Pyodide memory snapshot), not by this worker.
 const OTHERS = ["anode-snapshot"];
 
@@ -31,6 +32,21 @@ function keepable(url) {
   return !path.startsWith("api/") && !path.startsWith("wheels/");
 }
 
+// What a response is kept under: never an address with a token in it. A
+// page address (any ?notebook=…) is the one page, kept under its path.
+function cacheKey(url, page) {
+  const key = new URL(url);
+  if (page) key.search = "";
+  else key.searchParams.delete("token");
+  return new Request(key.href);
+}
+
+function isPage(url) {
+  const root = new URL(self.registration.scope).pathname;
+  const path = new URL(url).pathname;
+  return path === root || path === `${root}index.html`;
+}
+
 function sameVersion(a, b) {
   const headers = ["etag", "last-modified", "content-length"];
   return headers.every((name) => a.headers.get(name) === b.headers.get(name));
@@ -38,11 +54,11 @@ function sameVersion(a, b) {
 
 // Store a fresh response (a copy the caller does not read) unless the cache
 // already holds this very version.
-async function store(cache, request, response) {
+async function store(cache, key, response) {
   if (!response.ok || response.type !== "basic") return;
-  const old = await cache.match(request);
+  const old = await cache.match(key);
   if (old && sameVersion(old, response)) return;
-  await cache.put(request, response);
+  await cache.put(key, response);
 }
 
 async function keep(urls) {
@@ -51,7 +67,8 @@ async function keep(urls) {
   for (const url of urls) {
     if (!keepable(url)) continue;
     try {
-      if (!(await cache.match(url))) await store(cache, new Request(url), await fetch(url));
+      const key = cacheKey(url, isPage(url));
+      if (!(await cache.match(key))) await store(cache, key, await fetch(key));
       kept += 1;
     } catch (error) {
       // Gone since the page loaded it: the next load tries again.
@@ -75,13 +92,13 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET" || !keepable(request.url)) return;
   event.respondWith((async () => {
     const cache = await caches.open(CACHE);
+    const key = cacheKey(request.url, request.mode === "navigate");
     try {
       const response = await fetch(request);
-      event.waitUntil(store(cache, request, response.clone()));
+      event.waitUntil(store(cache, key, response.clone()));
       return response;
     } catch (error) {
-      // A page address with any query (?notebook=…) is the same page.
-      const cached = await cache.match(request, { ignoreSearch: request.mode === "navigate" });
+      const cached = await cache.match(key);
       if (cached) return cached;
       throw error;
     }

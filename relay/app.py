@@ -12,52 +12,27 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .api import routes
 from .config import RelayConfig
 from .errors import ApiError
 from .services import Services
+from .headers import SecurityHeaders, meta_policy
 from .static import static_routes
 from .timeouts import BodyDeadline
 from .wheels import wheel_routes
 
 log = logging.getLogger("anode.relay")
 
-#: Sent with every response. COOP/COEP make the page cross-origin isolated,
-#: which SharedArrayBuffer (interrupting an in-browser kernel) requires.
-SECURITY_HEADERS = [
-    (b"cross-origin-opener-policy", b"same-origin"),
-    (b"cross-origin-embedder-policy", b"require-corp"),
-    (b"cross-origin-resource-policy", b"same-origin"),
-    (b"x-content-type-options", b"nosniff"),
-]
-
-
-class SecurityHeaders:
-    """Pure ASGI middleware: add ``SECURITY_HEADERS`` to every response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 def build_middleware_stack(config: RelayConfig) -> list[Middleware]:
     """Outermost first. CORS only for the origins named with ``--allow-origin``:
     tokens travel in a header, never a cookie, but under ``--no-auth`` a
     wildcard would let any web page drive the relay."""
-    stack = [Middleware(SecurityHeaders), Middleware(BodyDeadline, seconds=config.request_body_seconds)]
+    page_policy = meta_policy(config.static_root / "index.html", frame_ancestors="'none'")
+    stack = [
+        Middleware(SecurityHeaders, default_policy=page_policy),
+        Middleware(BodyDeadline, seconds=config.request_body_seconds),
+    ]
     if config.allowed_origins:
         stack.insert(
             0,

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .errors import NotFound
+from .headers import meta_policy
 
 # The platform's MIME table may lack these; browsers refuse wasm or modules
 # served as anything else.
@@ -42,18 +43,36 @@ VENDORED = {
 }
 
 
+#: What the page, the kernels and PyScript load from a vendored package. Its
+#: other files (Pyodide's console pages, which load scripts from public
+#: CDNs; source maps; type declarations; READMEs) are not served.
+VENDORED_SUFFIXES = frozenset(
+    {".js", ".mjs", ".wasm", ".zip", ".json", ".whl", ".css", ".woff2", ".woff", ".ttf"}
+)
+
+
+class _VendoredFiles(StaticFiles):
+    """A vendored package's folder, serving only ``VENDORED_SUFFIXES``."""
+
+    def lookup_path(self, path: str):  # type: ignore[no-untyped-def]
+        if Path(path).suffix not in VENDORED_SUFFIXES:
+            return "", None  # StaticFiles answers 404
+        return super().lookup_path(path)
+
+
 def static_routes(root: Path) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/", _index_page(root), methods=["GET", "HEAD"]),
         Route("/sw.js", _service_worker(root), methods=["GET", "HEAD"]),
         Route("/config.json", _site_config, methods=["GET", "HEAD"]),
+        Route("/client/frame.html", _output_frame(root), methods=["GET", "HEAD"]),
     ]
     for folder in ("client", "shared_schema", "kernel_headless"):
         if (root / folder).is_dir():
             routes.append(Mount(f"/{folder}", StaticFiles(directory=root / folder), name=folder))
     for name, relative in VENDORED.items():
         if (root / relative).is_dir():
-            routes.append(Mount(f"/vendor/{name}", StaticFiles(directory=root / relative), name=name))
+            routes.append(Mount(f"/vendor/{name}", _VendoredFiles(directory=root / relative), name=name))
     return routes
 
 
@@ -63,9 +82,23 @@ def _index_page(root: Path):
     async def index(request) -> Response:
         if not page.is_file():
             raise NotFound("this relay serves no client (index.html is missing)", code="no_client")
-        return FileResponse(page, media_type="text/html; charset=utf-8")
+        # Its address may carry ?token=: no cache keeps a copy under it.
+        return FileResponse(page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"})
 
     return index
+
+
+def _output_frame(root: Path):
+    """``client/frame.html`` with its own policy as a header too, framed only by the page."""
+    page = root / "client" / "frame.html"
+    policy = meta_policy(page, frame_ancestors="'self'")
+
+    async def frame(request) -> Response:
+        if policy is None:
+            raise NotFound("this relay serves no client (client/frame.html is missing)", code="no_client")
+        return FileResponse(page, media_type="text/html; charset=utf-8", headers={"content-security-policy": policy})
+
+    return frame
 
 
 def _service_worker(root: Path):
