@@ -23,7 +23,7 @@ from relay.config import RelayConfig
 from relay.storage import StorageError
 from relay.storage.sqlite import open_database
 
-from .options import data_option, fail as _fail
+from .options import data_option, fail as _fail, kernel_memory_option, kernel_sandbox_option
 from .site import build_site
 from .token_commands import token
 
@@ -74,6 +74,8 @@ main.add_command(build_site)
     type=click.FloatRange(1),
     help="Seconds an auto-started kernel may sit idle before it is stopped.",
 )
+@kernel_sandbox_option
+@kernel_memory_option
 @click.option(
     "--wheels",
     "wheels_dir",
@@ -124,6 +126,8 @@ def serve(
     sync: str,
     kernels: str,
     kernel_idle: float,
+    kernel_sandbox: str,
+    kernel_memory: int,
     wheels_dir: Path | None,
     no_auth: bool,
     allowed_origins: tuple[str, ...],
@@ -168,12 +172,19 @@ def serve(
     local_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else shown_host)
     extensions = []
     if kernels == "auto":
-        manager = KernelManager(f"http://{local_host}:{bound_port}", idle_seconds=kernel_idle)
+        manager = KernelManager(
+            f"http://{local_host}:{bound_port}",
+            idle_seconds=kernel_idle,
+            sandbox=kernel_sandbox,
+            memory_mb=kernel_memory,
+        )
         extensions.append(manager.running)
     logging.basicConfig(level=log_level.upper(), format="anode: %(message)s")
     click.echo(f"Anode {__version__} — notebooks in {config.data_dir}")
     if kernels == "none":
         click.echo("Kernels: start one per notebook with `anode kernel --notebook ID --token TOKEN`.")
+    else:
+        click.echo(f"Kernels: {_confinement(kernel_sandbox, kernel_memory)}.")
     if no_auth:
         click.echo("Auth is OFF (--no-auth): anyone who can reach this port may read and change every notebook.")
         click.echo(f"Open http://{shown_host}:{bound_port}/ in your browser (Ctrl+C stops).")
@@ -214,8 +225,18 @@ def serve(
 @click.option("--label", default="", help="A name shown beside the kernel in the notebook.")
 @click.option("--index-url", "index_urls", multiple=True, help="A package index for %pip (repeatable; default: the relay's wheelhouse, then PyPI).")
 @click.option("--token", envvar="ANODE_TOKEN", show_envvar=True, help="A kernel (or owner) token for the notebook: `anode token create --notebook ID --role kernel`.")
+@kernel_sandbox_option
+@kernel_memory_option
 def kernel(
-    notebook: str, relay: str, kernel_host: str, lease: float, label: str, index_urls: tuple[str, ...], token: str | None
+    notebook: str,
+    relay: str,
+    kernel_host: str,
+    lease: float,
+    label: str,
+    index_urls: tuple[str, ...],
+    token: str | None,
+    kernel_sandbox: str,
+    kernel_memory: int,
 ) -> None:
     """Run a headless Pyodide kernel for one notebook (several may serve one notebook)."""
     from kernel_headless.launcher import EXIT_UNAUTHORIZED, KernelSpec, LaunchError, run_kernel
@@ -228,6 +249,8 @@ def kernel(
         label=label,
         index_urls=list(index_urls),
         token=token,
+        sandbox=kernel_sandbox,
+        memory_mb=kernel_memory,
     )
     _check_relay(relay, notebook, token)
     try:
@@ -270,6 +293,20 @@ def reset_storage(data_dir: Path, yes: bool) -> None:
     for path in present:
         path.unlink()
     click.echo(f"Deleted the store in {data_dir}.")
+
+
+def _confinement(mode: str, memory_mb: int) -> str:
+    """One line on how kernels will be confined; exits when ``bwrap`` is demanded and not usable."""
+    from kernel_headless.sandbox import SandboxError, sandbox
+
+    try:
+        box = sandbox(mode)
+    except SandboxError as error:
+        _fail(f"{error} (--kernel-sandbox bwrap); install bubblewrap, or pass --kernel-sandbox auto")
+    cap = f"memory cap {memory_mb} MiB" if memory_mb else "no memory cap"
+    if box.bwrap is None:
+        return f"NOT confined by bubblewrap ({box.reason}): Node's permission model only, {cap}"
+    return f"confined by bubblewrap (own PID, mount and user namespaces), {cap}"
 
 
 def _server_class() -> type:

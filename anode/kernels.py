@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from kernel_headless.launcher import KernelSpec, LaunchError, start_node_kernel
+from kernel_headless.sandbox import DEFAULT_MEMORY_MB
 from relay.notebooks import OpenNotebook
 from relay.services import Services
 from relay.tokens import TokenStore
@@ -49,8 +49,12 @@ class KernelManager:
         idle_seconds: float = 300.0,
         lease_seconds: float = 5.0,
         check_seconds: float = 0.25,
+        sandbox: str = "auto",
+        memory_mb: int = DEFAULT_MEMORY_MB,
     ) -> None:
         self.relay_url = relay_url
+        self.sandbox = sandbox
+        self.memory_mb = memory_mb
         self.idle_seconds = idle_seconds
         self.lease_seconds = lease_seconds
         self.check_seconds = check_seconds
@@ -95,7 +99,7 @@ class KernelManager:
                 managed.last_busy = now
             elif now - managed.last_busy > self.idle_seconds:
                 log.info("stopping the idle kernel of %s", opened.id)
-                managed.process.send_signal(signal.SIGTERM)
+                managed.process.terminate()  # it ends its session, then exits
             return
         if opened.state.pending() and not opened.state.live_kernels():
             self._start(opened.id, tokens)
@@ -110,6 +114,8 @@ class KernelManager:
             lease_seconds=self.lease_seconds,
             label="auto",
             token=token,
+            sandbox=self.sandbox,
+            memory_mb=self.memory_mb,
         )
         try:
             process = start_node_kernel(spec, stdout=subprocess.DEVNULL)

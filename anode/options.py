@@ -20,6 +20,27 @@ data_option = click.option(
 )
 
 
+#: How ``anode serve``'s and ``anode kernel``'s Node kernels are confined (``kernel_headless/sandbox.py``).
+kernel_sandbox_option = click.option(
+    "--kernel-sandbox",
+    type=click.Choice(["auto", "bwrap", "off"]),
+    default="auto",
+    show_default=True,
+    envvar="ANODE_KERNEL_SANDBOX",
+    show_envvar=True,
+    help="Confine Node kernels with bubblewrap: auto (where it works, else warn), bwrap (required), off.",
+)
+kernel_memory_option = click.option(
+    "--kernel-memory",
+    default=2048,
+    show_default=True,
+    type=click.IntRange(0),
+    envvar="ANODE_KERNEL_MEMORY",
+    show_envvar=True,
+    help="A Node kernel's memory cap in MiB (cells past it get MemoryError); 0: none.",
+)
+
+
 def fail(message: str) -> NoReturn:
     """One clear line on stderr and exit code 2: a problem the person can fix."""
     click.echo(f"anode: error: {message}", err=True)

@@ -4,42 +4,56 @@ This module runs in CPython (the ``anode`` command), never in Pyodide. It
 builds the host's configuration and starts the host as a child process.
 
 The Node host runs under Node's permission model (see ``node_permissions``
-and "The sandbox" in docs/kernels.md): it may read only Pyodide, its own
-files and the snapshot cache, write only the snapshot cache, start its
-worker thread and nothing else. It starts with an almost empty environment;
-its two secrets (the relay credential and the key that signs cached
-snapshots) go in through that environment, which the host's main thread
-reads and clears before any cell can run.
+and "The sandbox" in docs/kernels.md) and, where the machine allows, inside
+bubblewrap (``sandbox.py``): it may read only Pyodide, its own files and the
+snapshot cache, write nothing, start its worker thread and nothing else, and
+see no other process. It starts with an almost empty environment; its
+relay credential goes in through that environment, which the host's main
+thread reads and clears before any cell can run.
+
+The Pyodide memory snapshot it starts from is made by a process of its own
+(``host/snapshot_maker.mjs``) that loads the kernel's code and no cell:
+kernels only read the cache, so nothing that ran after a cell ever reaches
+another kernel. A kernel ends its session cleanly when its stdin closes
+(``NodeKernelProcess`` turns SIGTERM and SIGINT into that), since no signal
+crosses into its PID namespace.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .sandbox import DEFAULT_MEMORY_MB, SandboxError, sandbox, wrap
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
 NODE_HOST = PACKAGE_DIR / "host" / "node.mjs"
+SNAPSHOT_MAKER = PACKAGE_DIR / "host" / "snapshot_maker.mjs"
 MICROPIP_DIR = PROJECT_ROOT / "vendor" / "micropip"
 NODE_MODULES = PROJECT_ROOT / "node_modules"
 #: What Pyodide imports in Node: itself, and ``ws`` (its Node glue imports it).
 NODE_PACKAGES = ("pyodide", "ws")
 
-#: Environment variables the host's main thread reads, then deletes.
+#: The environment variable the host's main thread reads, then deletes.
 TOKEN_ENV = "ANODE_KERNEL_TOKEN"
-SNAPSHOT_KEY_ENV = "ANODE_SNAPSHOT_KEY"
 #: The only variables of our own environment a Node host inherits.
 _INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 #: The Node host's exit code when the relay refuses its credential (sysexits' EX_NOPERM).
 EXIT_UNAUTHORIZED = 77
+#: A snapshot maker that has not finished after this long is taken for dead.
+_MAKER_STALE_SECONDS = 120.0
 
 #: Python packages the kernel's interpreter loads.
 PYTHON_PACKAGES = ("shared_schema", "kernel_headless")
@@ -74,6 +88,10 @@ class KernelSpec:
     #: Package indexes for %pip, tried in order (the relay's wheelhouse first).
     index_urls: list[str] = field(default_factory=list)
     output_cap_bytes: int = 5_000_000
+    #: ``auto``, ``bwrap`` or ``off`` (``sandbox.MODES``): how a Node host is confined.
+    sandbox: str = "auto"
+    #: The kernel's memory cap in MiB (0: none).
+    memory_mb: int = DEFAULT_MEMORY_MB
     #: The relay credential (``at1.…``), sent as ``Authorization: Bearer``; None without auth.
     token: str | None = field(default=None, repr=False)
 
@@ -83,7 +101,8 @@ class KernelSpec:
         Never the token: the config reaches the kernel's worker, where cells run.
         """
         config = asdict(self)
-        del config["token"]
+        for local in ("token", "sandbox", "memory_mb"):
+            del config[local]
         config["relay"] = self.relay.rstrip("/")
         config["cache_dir"] = str(self.cache_dir)
         config["python_dirs"] = [str(PROJECT_ROOT / name) for name in PYTHON_PACKAGES]
@@ -94,67 +113,121 @@ class KernelSpec:
 
 
 def snapshot_dir(cache_dir: Path) -> Path:
-    """Where the Node host keeps its Pyodide snapshots: the one place it may write."""
-    return Path(cache_dir) / "node-snapshots"
+    """Where Node hosts find their Pyodide snapshots: written only by the snapshot maker."""
+    return Path(cache_dir) / "kernel-snapshots"
 
 
-def snapshot_key(cache_dir: Path) -> str:
-    """The key that signs the Node host's snapshots, made (mode 0600) on first use.
+def snapshot_file(cache_dir: Path) -> Path:
+    """The snapshot for this Pyodide and this kernel code: its name hashes both."""
+    version = json.loads((NODE_MODULES / "pyodide" / "package.json").read_text())["version"]
+    digest = hashlib.sha256(version.encode())
+    for package in PYTHON_PACKAGES:
+        root = PROJECT_ROOT / package
+        for path in sorted(root.rglob("*.py")):
+            relative = path.relative_to(PROJECT_ROOT)
+            if "__pycache__" in relative.parts or any(part.startswith(".") for part in relative.parts):
+                continue
+            digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return snapshot_dir(cache_dir) / f"kernel-pyodide-{version}-{digest.hexdigest()[:16]}.snapshot"
 
-    It lives beside ``snapshot_dir``, not in it, so a kernel (which may write
-    there) can never read it: a snapshot that a cell wrote in place of the
-    real one does not carry a valid signature, and no kernel loads it.
+
+def ensure_snapshot(spec: KernelSpec, *, wait: bool = False) -> Path:
+    """The snapshot file for ``spec``'s kernels, starting the maker when there is none.
+
+    Without ``wait`` it returns at once: a kernel started meanwhile starts
+    cold, and later ones from the snapshot. One maker at a time per cache
+    (a lock file beside the snapshot).
     """
-    path = Path(cache_dir) / "node-snapshot.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written whole under a private name, then linked into place: two
-        # launchers starting at once agree on one key, and neither reads half of it.
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(secrets.token_hex(32))
+    target = snapshot_file(spec.cache_dir)
+    if target.exists():
+        return target
+    _forget_unsafe_caches(Path(spec.cache_dir))
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = target.with_suffix(".making")
+    try:
+        os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
         try:
-            os.link(temporary, path)
-            _remove_unsigned_snapshots(Path(cache_dir))
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise LaunchError(f"{path} is too short to be a snapshot key; delete it to make a new one")
-    return key
+            stale = time.time() - lock.stat().st_mtime > _MAKER_STALE_SECONDS
+        except FileNotFoundError:
+            stale = False  # its maker just finished
+        if stale:
+            lock.unlink(missing_ok=True)
+            return ensure_snapshot(spec, wait=wait)
+        if wait:
+            _wait_for(lambda: target.exists() or not lock.exists(), 120.0)
+        return target
+    try:
+        maker = subprocess.Popen(
+            _maker_command(spec, target), cwd=PROJECT_ROOT, env=_base_environment(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    except BaseException:
+        lock.unlink(missing_ok=True)
+        raise
+    finisher = threading.Thread(target=_finish_snapshot, args=(maker, target, lock), daemon=True)
+    finisher.start()
+    if wait:
+        finisher.join()
+    return target
 
 
-def _remove_unsigned_snapshots(cache_dir: Path) -> None:
-    """Snapshots of the layout before signing (~30 MB each) would never be read again."""
-    for stale in cache_dir.glob("kernel-pyodide-*.snapshot"):
-        if _OLD_SNAPSHOT.fullmatch(stale.name):
-            stale.unlink(missing_ok=True)
+def _finish_snapshot(maker: subprocess.Popen, target: Path, lock: Path) -> None:
+    try:
+        maker.wait()
+    finally:
+        lock.unlink(missing_ok=True)
+    if maker.returncode == 0:
+        _prune_snapshots(target)
 
 
-_OLD_SNAPSHOT = re.compile(r"kernel-pyodide-\d[\w.]*-[0-9a-f]{16}\.snapshot")
+def _prune_snapshots(current: Path, keep: int = 3) -> None:
+    """Every change to the kernel's Python makes a new ~30 MB snapshot; keep the newest few."""
+    older = sorted(
+        (path for path in current.parent.glob("kernel-pyodide-*.snapshot") if path != current),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in older[keep - 1 :]:
+        stale.unlink(missing_ok=True)
 
 
-def node_permissions(spec: KernelSpec) -> list[str]:
+def _forget_unsafe_caches(cache_dir: Path) -> None:
+    """Delete the snapshot cache of older versions, which kernels could write to."""
+    shutil.rmtree(cache_dir / "node-snapshots", ignore_errors=True)
+    (cache_dir / "node-snapshot.key").unlink(missing_ok=True)
+    for stale in cache_dir.glob("kernel-pyodide-*.snapshot"):  # the layout before that
+        stale.unlink(missing_ok=True)
+
+
+def _wait_for(done: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def node_permissions(spec: KernelSpec, *, writes: tuple[Path, ...] = ()) -> list[str]:
     """Node's permission flags for a kernel: what its process may touch, and nothing more.
 
     Read: the host's scripts and the kernel's Python (``kernel_headless/``,
     ``shared_schema/``), Pyodide and ``ws`` in node_modules, micropip's wheel,
-    the snapshot directory. Write: the snapshot directory. Worker threads: yes
-    (Pyodide runs in one). Child processes, native addons, WASI, the
-    inspector: no (the model forbids what is not allowed).
+    the snapshot directory. Write: nothing (``writes`` is for the snapshot
+    maker). Worker threads: yes (Pyodide runs in one). Child processes,
+    native addons, WASI, the inspector: no (the model forbids what is not allowed).
     """
-    reads = [PACKAGE_DIR, *(PROJECT_ROOT / name for name in PYTHON_PACKAGES if name != "kernel_headless")]
-    reads += [(NODE_MODULES / name).resolve() for name in NODE_PACKAGES]
-    reads += [MICROPIP_DIR, snapshot_dir(spec.cache_dir)]
     flags = ["--experimental-permission", "--allow-worker"]
-    flags += [f"--allow-fs-read={_directory(path)}" for path in dict.fromkeys(reads)]
-    flags += [f"--allow-fs-write={_directory(snapshot_dir(spec.cache_dir))}"]
+    flags += [f"--allow-fs-read={_directory(path)}" for path in _readable(spec)]
+    flags += [f"--allow-fs-write={_directory(path)}" for path in writes]
     # Every thread would print both, on every start.
     flags += ["--disable-warning=ExperimentalWarning", "--disable-warning=SecurityWarning"]
     return flags
+
+
+def _readable(spec: KernelSpec) -> list[Path]:
+    reads = [PACKAGE_DIR, *(PROJECT_ROOT / name for name in PYTHON_PACKAGES if name != "kernel_headless")]
+    reads += [(NODE_MODULES / name).resolve() for name in NODE_PACKAGES]
+    reads += [MICROPIP_DIR, snapshot_dir(spec.cache_dir)]
+    return list(dict.fromkeys(path for path in reads if path.exists()))
 
 
 #: V8 flags for a kernel. ``--no-wasm-async-compilation``: Pyodide's WebAssembly
@@ -171,37 +244,85 @@ def _directory(path: Path) -> str:
     return str(Path(path).resolve()).rstrip("/") + "/"
 
 
-def node_command(spec: KernelSpec) -> list[str]:
+def _node() -> str:
     node = shutil.which("node")
     if node is None:
         raise LaunchError("Node.js is not installed (a kernel runs Pyodide under Node); run `make setup`")
     if not (NODE_MODULES / "pyodide").is_dir():
         raise LaunchError("Pyodide is missing from node_modules; run `make setup`")
-    snapshots = snapshot_dir(spec.cache_dir)
-    snapshots.mkdir(parents=True, exist_ok=True)
+    return node
+
+
+def _confined(spec: KernelSpec, command: list[str], *, writes: tuple[Path, ...] = ()) -> list[str]:
+    try:
+        box = sandbox(spec.sandbox)
+    except SandboxError as error:
+        raise LaunchError(str(error)) from None
+    return wrap(command, box, reads=_readable(spec), writes=writes, chdir=PACKAGE_DIR, memory_mb=spec.memory_mb)
+
+
+def node_command(spec: KernelSpec) -> list[str]:
+    """The confined Node host for ``spec``: it reads the snapshot cache and writes nothing."""
+    node = _node()
+    snapshot_dir(spec.cache_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     config = spec.host_config()
-    config["snapshot_dir"] = str(snapshots)
-    return [node, *NODE_V8_FLAGS, *node_permissions(spec), str(NODE_HOST), json.dumps(config)]
+    config["snapshot_file"] = str(snapshot_file(spec.cache_dir))
+    config["shutdown_on_eof"] = True
+    command = [node, *NODE_V8_FLAGS, *node_permissions(spec), str(NODE_HOST), json.dumps(config)]
+    return _confined(spec, command)
+
+
+def _maker_command(spec: KernelSpec, target: Path) -> list[str]:
+    """The snapshot maker: the kernel's code and Pyodide, no cell, no relay, no token."""
+    node = _node()
+    writes = (target.parent,)
+    config = {"python_dirs": spec.host_config()["python_dirs"], "snapshot_file": str(target)}
+    command = [node, *NODE_V8_FLAGS, *node_permissions(spec, writes=writes), str(SNAPSHOT_MAKER), json.dumps(config)]
+    return _confined(spec, command, writes=writes)
+
+
+def _base_environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
 
 
 def node_environment(spec: KernelSpec) -> dict[str, str]:
-    """The Node host's whole environment: a few harmless variables and its two secrets.
+    """The Node host's whole environment: a few harmless variables and its credential.
 
     Nothing else of ours (API keys, cloud credentials, ``NODE_OPTIONS``)
     reaches a process that runs other people's code.
     """
-    env = {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
-    env[SNAPSHOT_KEY_ENV] = snapshot_key(spec.cache_dir)
+    env = _base_environment()
     if spec.token:
         env[TOKEN_ENV] = spec.token
     return env
 
 
-def start_node_kernel(spec: KernelSpec, **popen: object) -> subprocess.Popen:
-    """Start a Node kernel as a child process (its stdout says when it is ready)."""
+class NodeKernelProcess(subprocess.Popen):
+    """A Node host's process. SIGTERM and SIGINT close its stdin, which the host takes
+    as "end your session and exit": inside its PID namespace no signal reaches it."""
+
+    def send_signal(self, sig: int) -> None:
+        if sig in (signal.SIGTERM, signal.SIGINT) and self.stdin is not None:
+            if not self.stdin.closed:
+                self.stdin.close()
+            return
+        super().send_signal(sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+def start_node_kernel(spec: KernelSpec, **popen: object) -> NodeKernelProcess:
+    """Start a Node kernel as a child process (its stdout says when it is ready).
+
+    The snapshot maker starts beside it when the cache has no snapshot yet.
+    """
     command = node_command(spec)
+    ensure_snapshot(spec)
     env = node_environment(spec)
-    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, **popen)  # type: ignore[call-overload]
+    return NodeKernelProcess(  # type: ignore[call-overload]
+        command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.PIPE, start_new_session=True, **popen
+    )
 
 
 def run_kernel(spec: KernelSpec) -> int:
@@ -211,11 +332,14 @@ def run_kernel(spec: KernelSpec) -> int:
 
         return run_browser_kernel(spec)
     process = start_node_kernel(spec)
+
+    def end_session(signum: int, frame: object) -> None:
+        process.send_signal(signal.SIGTERM)  # the host ends its session, then exits
+
+    previous = signal.signal(signal.SIGTERM, end_session)
     try:
         return process.wait()
     except KeyboardInterrupt:
-        # From a terminal the host got the same SIGINT (one process group); sent
-        # to us alone, it did not: pass it on, so the host ends its session.
         process.send_signal(signal.SIGINT)
         try:
             return process.wait(10)
@@ -223,4 +347,5 @@ def run_kernel(spec: KernelSpec) -> int:
             process.kill()
             return 130
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sys.stdout.flush()

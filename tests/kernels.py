@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -37,13 +36,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kernel_headless.launcher import (
-    KernelSpec,
-    default_cache_dir,
-    node_command,
-    node_environment,
-    start_node_kernel,
-)
+from kernel_headless.launcher import KernelSpec, default_cache_dir, ensure_snapshot, start_node_kernel
 from shared_schema import NotebookState, advance, stored_from_json
 from shared_schema.state import Execution
 
@@ -411,32 +404,13 @@ _warmed = False
 
 
 def warm_snapshot() -> None:
-    """Make sure the Pyodide snapshot for the current sources is cached (once per run).
-
-    A kernel loads Pyodide before it talks to the relay, so one pointed at a
-    closed port still builds (or loads) the snapshot and says it is ready.
-    """
+    """Make sure the Pyodide snapshot for the current sources is cached (once per run)."""
     global _warmed
     if _warmed:
         return
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again at once: nobody listens there
-    spec = KernelSpec(
-        relay=f"http://127.0.0.1:{port}", notebook="warmup", cache_dir=default_cache_dir()
-    )
-    proc = subprocess.Popen(
-        node_command(spec), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        cwd=Path(__file__).resolve().parent.parent, env=node_environment(spec),
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        ready = select.select([proc.stdout], [], [], START_TIMEOUT)[0]
-        line = proc.stdout.readline() if ready else ""
-        assert READY.match(line.strip()), f"the warm-up kernel did not start: {line!r}"
-    finally:
-        proc.kill()
-        proc.wait(10)
+    spec = KernelSpec(relay="http://127.0.0.1:9", notebook="warmup", cache_dir=default_cache_dir())
+    snapshot = ensure_snapshot(spec, wait=True)
+    assert snapshot.exists(), f"the snapshot maker made no {snapshot}"
     _warmed = True
 
 

@@ -24,7 +24,7 @@ MISSING_IN_PYODIDE = {
 }  # fmt: skip
 
 #: kernel_headless modules that run in CPython (the ``anode`` command), never in Pyodide.
-CPYTHON_ONLY = {"launcher.py", "browser.py"}
+CPYTHON_ONLY = {"launcher.py", "browser.py", "sandbox.py"}
 
 
 def _modules(package: str) -> list[Path]:

@@ -2,103 +2,58 @@
 //
 //   node kernel_headless/host/node.mjs '<config JSON>'
 //
-// Config: {relay, notebook, session_id, lease_seconds, label, snapshot_dir,
+// Config: {relay, notebook, session_id, lease_seconds, label, snapshot_file,
 //          python_dirs: [dirs of packages to load], micropip_wheel, index_urls,
-//          output_cap_bytes}
+//          output_cap_bytes, shutdown_on_eof}
 // Environment (read, then deleted, before any cell can run):
-//   ANODE_KERNEL_TOKEN  the relay credential, sent as `Authorization: Bearer`;
-//   ANODE_SNAPSHOT_KEY  the key that signs cached snapshots.
-// Runs the kernel's Python in a worker_thread on Pyodide, started from a
-// memory snapshot cached in snapshot_dir (made on first use, remade when
-// Pyodide or the Python files change). Prints one line "anode kernel ready:
-// {...}" on stdout when it is ready to claim work. Ctrl+C / SIGTERM end the
-// session.
+//   ANODE_KERNEL_TOKEN  the relay credential, sent as `Authorization: Bearer`.
+// Runs the kernel's Python in a worker_thread on Pyodide, started from the
+// memory snapshot in snapshot_file when there is one (a separate process,
+// host/snapshot_maker.mjs, makes it; this one only reads it). Prints one
+// line "anode kernel ready: {...}" on stdout when it is ready to claim work.
+// Ctrl+C / SIGTERM end the session, and so does the end of stdin with
+// shutdown_on_eof (the launcher's way in: inside a PID namespace of its own,
+// no signal from outside reaches this process).
 //
-// kernel_headless/launcher.py starts this under Node's permission model, and
-// cells run in the worker, so the worker gets nothing secret: no token, no
-// key, an empty process.env. Only this main thread talks to the relay with
-// the token, and only it reads and writes snapshots: one is loaded only when
-// its signature holds, so a cell that overwrites the cache (it may write
-// there) cannot plant code in the next kernel.
+// kernel_headless/launcher.py starts this under Node's permission model
+// (and bubblewrap), and cells run in the worker, so the worker gets nothing
+// secret: no token, an empty process.env. Only this main thread talks to
+// the relay with the token. What the worker sends is a kernel's own
+// messages (JSON strings) and one "ready": nothing it sends is stored.
 
-import crypto from "node:crypto";
-import fs from "node:fs";
-import path from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { createRequire } from "node:module";
+import fs from "node:fs";
 
 import { KernelHost } from "./host.mjs";
+import { pythonFiles } from "./node_pyodide.mjs";
 
-const require = createRequire(import.meta.url);
-const PYODIDE_VERSION = require("pyodide/package.json").version;
-
-// The secrets, taken out of the environment before anything else runs.
+// The secret, taken out of the environment before anything else runs.
 const TOKEN = process.env.ANODE_KERNEL_TOKEN || null;
-const SNAPSHOT_KEY = process.env.ANODE_SNAPSHOT_KEY || null;
 delete process.env.ANODE_KERNEL_TOKEN;
-delete process.env.ANODE_SNAPSHOT_KEY;
 
 function log(line) {
   process.stderr.write(`anode kernel: ${line}\n`);
 }
 
-/** Every .py file under each dir, as {path: "pkg/mod.py", text}; sorted, so the hash is stable. */
-function pythonFiles(dirs) {
-  const files = [];
-  const walk = (root, rel) => {
-    for (const entry of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-      const child = path.posix.join(rel, entry.name);
-      if (entry.isDirectory() && entry.name !== "__pycache__" && !entry.name.startsWith(".")) walk(root, child);
-      else if (entry.isFile() && entry.name.endsWith(".py")) {
-        files.push({ path: child, text: fs.readFileSync(path.join(root, child), "utf8") });
-      }
-    }
-  };
-  for (const dir of dirs) walk(path.dirname(path.resolve(dir)), path.basename(path.resolve(dir)));
-  return files.sort((a, b) => (a.path < b.path ? -1 : 1));
-}
-
-function snapshotPath(snapshotDir, files) {
-  const hash = crypto.createHash("sha256").update(PYODIDE_VERSION);
-  for (const file of files) hash.update(file.path).update("\0").update(file.text).update("\0");
-  return path.join(snapshotDir, `kernel-pyodide-${PYODIDE_VERSION}-${hash.digest("hex").slice(0, 16)}.snapshot`);
-}
-
-/** HMAC of a snapshot's bytes under SNAPSHOT_KEY, bound to its file name. */
-function signature(file, bytes) {
-  return crypto.createHmac("sha256", SNAPSHOT_KEY).update(path.basename(file)).update("\0").update(bytes).digest();
-}
-
-/** The cached snapshot's bytes when there is one and its signature holds; else null. */
+/** The cached snapshot's bytes, or null when there is none yet. */
 function loadSnapshot(file) {
-  if (SNAPSHOT_KEY === null) return null;
-  let bytes;
-  let mac;
   try {
-    bytes = fs.readFileSync(file);
-    mac = Buffer.from(fs.readFileSync(`${file}.sig`, "utf8").trim(), "hex");
+    const bytes = fs.readFileSync(file);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   } catch {
-    return null; // none yet
-  }
-  const expected = signature(file, bytes);
-  if (mac.length !== expected.length || !crypto.timingSafeEqual(mac, expected)) {
-    log(`the cached snapshot ${file} is not signed by this cache's key; ignoring it`);
     return null;
   }
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function main() {
   const config = JSON.parse(process.argv[2] ?? process.env.ANODE_KERNEL_CONFIG ?? "{}");
-  for (const key of ["relay", "notebook", "session_id", "snapshot_dir", "python_dirs"]) {
+  for (const key of ["relay", "notebook", "session_id", "python_dirs"]) {
     if (config[key] == null) {
       log(`missing config key ${key}`);
       process.exit(2);
     }
   }
   const files = pythonFiles(config.python_dirs);
-  const snapshot = snapshotPath(config.snapshot_dir, files);
-  if (SNAPSHOT_KEY === null) log("no snapshot key was given: starting cold, caching nothing");
   const started = performance.now();
   let announced = false;
 
@@ -110,28 +65,27 @@ function main() {
     log,
     onExit: (code) => process.exit(code),
     spawnWorker: (workerConfig, interrupt) => {
-      const makeSnapshot = SNAPSHOT_KEY !== null; // when it did not load one
       const { port1, port2 } = new MessageChannel();
       const worker = new Worker(new URL("./node_worker.mjs", import.meta.url), {
-        workerData: { config: workerConfig, interrupt, files, snapshotPort: port2, makeSnapshot },
+        workerData: { config: workerConfig, interrupt, files, snapshotPort: port2 },
         transferList: [port2],
         env: {}, // cells see an empty process.env
       });
-      // Read and check the snapshot while the worker boots, then hand it over.
-      const cached = loadSnapshot(snapshot);
+      // Read the snapshot while the worker boots, then hand it over.
+      const cached = config.snapshot_file ? loadSnapshot(config.snapshot_file) : null;
       port1.postMessage({ snapshot: cached }, cached ? [cached.buffer] : []);
       port1.close();
-      const handle = {
+      return {
         post: (message) => worker.postMessage(message),
         terminate: () => worker.terminate(),
         onMessage: (callback) =>
           worker.on("message", (message) => {
             if (typeof message === "string") return callback(message);
-            if (message.type === "snapshot") return saveSnapshot(snapshot, message.bytes);
-            if (message.type === "ready" && !announced) {
+            if (message?.type === "ready" && !announced) {
               announced = true;
               const seconds = ((performance.now() - started) / 1000).toFixed(3);
-              console.log(`anode kernel ready: ${JSON.stringify({ ...message, seconds })}`);
+              const { from, load_seconds } = message;
+              console.log(`anode kernel ready: ${JSON.stringify({ type: "ready", from, load_seconds, seconds })}`);
             }
           }),
         onExit: (callback) => {
@@ -147,14 +101,18 @@ function main() {
           worker.on("exit", (code) => died(`exit code ${code}`));
         },
       };
-      return handle;
     },
   });
   process.on("SIGINT", () => host.shutdown());
   process.on("SIGTERM", () => host.shutdown());
-  // `anode kernel` (or `anode serve`) started us; when it dies without passing a
-  // signal on (SIGTERM to its pid only, kill -9), we would run on, orphaned and
-  // unseen. End the session instead, as for a signal.
+  if (config.shutdown_on_eof) {
+    // The launcher holds our stdin open; it closes it to stop us, and so does its death.
+    process.stdin.on("end", () => host.shutdown());
+    process.stdin.on("error", () => host.shutdown());
+    process.stdin.resume();
+  }
+  // Started without a PID namespace, a host whose parent died without passing
+  // a signal on would run on, orphaned and unseen: end the session instead.
   const parent = process.ppid;
   setInterval(() => {
     if (process.ppid !== parent) {
@@ -163,48 +121,6 @@ function main() {
     }
   }, 500).unref();
   host.start();
-}
-
-function saveSnapshot(file, bytes) {
-  try {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const temporary = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(temporary, bytes);
-    fs.writeFileSync(`${temporary}.sig`, signature(file, bytes).toString("hex"));
-    // Signature first: a kernel that reads the new snapshot with the old
-    // signature only starts cold once.
-    fs.renameSync(`${temporary}.sig`, `${file}.sig`);
-    fs.renameSync(temporary, file); // atomic: another kernel never reads half a snapshot
-    log(`cached a Pyodide snapshot in ${file}`);
-  } catch (error) {
-    log(`could not cache the snapshot: ${error.message}`);
-    return;
-  }
-  pruneSnapshots(file);
-}
-
-/**
- * Every change to the kernel's Python makes a new ~30 MB snapshot; keep the
- * newest few (a checkout switched back and forth) and delete the rest. A
- * kernel that still wanted a deleted one just starts cold and makes it again.
- */
-function pruneSnapshots(current, keep = 3) {
-  const dir = path.dirname(current);
-  try {
-    const old = fs
-      .readdirSync(dir)
-      .filter((name) => /^kernel-pyodide-.+\.snapshot$/.test(name))
-      .map((name) => path.join(dir, name))
-      .filter((file) => file !== current)
-      .map((file) => ({ file, mtime: fs.statSync(file).mtimeMs }))
-      .sort((a, b) => b.mtime - a.mtime);
-    for (const { file } of old.slice(keep - 1)) {
-      fs.rmSync(file, { force: true });
-      fs.rmSync(`${file}.sig`, { force: true });
-    }
-  } catch (error) {
-    log(`could not prune old snapshots: ${error.message}`);
-  }
 }
 
 main();

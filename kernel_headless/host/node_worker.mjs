@@ -1,43 +1,39 @@
 // The worker_thread of the Node host: Pyodide and the kernel's Python.
 //
-// Loads Pyodide from the memory snapshot the main thread read and checked
-// (about 0.3 s), else cold (about 3 s) — then makes the snapshot for next
-// time and hands it to the main thread, which signs and caches it. The
-// snapshot comes on a port of its own (`snapshotPort`), so the main thread
-// reads and checks it while this thread boots. From a snapshot, the kernel's
-// modules are already imported: the session is announced first, and the
-// .py files (for tracebacks and lazy imports) are written after.
-// Hands the kernel the interrupt buffer and a `post` to the main thread.
-// Cells run here: this thread holds no secret and touches no file itself.
+// Loads Pyodide from the memory snapshot the main thread read (about
+// 0.3 s), else cold (about 3 s); it never makes one (host/snapshot_maker.mjs
+// does, in a process that runs no cell). The snapshot comes on a port of its
+// own (`snapshotPort`), so the main thread reads it while this thread boots.
+// From a snapshot, the kernel's modules are already imported: the session is
+// announced first, and the .py files (for tracebacks and lazy imports) are
+// written after. Hands the kernel the interrupt buffer and a `post` to the
+// main thread. Cells run here: this thread holds no secret and touches no
+// file itself, and before the first cell `parentPort` and `workerData` are
+// taken off the `worker_threads` module, so a cell cannot reach them (it
+// can post only what the kernel posts, through the kernel itself).
 
-import { constants as fsConstants } from "node:fs";
-import { constants as osConstants } from "node:os";
-import { parentPort, workerData } from "node:worker_threads";
-import { fileURLToPath } from "node:url";
+import module from "node:module";
+import * as threads from "node:worker_threads";
 import { loadPyodide } from "pyodide/pyodide.mjs";
 
-const HOME = "/home/pyodide";
-const indexURL = fileURLToPath(new URL("./", import.meta.resolve("pyodide/pyodide.mjs")));
-const { config, interrupt, files, snapshotPort, makeSnapshot } = workerData;
+import { HOME, allowConstantsBinding, indexURL, writeFiles } from "./node_pyodide.mjs";
+
+const parentPort = threads.parentPort;
+const { config, interrupt, files, snapshotPort } = threads.workerData;
+hideWorkerChannel();
 const stderr = (line) => process.stderr.write(line + "\n");
 
-// Emscripten's NODEFS reads open() flags with process.binding("constants"),
-// which Node's permission model forbids (as it forbids every binding). Those
-// constants are public (fs.constants): answer that one name, refuse the rest.
-const binding = process.binding;
-process.binding = (name) =>
-  name === "constants" ? { fs: fsConstants, os: osConstants } : binding.call(process, name);
-
-function writeFiles(pyodide) {
-  for (const file of files) {
-    const target = `${HOME}/${file.path}`;
-    pyodide.FS.mkdirTree(target.slice(0, target.lastIndexOf("/")));
-    pyodide.FS.writeFile(target, file.text);
-  }
-  pyodide.runPython(`import sys\nif ${JSON.stringify(HOME)} not in sys.path: sys.path.insert(0, ${JSON.stringify(HOME)})`);
+/** Take `parentPort` and `workerData` off `worker_threads` for every later importer (a cell). */
+function hideWorkerChannel() {
+  const exports = process.getBuiltinModule?.("node:worker_threads") ?? module.createRequire(import.meta.url)("node:worker_threads");
+  exports.parentPort = null;
+  exports.workerData = null;
+  module.syncBuiltinESMExports(); // and `import("node:worker_threads")` sees the same
 }
 
-/** The checked snapshot's bytes from the main thread, or null. */
+allowConstantsBinding();
+
+/** The snapshot's bytes from the main thread, or null. */
 function receiveSnapshot() {
   return new Promise((resolve) =>
     snapshotPort.once("message", (message) => {
@@ -58,18 +54,9 @@ async function load() {
       stderr(`anode kernel: the cached snapshot did not load (${error.message}); starting cold`);
     }
   }
-  const pyodide = await loadPyodide({ ...options, _makeSnapshot: makeSnapshot });
-  writeFiles(pyodide);
-  if (!makeSnapshot) return { pyodide, from: "cold", filesWritten: true };
-  pyodide.runPython("import kernel_headless.main, kernel_headless.session, shared_schema");
-  const bytes = pyodide.makeMemorySnapshot();
-  // The instance that made a snapshot sees globalThis through a recording
-  // proxy, on which host APIs can throw "Illegal invocation" (pyodide#5588):
-  // run the kernel in a fresh instance restored from that snapshot instead.
-  const fresh = await loadPyodide({ ...options, _loadSnapshot: bytes });
-  writeFiles(fresh);
-  parentPort.postMessage({ type: "snapshot", bytes }, [bytes.buffer]);
-  return { pyodide: fresh, from: "cold", filesWritten: true };
+  const pyodide = await loadPyodide(options);
+  writeFiles(pyodide, files, HOME);
+  return { pyodide, from: "cold", filesWritten: true };
 }
 
 const started = performance.now();
@@ -80,7 +67,7 @@ pyodide.setInterruptBuffer(interrupt);
 const main = pyodide.pyimport("kernel_headless.main");
 const kernel = main.start(JSON.stringify(config), (message) => parentPort.postMessage(message));
 parentPort.on("message", (message) => kernel.receive(message));
-if (!filesWritten) writeFiles(pyodide); // the session is announced already
+if (!filesWritten) writeFiles(pyodide, files, HOME); // the session is announced already
 parentPort.postMessage({ type: "ready", from, load_seconds: (performance.now() - started) / 1000 });
 const code = await kernel.serve();
 parentPort.postMessage(JSON.stringify({ type: "exit", code }));
