@@ -14,7 +14,9 @@ and a 403 on one push drops that push and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,7 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kernel_headless.launcher import EXIT_UNAUTHORIZED, default_cache_dir
+import kernel_headless.sandbox as sandbox_module
+from kernel_headless.launcher import EXIT_UNAUTHORIZED, KernelSpec, default_cache_dir, ensure_snapshot, snapshot_dir
 from tests.kernels import (  # noqa: F401 - the *_fixture names are fixtures
     Kernels,
     Notebook,
@@ -69,7 +72,7 @@ ESCAPES = {
         "module.createRequire('/etc/x.js')('fs').readFileSync('/etc/passwd', 'utf8')"
     ),
     "write_outside": _FS + "fs.writeFileSync({outside!r}, 'planted')",
-    "read_snapshot_key": _FS + "fs.readFileSync({key!r}, 'utf8')",
+    "write_snapshot_cache": _FS + "fs.writeFileSync({cache!r} + '/planted.snapshot', 'planted')",
     "wasi": (
         "import js\nwasi = await js.eval(\"import('node:wasi')\")\n"
         "wasi.WASI.new(js.JSON.parse('{{\"version\": \"preview1\", \"preopens\": {{\"/\": \"/\"}}}}'))"
@@ -92,8 +95,8 @@ def test_cells_cannot_reach_the_host(relay_process, notebooks, kernels: Kernels,
     kernel = kernels.start(relay.url, notebook.id, token=token)
 
     outside = tmp_path / "planted.txt"
-    key = default_cache_dir() / "node-snapshot.key"
-    sources = {name: source.format(outside=str(outside), key=str(key)) for name, source in ESCAPES.items()}
+    cache = snapshot_dir(default_cache_dir())
+    sources = {name: source.format(outside=str(outside), cache=str(cache)) for name, source in ESCAPES.items()}
     sources["env"] = "import js\nprint(dict(js.Object.entries(js.process.env).to_py()))"
     sources["argv"] = "import js\nprint(list(js.process.argv), list(js.process.execArgv))"
     sources["python_open"] = "print(open('/etc/passwd').read())"
@@ -108,7 +111,7 @@ def test_cells_cannot_reach_the_host(relay_process, notebooks, kernels: Kernels,
         assert runs[name].status == "error", (name, runs[name].outputs)
         # Node's own words: ERR_ACCESS_DENIED ("Access to this API has been restricted").
         assert "restricted" in error["evalue"] or "ERR_ACCESS_DENIED" in error["evalue"], (name, error)
-    assert not outside.exists()
+    assert not outside.exists() and not (cache / "planted.snapshot").exists()
 
     # process.env is empty in the worker; nothing of ours, nothing of the kernel's.
     assert runs["env"].status == "ok"
@@ -130,32 +133,113 @@ def test_cells_cannot_reach_the_host(relay_process, notebooks, kernels: Kernels,
         assert token.split(".")[2] not in everything  # not even its signature
 
 
-def test_a_tampered_snapshot_is_not_loaded(relay_process, notebooks, kernels: Kernels, tmp_path: Path) -> None:
-    """A cell may write to the snapshot cache, but what it writes never runs in a later kernel."""
-    relay = relay_process()
-    notebook: Notebook = notebooks(relay.url, relay.token)
-    cache = tmp_path / "cache"  # our own: the shared cache stays intact
-    first = kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), cache_dir=cache)
-    assert first.ready["from"] == "cold"
+# A cell that tries every way we know to plant code in later kernels: the
+# worker's channel to the host (``parentPort``, ``workerData``), the kernel's
+# own ``post`` (found through the garbage collector) carrying a "snapshot"
+# and a "ready", and the snapshot cache itself. It also patches its own
+# kernel, so that a kernel made from its memory would say so.
+_PLANT = """
+import gc, js, kernel_headless.execution as execution
+wt = js.process.getBuiltinModule("node:worker_threads")
+imported = await js.eval("import('node:worker_threads')")
+print("channel", wt.parentPort, wt.workerData, imported.parentPort, imported.workerData)
+original = execution.compile_cell
+def backdoored(*args, **kwargs):
+    print("BACKDOOR")
+    return original(*args, **kwargs)
+execution.compile_cell = backdoored
+bridge = next(o for o in gc.get_objects() if type(o).__name__ == "HostBridge")
+snapshot = js.Uint8Array.new(64)
+bridge._post(js.Object.fromEntries(js.Array.of(js.Array.of("type", "snapshot"), js.Array.of("bytes", snapshot))))
+bridge._post(js.Object.fromEntries(js.Array.of(js.Array.of("type", "ready"), js.Array.of("from", "planted"))))
+fs = await js.eval("import('node:fs')")
+for target in ({snapshot!r}, {cache!r} + "/other.snapshot"):
+    try:
+        fs.writeFileSync(target, "planted")
+        print("WROTE", target)
+    except Exception as error:
+        print("refused", type(error).__name__)
+"""
 
-    plant = (
-        _FS + f"d = {str(cache / 'node-snapshots')!r}\n"
-        "names = [n for n in fs.readdirSync(d) if n.endswith('.snapshot')]\n"
-        "for n in names: fs.writeFileSync(d + '/' + n, 'not a snapshot')\n"
-        "print(len(names))"
-    )
-    run = notebook.wait_done(notebook.run(plant))[0]
-    assert run.status == "ok" and stream_text(run.outputs) == "1\n", run.outputs
+
+def test_cells_cannot_plant_code_in_later_kernels(relay_process, notebooks, kernels: Kernels, tmp_path: Path) -> None:
+    relay = relay_process("--kernels", "none")
+    attacker: Notebook = notebooks(relay.url, relay.token)
+    victim: Notebook = notebooks(relay.url, relay.token)
+    cache = tmp_path / "cache"  # our own: the shared cache stays intact
+    spec = KernelSpec(relay=relay.url, notebook=attacker.id, cache_dir=cache)
+    snapshot = ensure_snapshot(spec, wait=True)
+    made = hashlib.sha256(snapshot.read_bytes()).hexdigest()
+
+    first = kernels.start(relay.url, attacker.id, token=attacker.kernel_token(), cache_dir=cache)
+    assert first.ready["from"] == "snapshot"
+    plant = _PLANT.format(snapshot=str(snapshot), cache=str(snapshot.parent))
+    run = attacker.wait_done(attacker.run(plant))[0]
+    assert run.status == "ok", run.outputs
+    printed = stream_text(run.outputs)
+    assert "channel jsnull jsnull jsnull jsnull" in printed  # the worker's channel is out of reach
+    assert "WROTE" not in printed and printed.count("refused") == 2
+    patched = attacker.wait_done(attacker.run("print('next')"))[0]
+    assert stream_text(patched.outputs) == "BACKDOOR\nnext\n"  # it did patch its own kernel
     first.stop()
 
-    second = kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), cache_dir=cache)
-    assert second.ready["from"] == "cold"  # refused the planted file, built a fresh one
-    assert "is not signed by this cache's key" in second.stderr()
-    again = notebook.wait_done(notebook.run("print(1 + 1)"))[0]
-    assert stream_text(again.outputs) == "2\n"
-    second.stop()
-    third = kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), cache_dir=cache)
-    assert third.ready["from"] == "snapshot"
+    assert hashlib.sha256(snapshot.read_bytes()).hexdigest() == made
+    assert sorted(path.name for path in snapshot.parent.iterdir()) == [snapshot.name]
+    second = kernels.start(relay.url, victim.id, token=victim.kernel_token(), cache_dir=cache)
+    assert second.ready["from"] == "snapshot"
+    clean = victim.wait_done(victim.run("print('victim')"))[0]
+    assert stream_text(clean.outputs) == "victim\n"
+
+
+def test_cells_cannot_signal_other_processes(relay_process) -> None:
+    """``anode serve`` with auto-started kernels: a cell can kill neither the relay nor a bystander."""
+    relay = relay_process()  # --kernels auto, as a team runs it
+    bystander = subprocess.Popen(["sleep", "300"])
+    notebook = Notebook.create(relay.url, token=relay.token)
+    sources = [
+        "import js\nprint(js.process.pid, js.process.ppid)\njs.process.kill(js.process.ppid, 'SIGKILL')",
+        f"import js\njs.process.kill({bystander.pid}, 'SIGKILL')",
+        f"import js\njs.process.kill({relay.proc.pid}, 'SIGKILL')",
+        "import js\njs.process.kill(-1, 'SIGKILL')",
+        "print('still here')",
+    ]
+    try:
+        runs = notebook.wait_done(*notebook.run_many(sources), timeout=90)
+        assert runs[-1].status == "ok" and stream_text(runs[-1].outputs) == "still here\n"
+        for run in runs[1:3]:  # no such process where the kernel lives
+            assert run.status == "error" and "ESRCH" in only_error(run.outputs)["evalue"], run.outputs
+        assert httpx.get(f"{relay.url}/api/health", timeout=5).status_code == 200
+        assert relay.proc.poll() is None and bystander.poll() is None
+    finally:
+        notebook.close()
+        bystander.kill()
+        bystander.wait(10)
+
+
+def test_a_kernel_has_a_memory_cap(relay_process, notebooks, kernels: Kernels) -> None:
+    relay = relay_process("--kernels", "none")
+    notebook: Notebook = notebooks(relay.url, relay.token)
+    kernel = kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), memory_mb=768)
+    grab, after = notebook.wait_done(
+        *notebook.run_many(["blocks = [bytearray(100_000_000) for _ in range(12)]", "print('after', len(blocks) if 'blocks' in globals() else 0)"]),
+        timeout=90,
+    )
+    assert grab.status == "error" and only_error(grab.outputs)["ename"] == "MemoryError", grab.outputs
+    assert stream_text(after.outputs) == "after 0\n" and kernel.alive()
+
+
+def test_a_machine_without_bubblewrap_is_named(monkeypatch) -> None:
+    """``auto`` warns and runs under Node's permission model; ``bwrap`` refuses, saying why."""
+    sandbox_module._probe.cache_clear()
+    monkeypatch.setattr(sandbox_module.shutil, "which", lambda name: None)
+    try:
+        box = sandbox_module.sandbox("auto")
+        assert box.bwrap is None and "bubblewrap is not installed" in box.reason
+        with pytest.raises(sandbox_module.SandboxError, match="bubblewrap is not installed"):
+            sandbox_module.sandbox("bwrap")
+        assert sandbox_module.sandbox("off").bwrap is None
+    finally:
+        sandbox_module._probe.cache_clear()
 
 
 # --- the credential ------------------------------------------------------------------------
