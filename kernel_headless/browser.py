@@ -36,7 +36,7 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .launcher import PROJECT_ROOT, KernelSpec, LaunchError
@@ -128,7 +128,8 @@ def run_browser_kernel(spec: KernelSpec) -> int:
         ) from None
     snapshots = SnapshotCache(spec.cache_dir, allowed_origin=_origin(spec.relay))
     try:
-        return asyncio.run(_BrowserKernel(spec, snapshots.start()).run())
+        kernel = _BrowserKernel(spec, snapshots.start(), on_ready=snapshots.close_uploads)
+        return asyncio.run(kernel.run())
     finally:
         snapshots.close()
         sys.stdout.flush()
@@ -158,6 +159,11 @@ class SnapshotCache:
     version and the text of the kernel's Python files, so a change to either
     makes a new snapshot. The URL holds a random token and only the relay's
     origin may use it; the three most recently used snapshots are kept.
+
+    The worker that runs cells knows the URL, so uploads are taken only
+    while no cell can have run: at most one, for a key that was missing, and
+    none once the page reports ready (``close_uploads``). The worker makes
+    its snapshot and waits for the upload before it starts the kernel.
     """
 
     KEEP = 3
@@ -169,6 +175,23 @@ class SnapshotCache:
         self.allowed_origin = allowed_origin
         self.token = secrets.token_urlsafe(16)
         self._server: ThreadingHTTPServer | None = None
+        self._lock = threading.Lock()
+        #: The keys a GET found missing: the only ones an upload may bring.
+        self._missing: set[str] = set()
+        self._uploads_open = True
+
+    def close_uploads(self) -> None:
+        """From now on no upload is taken: a cell may have run."""
+        with self._lock:
+            self._uploads_open = False
+
+    def _take_upload(self, key: str) -> bool:
+        """True once, for a key a GET found missing, while uploads are open."""
+        with self._lock:
+            if not self._uploads_open or key not in self._missing:
+                return False
+            self._uploads_open = False
+            return True
 
     def start(self) -> str:
         """Serve in a background thread; returns the URL to give the page."""
@@ -219,6 +242,8 @@ class SnapshotCache:
                     data = path.read_bytes()
                     os.utime(path)  # recently used: pruned last
                 except FileNotFoundError:
+                    with cache._lock:
+                        cache._missing.add(key)
                     return self._answer(HTTPStatus.NO_CONTENT)
                 self._answer(HTTPStatus.OK, data)
 
@@ -229,6 +254,8 @@ class SnapshotCache:
                 length = int(self.headers.get("content-length") or 0)
                 if not 0 < length <= cache.MAX_BYTES:
                     return self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+                if not cache._take_upload(key):
+                    return self._answer(HTTPStatus.FORBIDDEN)
                 try:
                     cache.save(key, self.rfile.read(length))
                 except OSError as error:
@@ -269,8 +296,11 @@ class SnapshotCache:
 
 
 class _BrowserKernel:
-    def __init__(self, spec: KernelSpec, snapshot_url: str | None) -> None:
+    def __init__(
+        self, spec: KernelSpec, snapshot_url: str | None, on_ready: Callable[[], None] = lambda: None
+    ) -> None:
         self.config = browser_config(spec, snapshot_url)
+        self.on_ready = on_ready
         self.token = spec.token
         self.started = time.monotonic()
         self.browser_seconds = 0.0
@@ -337,6 +367,7 @@ class _BrowserKernel:
     # --- the page's callbacks ------------------------------------------------------------
 
     def _on_ready(self, raw: str) -> None:
+        self.on_ready()
         message = json.loads(raw)
         message["host"] = "browser"
         message["browser_seconds"] = round(self.browser_seconds, 3)

@@ -301,3 +301,31 @@ def test_without_cross_origin_isolation_the_page_says_so_and_awaits_still_cancel
             notebook.wait_event("kernelSessionEnded", reason="shutdown")
     finally:
         cache.close()
+
+
+def test_the_snapshot_cache_takes_one_upload_before_any_cell_runs(tmp_path: Path) -> None:
+    """The worker that runs cells knows the cache's URL: once the page is ready (a cell
+    may run), or once a snapshot came, an upload is refused and nothing is written."""
+    origin = "http://127.0.0.1:8000"
+    cache = SnapshotCache(tmp_path, allowed_origin=origin)
+    url = cache.start()
+    key, other = "a" * 32, "b" * 32
+    try:
+        with httpx.Client(headers={"origin": origin}, timeout=10) as http:
+            assert http.put(f"{url}/{other}", content=b"planted").status_code == 403  # never asked for
+            assert http.get(f"{url}/{key}").status_code == 204  # missing: one upload may bring it
+            assert http.put(f"{url}/{key}", content=b"the snapshot").status_code == 204
+            assert http.put(f"{url}/{key}", content=b"planted").status_code == 403  # one only
+            assert http.get(f"{url}/{key}").content == b"the snapshot"
+        second = SnapshotCache(tmp_path, allowed_origin=origin)
+        later = second.start()
+        try:
+            with httpx.Client(headers={"origin": origin}, timeout=10) as http:
+                assert http.get(f"{later}/{other}").status_code == 204
+                second.close_uploads()  # the page said ready
+                assert http.put(f"{later}/{other}", content=b"planted").status_code == 403
+        finally:
+            second.close()
+        assert sorted(path.name for path in tmp_path.iterdir()) == [f"kernel-pyodide-browser-{key}.snapshot"]
+    finally:
+        cache.close()

@@ -9,7 +9,7 @@
 //
 // Start-up comes from a Pyodide memory snapshot when the Python side keeps
 // one (config.snapshot_url, a loopback URL: GET answers it, or 204 when
-// there is none yet; PUT stores one): Pyodide then loads in about 0.3 s,
+// there is none yet; PUT stores one, once, before the kernel starts): Pyodide then loads in about 0.3 s,
 // against 4 s or more cold. The snapshot's key is a hash of Pyodide's
 // version and the Python files this worker fetched, so it always matches
 // what runs.
@@ -95,11 +95,16 @@ async function load(config) {
     pyodide.runPython("import kernel_headless.main, kernel_headless.session, shared_schema");
     // As a Blob, the upload is read by the browser process: with the bytes
     // themselves as the body, this worker stalled for seconds while it went.
+    // Awaited before the kernel starts: the cache takes an upload only
+    // before any cell can have run (kernel_headless/browser.py: SnapshotCache).
     const bytes = pyodide.makeMemorySnapshot();
     const body = new Blob([bytes]);
-    fetch(url, { method: "PUT", body }).catch((error) =>
-      log(`anode kernel: could not cache the snapshot (${error.message})`),
-    );
+    try {
+      const response = await fetch(url, { method: "PUT", body });
+      if (!response.ok) log(`anode kernel: the snapshot cache refused the snapshot (${response.status})`);
+    } catch (error) {
+      log(`anode kernel: could not cache the snapshot (${error.message})`);
+    }
     // The instance that made a snapshot sees globalThis through a recording
     // proxy, on which browser APIs throw "Illegal invocation" (pyodide#5588):
     // run the kernel in a fresh instance restored from that snapshot instead.
