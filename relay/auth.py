@@ -182,9 +182,8 @@ class EventPolicy:
             if session_id not in batch.own_sessions and (known is None or known.actor != actor):
                 raise _not_yours(index, f"kernel session {session_id!r} was not announced by this kernel")
             batch.own_sessions.add(session_id)
-            return
         execution_id = getattr(event, "execution_id", None)
-        if execution_id is None or execution_id in batch.won_claims:
+        if execution_id is None or isinstance(event, ev.ExecutionAssigned) or execution_id in batch.won_claims:
             return
         execution = state.executions.get(execution_id)
         holder = None if execution is None else state.kernels.get(execution.kernel_session or "")

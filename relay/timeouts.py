@@ -29,6 +29,7 @@ _TIMEOUT_RESPONSE = (
 class RequestTimeout(ApiError):
     status = 408
     code = "request_timeout"
+    headers = {"Connection": "close"}  # the rest of the body may never come: do not wait for it
 
 
 def protocol_with_head_deadline(seconds: float) -> type[HttpToolsProtocol]:

@@ -261,3 +261,61 @@ def test_markdown_cannot_pose_as_a_cells_own_parts(relay: RelayProcess, owner) -
     assert tab.cell(1).locator(".markdown-rendered .outputs").inner_text() == ""
     assert tab.errors == []
     tab.page.close()
+
+
+@pytest.mark.slow
+def test_a_token_address_is_never_cached_nor_sent_on(relay: RelayProcess, browser) -> None:
+    """Opened from ``?token=``: no request carries the token in its ``Referer``, and the
+    service worker keeps nothing under an address with the token in it."""
+    from playwright.sync_api import expect
+
+    notebook = new_notebook(relay, "no token in caches", source="y = 2")
+    context = browser.new_context()  # service workers allowed: they are under test
+    referers: list[str] = []
+    context.on("request", lambda request: referers.append(request.headers.get("referer") or ""))
+    tab = ClientPage(context.new_page(), relay)
+    tab.page.goto(tab.url(notebook, relay.token))
+    tab.wait_ready()
+    tab.expect_online(True)
+    expect(tab.page.locator("body")).to_have_attribute("data-offline", "ready", timeout=120_000)
+    kept = tab.page.evaluate(
+        """async () => {
+            const urls = [];
+            for (const name of await caches.keys()) {
+                for (const request of await (await caches.open(name)).keys()) urls.push(request.url);
+            }
+            return urls;
+        }"""
+    )
+    assert kept and any(url.endswith("/index.html") or url == f"{relay.url}/" for url in kept), kept
+    assert not [url for url in kept if "token" in url], kept
+    assert referers and not [referer for referer in referers if "token" in referer]
+    context.close()
+
+
+def test_every_response_carries_the_security_headers(relay: RelayProcess) -> None:
+    """A CSP header on every response (the page's and the output frame's from their meta tags,
+    none at all for the API), no ``Referer`` ever, and no file the client does not load."""
+    import httpx
+
+    from relay.headers import API_POLICY
+
+    with httpx.Client(base_url=relay.url, headers=relay.headers, timeout=10) as http:
+        page = http.get("/")
+        meta = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page.text).group(1)
+        assert page.headers["content-security-policy"] == f"{meta}; frame-ancestors 'none'"
+        assert page.headers["cache-control"] == "no-store"
+        frame = http.get("/client/frame.html")
+        frame_meta = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', frame.text).group(1)
+        assert frame.headers["content-security-policy"] == f"{frame_meta}; frame-ancestors 'self'"
+        for path in ("/", "/api/health", "/api/notebooks", "/client/main.py", "/vendor/pyodide/pyodide.mjs", "/nowhere"):
+            response = http.get(path)
+            assert response.headers["referrer-policy"] == "no-referrer", path
+            assert response.headers["x-content-type-options"] == "nosniff", path
+            assert "content-security-policy" in response.headers, path
+            if path.startswith("/api/"):
+                assert response.headers["content-security-policy"] == API_POLICY
+        for path in ("/vendor/pyodide/console.html", "/vendor/pyodide/console-v2.html", "/vendor/pyodide/pyodide.mjs.map", "/vendor/pyodide/README.md"):
+            assert http.get(path).status_code == 404, path
+        for path in ("/vendor/pyodide/pyodide.mjs", "/vendor/pyodide/pyodide.asm.wasm", "/vendor/pyodide/python_stdlib.zip"):
+            assert http.get(path).status_code == 200, path
