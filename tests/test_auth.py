@@ -102,6 +102,15 @@ def test_the_authorization_matrix(world: World) -> None:
                 assert response.headers["www-authenticate"].startswith("Bearer")
 
     own = f"/api/notebooks/{world.own}"
+    # Someone else's presence entry and kernel session, and an execution running on it.
+    victim_kernel = world.store.issue(world.own, "kernel", label="victim kernel")[1]
+    with httpx.Client(base_url=world.url, headers={"Authorization": f"Bearer {victim_kernel}"}, timeout=10) as victim:
+        assert world.admin.post(f"{own}/presence", json={"client_id": "victim-tab", "state": {}}).status_code == 200
+        requested = [event("cellCreated", cell_id="cv"), event("executionRequested", execution_id="xv", cell_id="cv", source="")]
+        assert world.admin.post(f"{own}/events", json={"events": requested}).status_code == 200
+        session = event("kernelSessionStarted", session_id="ks-victim", host="node", lease_seconds=3600)
+        claim = [event("executionAssigned", execution_id="xv", session_id="ks-victim"), event("executionStarted", execution_id="xv", session_id="ks-victim")]
+        assert victim.post(f"{own}/events", json={"events": [session, *claim]}).status_code == 200
     for credential in CREDENTIALS:
         with world.client(credential) as http:
             check(credential, "health", http.get("/api/health"), 200)
@@ -146,6 +155,29 @@ def test_the_authorization_matrix(world: World) -> None:
                 http.post(f"{own}/presence", json=heartbeat),
                 _expected(credential, {"admin", "owner", "kernel"}),
             )
+            if credential != "admin":  # the entry is the admin's own: only it may remove it
+                check(
+                    credential,
+                    "remove another's presence",
+                    http.post(f"{own}/presence", json={"client_id": "victim-tab", "gone": True}),
+                    401 if credential in BAD else 403,
+                )
+            stolen_beat = {"client_id": f"kb-{credential}", "kind": "kernel", "state": {"session_id": "ks-victim"}}
+            check(
+                credential,
+                "heartbeat another kernel's session",
+                http.post(f"{own}/presence", json=stolen_beat),
+                401 if credential in BAD else 403,
+            )
+            session_id = f"ks-{credential}"
+            hijack = [
+                event("kernelSessionStarted", session_id=session_id, host="node", lease_seconds=30),
+                event("executionAssigned", execution_id="xv", session_id=session_id),
+                event("streamAppended", execution_id="xv", stream="stdout", text=f"from {credential}"),
+            ]
+            hijacked = http.post(f"{own}/events", json={"events": hijack})
+            # Owners and admins write everything kernels write; a kernel token only for its own claims.
+            check(credential, "claim a running execution inside a batch", hijacked, _expected(credential, {"admin", "owner"}))
             share = {"admin", "owner"}
             made = http.post(f"{own}/tokens", json={"role": "viewer", "label": credential})
             check(credential, "create token", made, _expected(credential, share))

@@ -278,6 +278,9 @@ def test_a_token_address_is_never_cached_nor_sent_on(relay: RelayProcess, browse
     tab.wait_ready()
     tab.expect_online(True)
     expect(tab.page.locator("body")).to_have_attribute("data-offline", "ready", timeout=120_000)
+    tab.page.goto(tab.url(notebook, relay.token))  # a link opened again, now through the worker
+    tab.wait_ready()
+    tab.expect_online(True)
     kept = tab.page.evaluate(
         """async () => {
             const urls = [];

@@ -8,6 +8,7 @@ refusal is the JSON error shape, and a refused push stores nothing.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared_schema.events import REGISTRY
+from shared_schema.ids import is_valid_id
 from tests.admin import AdminClient
 
 pytestmark = pytest.mark.slow
@@ -25,7 +27,13 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=12,
 )
-ids = st.sampled_from(["c1", "c2", "x1", "ks-1", "", "../x", "a" * 65]) | st.text(max_size=8)
+#: Control characters, line and paragraph separators, and a valid id with one of them at either end.
+controls = st.sampled_from(["\n", "\r", "\r\n", "\x00", "\t", "\x1b", "\u2028", "\u0085", "\x7f"])
+ids = (
+    st.sampled_from(["c1", "c2", "x1", "ks-1", "", "../x", "a" * 65])
+    | st.text(max_size=8)
+    | st.builds(lambda valid, control, end: valid + control if end else control + valid, st.sampled_from(["c1", "x1", "ks-1", "evil"]), controls, st.booleans())
+)
 arg_values = ids | json_values | st.lists(st.integers(-5, 5) | st.text(max_size=5), max_size=4)
 
 
@@ -51,7 +59,7 @@ bodies = st.fixed_dictionaries({"events": st.lists(events(), max_size=5)}) | jso
 def relay(tmp_path_factory: pytest.TempPathFactory):
     from relay.config import RelayConfig
 
-    config = RelayConfig(data_dir=tmp_path_factory.mktemp("fuzz"), push_rate=0)
+    config = RelayConfig(data_dir=tmp_path_factory.mktemp("fuzz"), push_rate=0, presence_rate=0)
     with AdminClient(config) as client:
         notebook = client.post("/api/notebooks", json={"title": "fuzz"}).json()["id"]
         tokens = client.app.state.services.tokens
@@ -86,9 +94,34 @@ def test_pushes_never_5xx_and_refusals_store_nothing(relay: AdminClient, body: A
         assert _head(relay) == before, response.text
     else:
         assert _head(relay) == before + len(body["events"]) or response.json()["seqs"]
+        pulled = relay.get(f"/api/notebooks/{relay.fuzz_notebook}/events", params={"after": before})
+        for stored in json.loads(pulled.text)["events"]:  # strict JSON, ids as the schema allows
+            assert is_valid_id(stored["id"]), stored
 
 
-query_values = st.text(max_size=12) | st.integers(-(2**70), 2**70).map(str) | st.floats().map(str)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.fixed_dictionaries(
+        {"client_id": ids},
+        optional={"kind": st.sampled_from(["user", "kernel", "x"]) | st.text(max_size=4), "state": json_values | st.fixed_dictionaries({"session_id": ids}), "gone": st.booleans(), "ttl": json_scalars},
+    )
+    | json_values,
+    role=st.sampled_from(["editor", "viewer", "kernel"]),
+)
+def test_presence_never_5xx_and_takes_only_ids(relay: AdminClient, body: Any, role: str) -> None:
+    headers = {"Authorization": f"Bearer {relay.fuzz_tokens[role]}"}
+    response = relay.post(f"/api/notebooks/{relay.fuzz_notebook}/presence", json=body, headers=headers)
+    _assert_error_shape(response)
+    if response.status_code == 200:
+        assert is_valid_id(body["client_id"]), body
+
+
+query_values = (
+    st.text(max_size=12)
+    | st.integers(-(2**70), 2**70).map(str)
+    | st.floats().map(str)
+    | st.builds(lambda n, control: f"{n}{control}", st.integers(0, 99), controls)
+)
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
