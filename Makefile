@@ -14,7 +14,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := setup
-.PHONY: setup serve test bench clean chromium
+.PHONY: setup serve test bench clean chromium bubblewrap
 
 # micropip is not in Pyodide's npm package; kernels load it for %pip.
 MICROPIP := vendor/micropip/micropip-0.11.1-py3-none-any.whl
@@ -22,7 +22,7 @@ MICROPIP := vendor/micropip/micropip-0.11.1-py3-none-any.whl
 # KaTeX's CSS and fonts are served from node_modules/katex/dist as they are (relay/static.py).
 BUNDLES  := vendor/bundles/editor.js vendor/bundles/markdown.js
 
-setup: $(VENV)/.installed node_modules/.installed $(MICROPIP) $(BUNDLES) chromium
+setup: $(VENV)/.installed node_modules/.installed $(MICROPIP) $(BUNDLES) chromium bubblewrap
 
 serve: setup
 	$(BIN)/anode serve $(ARGS)
@@ -67,6 +67,16 @@ chromium: | $(VENV)/.installed
 	    $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; \
 	  fi; \
 	  $(HAVE_CHROMIUM) || $(BIN)/python -m playwright install chromium; }
+
+# bubblewrap confines server-side kernels (kernel_headless/sandbox.py): the
+# system's when there is one; else Debian's package. Without it kernels run
+# under Node's permission model alone, and `anode serve` says so.
+bubblewrap:
+	@command -v bwrap >/dev/null || { \
+	  if command -v apt-get >/dev/null; then \
+	    echo "Installing bubblewrap with apt-get (it confines kernels)"; \
+	    $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q bubblewrap; \
+	  else echo "bubblewrap is not installed: kernels will not be confined (see SECURITY.md)"; fi; }
 
 # CodeMirror ships as many small ES modules; esbuild (an npm dev dependency)
 # bundles each glue file of client/js/ with what it imports into one file.

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Awaitable, TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.storage import HeadMoved, IdConflict, NewRow, Summary, plan_append
 from relay.storage.sqlite import SQLiteStorage, _known_ids, open_database
@@ -176,3 +178,24 @@ def test_pruning_leaves_other_notebooks_alone(store: Store) -> None:
         store(store.storage.save_snapshot("nb", seq, "{}", keep_every=10))
     assert store.snapshot_seqs("other") == [5, 7]
     assert store.snapshot_seqs("nb") == [5, 8]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    event_id=st.text(max_size=70),
+    name=st.text(max_size=30),
+    actor=st.text(max_size=30),
+    args=st.dictionaries(st.text(max_size=8), st.text(max_size=20) | st.integers() | st.none(), max_size=3),
+    ts=st.floats(min_value=0, max_value=2e9, allow_nan=False),
+    seq=st.integers(1, 2**53),
+)
+def test_a_stored_body_is_what_the_json_encoder_makes(
+    event_id: str, name: str, actor: str, args: dict, ts: float, seq: int
+) -> None:
+    """Whatever the strings hold (newlines, quotes, control characters, surrogates aside),
+    the body the relay stores is exactly ``json.dumps`` of the event."""
+    args_json = json.dumps(args, separators=(",", ":"), ensure_ascii=False)
+    row = NewRow(id=event_id, name=name, v=1, args_json=args_json, actor=actor, ts=ts)
+    expected = {"seq": seq, "id": event_id, "name": name, "v": 1, "args": args, "actor": actor, "ts": ts}
+    assert row.body(seq) == json.dumps(expected, separators=(",", ":"), ensure_ascii=False)
+    assert json.loads(row.body(seq)) == expected
