@@ -133,7 +133,8 @@ def test_a_local_log_written_by_version_1_still_opens_and_syncs(relay: RelayProc
                     "args": {"cell_id": first, "base_rev": 2, "ops": ["#!\n", 12]}}  # fmt: skip
     context = browser.new_context(service_workers="block")
     page = context.new_page()
-    page.goto(f"{relay.url}/api/health")  # the relay's origin, before the client ever ran there
+    # The relay's origin, before the client ever ran there (not an API answer: those are sandboxed).
+    page.goto(f"{relay.url}/config.json")
     page.evaluate(_WRITE_VERSION_1, [notebook, confirmed, [[1, offline_edit]]])
     page.close()
 
@@ -166,7 +167,7 @@ def test_an_older_tab_holding_the_store_open_is_named_and_the_notebook_still_syn
     notebook = new_notebook(relay, "blocked upgrade", source="a")
     context = browser.new_context(service_workers="block")
     old_tab = context.new_page()
-    old_tab.goto(f"{relay.url}/api/health")
+    old_tab.goto(f"{relay.url}/config.json")
     old_tab.evaluate("""() => new Promise((ok, fail) => {
       const request = indexedDB.open("anode", 1);
       request.onupgradeneeded = () => request.result.createObjectStore("confirmed");
@@ -196,7 +197,7 @@ def test_a_tab_that_gives_the_store_up_to_a_newer_version_keeps_syncing(relay: R
     tab.expect_source(0, "ab")  # the edit is in the model, so its write is counted in data-saving
     tab.page.wait_for_function("() => document.body.dataset.saving === '0'")
     newer = context.new_page()
-    newer.goto(f"{relay.url}/api/health")
+    newer.goto(f"{relay.url}/config.json")
     newer.evaluate("""() => new Promise((ok, fail) => {
       const request = indexedDB.open("anode", 3);
       request.onupgradeneeded = () => request.result.createObjectStore("v3");
