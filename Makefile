@@ -1,7 +1,7 @@
 # Anode — the two commands of the README:
 #
 #   make serve   set everything up, then start the notebook  (ARGS="--port 9000")
-#   make test    set everything up, then run every test       (PYTEST_ARGS="-k smoke")
+#   make test    set everything up, lint, then run every test (PYTEST_ARGS="-k smoke")
 #
 # Setup is idempotent: the Python venv and node_modules are each rebuilt only
 # when their input (pyproject.toml, package-lock.json) changed since the stamp
@@ -14,7 +14,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := setup
-.PHONY: setup serve test bench clean chromium bubblewrap
+.PHONY: setup serve test lint bench clean chromium bubblewrap
 
 # micropip is not in Pyodide's npm package; kernels load it for %pip.
 MICROPIP := vendor/micropip/micropip-0.11.1-py3-none-any.whl
@@ -27,8 +27,14 @@ setup: $(VENV)/.installed node_modules/.installed $(MICROPIP) $(BUNDLES) chromiu
 serve: setup
 	$(BIN)/anode serve $(ARGS)
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The rules a reviewer should not have to check by eye (pyproject.toml says which).
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python -m bench.relay $(ARGS)

@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import sys
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -23,11 +24,13 @@ from relay.config import RelayConfig
 from relay.storage import StorageError
 from relay.storage.sqlite import open_database
 
-from .options import data_option, fail as _fail, kernel_memory_option, kernel_sandbox_option
+from .options import data_option, kernel_memory_option, kernel_sandbox_option
+from .options import fail as _fail
 from .site import build_site
 from .token_commands import token
 
 DATA_FILES = ("anode.db", "anode.db-wal", "anode.db-shm")
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="anode")
@@ -40,7 +43,14 @@ main.add_command(build_site)
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="ANODE_HOST", show_envvar=True, help="Interface to bind.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="ANODE_HOST",
+    show_envvar=True,
+    help="Interface to bind.",
+)
 @click.option(
     "--port",
     default=8000,
@@ -65,7 +75,10 @@ main.add_command(build_site)
     show_default=True,
     envvar="ANODE_KERNELS",
     show_envvar=True,
-    help="auto: start a Node kernel for a notebook with work waiting and none live; none: start kernels yourself (anode kernel).",
+    help=(
+        "auto: start a Node kernel for a notebook with work waiting and none live; none: start "
+        "kernels yourself (anode kernel)."
+    ),
 )
 @click.option(
     "--kernel-idle",
@@ -96,7 +109,10 @@ main.add_command(build_site)
     "allowed_origins",
     multiple=True,
     metavar="ORIGIN",
-    help="Let pages from ORIGIN (e.g. https://notebooks.example, a site from `anode build-site`) call the API. Repeatable.",
+    help=(
+        "Let pages from ORIGIN (e.g. https://notebooks.example, a site from `anode build-site`) "
+        "call the API. Repeatable."
+    ),
 )
 @click.option(
     "--push-rate",
@@ -149,10 +165,15 @@ def serve(
     from relay.timeouts import protocol_with_head_deadline
 
     if no_auth and not _is_loopback(host):
-        _fail(f"--no-auth serves anyone who can reach {host}; it is allowed only on a loopback address such as 127.0.0.1")
+        _fail(
+            f"--no-auth serves anyone who can reach {host}; it is allowed only on a loopback "
+            "address such as 127.0.0.1"
+        )
     for origin in allowed_origins:
         if not _ORIGIN.fullmatch(origin):
-            _fail(f"--allow-origin {origin!r} is not an origin like https://site.example or http://127.0.0.1:8080")
+            _fail(
+                f"--allow-origin {origin!r} is not an origin like https://site.example or http://127.0.0.1:8080"
+            )
     _check_data_dir(data_dir)
     sock = _bind(host, port)
     config = RelayConfig(
@@ -169,7 +190,9 @@ def serve(
     )
     bound_port = sock.getsockname()[1]
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
-    local_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else shown_host)
+    local_host = (
+        "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else shown_host)
+    )
     extensions = []
     if kernels == "auto":
         manager = KernelManager(
@@ -182,11 +205,16 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="anode: %(message)s")
     click.echo(f"Anode {__version__} — notebooks in {config.data_dir}")
     if kernels == "none":
-        click.echo("Kernels: start one per notebook with `anode kernel --notebook ID --token TOKEN`.")
+        click.echo(
+            "Kernels: start one per notebook with `anode kernel --notebook ID --token TOKEN`."
+        )
     else:
         click.echo(f"Kernels: {_confinement(kernel_sandbox, kernel_memory)}.")
     if no_auth:
-        click.echo("Auth is OFF (--no-auth): anyone who can reach this port may read and change every notebook.")
+        click.echo(
+            "Auth is OFF (--no-auth): anyone who can reach this port may read and change every "
+            "notebook."
+        )
         click.echo(f"Open http://{shown_host}:{bound_port}/ in your browser (Ctrl+C stops).")
     else:
         from relay.tokens import TokenStore
@@ -194,7 +222,9 @@ def serve(
         store = TokenStore(config.data_dir)
         token = store.serve_token()
         store.close()
-        click.echo(f"Open http://{shown_host}:{bound_port}/?token={token} in your browser (Ctrl+C stops).")
+        click.echo(
+            f"Open http://{shown_host}:{bound_port}/?token={token} in your browser (Ctrl+C stops)."
+        )
     sys.stdout.flush()
     app = create_app(config, extensions=extensions)
     server = _server_class()(
@@ -220,11 +250,37 @@ def serve(
     show_envvar=True,
     help="The relay's address.",
 )
-@click.option("--host", "kernel_host", type=click.Choice(["node", "browser"]), default="node", show_default=True, help="Run Pyodide in Node, or in a headless Chromium page.")
-@click.option("--lease", default=5.0, show_default=True, type=click.FloatRange(0.5, 3600), help="Seconds without a heartbeat before the relay declares this kernel lost.")
+@click.option(
+    "--host",
+    "kernel_host",
+    type=click.Choice(["node", "browser"]),
+    default="node",
+    show_default=True,
+    help="Run Pyodide in Node, or in a headless Chromium page.",
+)
+@click.option(
+    "--lease",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.5, 3600),
+    help="Seconds without a heartbeat before the relay declares this kernel lost.",
+)
 @click.option("--label", default="", help="A name shown beside the kernel in the notebook.")
-@click.option("--index-url", "index_urls", multiple=True, help="A package index for %pip (repeatable; default: the relay's wheelhouse, then PyPI).")
-@click.option("--token", envvar="ANODE_TOKEN", show_envvar=True, help="A kernel (or owner) token for the notebook: `anode token create --notebook ID --role kernel`.")
+@click.option(
+    "--index-url",
+    "index_urls",
+    multiple=True,
+    help="A package index for %pip (repeatable; default: the relay's wheelhouse, then PyPI).",
+)
+@click.option(
+    "--token",
+    envvar="ANODE_TOKEN",
+    show_envvar=True,
+    help=(
+        "A kernel (or owner) token for the notebook: `anode token create --notebook ID --role "
+        "kernel`."
+    ),
+)
 @kernel_sandbox_option
 @kernel_memory_option
 def kernel(
@@ -258,7 +314,10 @@ def kernel(
     except LaunchError as error:
         _fail(str(error))
     if code == EXIT_UNAUTHORIZED:
-        _fail(f"the relay at {relay} refused this kernel's token (revoked or expired); make a new one with `anode token create --notebook {notebook} --role kernel`")
+        _fail(
+            f"the relay at {relay} refused this kernel's token (revoked or expired); make a new "
+            f"one with `anode token create --notebook {notebook} --role kernel`"
+        )
     sys.exit(code)
 
 
@@ -267,7 +326,9 @@ def kernel(
 def notebooks(data_dir: Path) -> None:
     """List the notebooks in the store, with their event counts."""
     db = _open_existing(data_dir)
-    rows = db.execute("SELECT id, head, cells, title FROM notebooks ORDER BY updated_at DESC, id").fetchall()
+    rows = db.execute(
+        "SELECT id, head, cells, title FROM notebooks ORDER BY updated_at DESC, id"
+    ).fetchall()
     db.close()
     if not rows:
         click.echo(f"No notebooks in {data_dir}.")
@@ -302,7 +363,9 @@ def _confinement(mode: str, memory_mb: int) -> str:
     try:
         box = sandbox(mode)
     except SandboxError as error:
-        _fail(f"{error} (--kernel-sandbox bwrap); install bubblewrap, or pass --kernel-sandbox auto")
+        _fail(
+            f"{error} (--kernel-sandbox bwrap); install bubblewrap, or pass --kernel-sandbox auto"
+        )
     cap = f"memory cap {memory_mb} MiB" if memory_mb else "no memory cap"
     if box.bwrap is None:
         return f"NOT confined by bubblewrap ({box.reason}): Node's permission model only, {cap}"
@@ -315,8 +378,8 @@ def _server_class() -> type:
     class Server(uvicorn.Server):
         """uvicorn, plus: on Ctrl+C or SIGTERM, answer pending long polls at once."""
 
-        def handle_exit(self, sig: int, frame: object) -> None:
-            services = getattr(self.config.app.state, "services", None)
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            services = getattr(getattr(self.config.app, "state", None), "services", None)
             if services is not None:
                 services.closing.set()  # a signal handler runs on the loop's thread
             super().handle_exit(sig, frame)
@@ -325,7 +388,8 @@ def _server_class() -> type:
 
 
 def _check_relay(relay: str, notebook: str, token: str | None) -> None:
-    """Fail with one clear line when the relay or the notebook is not there, or the token is refused."""
+    """Fail with one clear line when the relay or the notebook is not there, or the token is
+    refused."""
     import json
     import urllib.error
     import urllib.request
@@ -341,10 +405,16 @@ def _check_relay(relay: str, notebook: str, token: str | None) -> None:
         except ValueError:
             detail = ""
         if error.code == 401 and not token:
-            _fail(f"the relay at {relay} needs a token: pass --token (make one with `anode token create --notebook {notebook} --role kernel`)")
+            _fail(
+                f"the relay at {relay} needs a token: pass --token (make one with `anode token "
+                f"create --notebook {notebook} --role kernel`)"
+            )
         _fail(f"the relay at {relay} refused notebook {notebook!r}: {error.code} {detail}")
     except (urllib.error.URLError, OSError) as error:
-        _fail(f"cannot reach the relay at {relay} ({getattr(error, 'reason', error)}); is `anode serve` running?")
+        _fail(
+            f"cannot reach the relay at {relay} ({getattr(error, 'reason', error)}); is `anode "
+            "serve` running?"
+        )
 
 
 def _check_data_dir(data_dir: Path) -> None:
@@ -354,7 +424,10 @@ def _check_data_dir(data_dir: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        _fail(f"the data directory {data_dir} is not writable ({error.strerror or error}); pick another with --data")
+        _fail(
+            f"the data directory {data_dir} is not writable ({error.strerror or error}); pick "
+            "another with --data"
+        )
     try:
         open_database(data_dir / "anode.db").close()
     except StorageError as error:
@@ -383,7 +456,10 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         if error.errno == errno.EADDRINUSE:
-            _fail(f"port {port} on {host} is in use; stop the other server or pick another with --port")
+            _fail(
+                f"port {port} on {host} is in use; stop the other server or pick another with "
+                "--port"
+            )
         _fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
     sock.listen(2048)
     sock.set_inheritable(True)

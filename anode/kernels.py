@@ -27,6 +27,7 @@ from relay.notebooks import OpenNotebook
 from relay.services import Services
 from relay.tokens import TokenStore
 from shared_schema.events import KernelSessionEnded
+from shared_schema.ids import SessionId
 
 log = logging.getLogger("anode.kernels")
 
@@ -35,7 +36,7 @@ log = logging.getLogger("anode.kernels")
 class ManagedKernel:
     notebook: str
     process: subprocess.Popen
-    session_id: str
+    session_id: SessionId
     last_busy: float = field(default_factory=time.monotonic)
     #: The id of the kernel token issued for it (None when the relay has no auth).
     token_id: str | None = None
@@ -89,7 +90,9 @@ class KernelManager:
         managed = self.kernels.get(opened.id)
         if managed is not None and managed.process.poll() is not None:
             code = managed.process.returncode
-            (log.info if code == 0 else log.warning)("the kernel for %s exited with %s", opened.id, code)
+            (log.info if code == 0 else log.warning)(
+                "the kernel for %s exited with %s", opened.id, code
+            )
             del self.kernels[opened.id]
             _revoke(tokens, managed)
             managed = None
@@ -128,7 +131,9 @@ class KernelManager:
             return
         log.info("started kernel %s for %s", spec.session_id, notebook)
         token_id = record.id if record is not None else None
-        self.kernels[notebook] = ManagedKernel(notebook, process, spec.session_id, token_id=token_id)
+        self.kernels[notebook] = ManagedKernel(
+            notebook, process, spec.session_id, token_id=token_id
+        )
 
     async def stop_all(self, services: Services, timeout: float = 5.0) -> None:
         """Stop every kernel as the relay shuts down, ending its session in the log.

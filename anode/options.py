@@ -20,7 +20,8 @@ data_option = click.option(
 )
 
 
-#: How ``anode serve``'s and ``anode kernel``'s Node kernels are confined (``kernel_headless/sandbox.py``).
+#: How ``anode serve``'s and ``anode kernel``'s Node kernels are confined
+# (``kernel_headless/sandbox.py``).
 kernel_sandbox_option = click.option(
     "--kernel-sandbox",
     type=click.Choice(["auto", "bwrap", "off"]),
@@ -28,7 +29,10 @@ kernel_sandbox_option = click.option(
     show_default=True,
     envvar="ANODE_KERNEL_SANDBOX",
     show_envvar=True,
-    help="Confine Node kernels with bubblewrap: auto (where it works, else warn), bwrap (required), off.",
+    help=(
+        "Confine Node kernels with bubblewrap: auto (where it works, else warn), bwrap "
+        "(required), off."
+    ),
 )
 kernel_memory_option = click.option(
     "--kernel-memory",

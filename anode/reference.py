@@ -20,7 +20,13 @@ def cli_reference() -> str:
     ]
     for name, command in [("anode", main), *sorted(main.commands.items())]:
         title = name if command is main else f"anode {name}"
-        context = click.Context(command, info_name=title, terminal_width=88, max_content_width=88, help_option_names=["-h", "--help"])
+        context = click.Context(
+            command,
+            info_name=title,
+            terminal_width=88,
+            max_content_width=88,
+            help_option_names=["-h", "--help"],
+        )
         lines += [f"## `{title}`", "", "```", command.get_help(context).rstrip(), "```", ""]
     return "\n".join(lines)
 

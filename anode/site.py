@@ -36,18 +36,34 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Vendored folders the page loads (micropip is the kernels').
 SITE_VENDORED = ("pyodide", "pyscript", "katex", "bundles")
 #: What a browser never asks for.
-_SKIPPED = ("*.map", "*.d.ts", "*.md", "console*.html", "__pycache__", "*.pyc", "js", "contrib", "katex*.js", "katex.mjs")
+_SKIPPED = (
+    "*.map",
+    "*.d.ts",
+    "*.md",
+    "console*.html",
+    "__pycache__",
+    "*.pyc",
+    "js",
+    "contrib",
+    "katex*.js",
+    "katex.mjs",
+)
 #: Written by us: a folder holding both is a site we may write over.
 _MARKERS = ("index.html", "config.json")
 
 
 def build(out: Path, relay: str | None, root: Path = ROOT) -> list[Path]:
-    """Write the site into ``out`` (made, or replaced if it holds an earlier site); return its top entries."""
+    """Write the site into ``out`` (made, or replaced if it holds an earlier site); return its top
+    entries."""
     missing = [name for name in SITE_VENDORED if not (root / VENDORED[name]).is_dir()]
     if missing:
-        raise click.ClickException(f"vendored assets missing ({', '.join(missing)}): run `make setup` first")
+        raise click.ClickException(
+            f"vendored assets missing ({', '.join(missing)}): run `make setup` first"
+        )
     if out.exists() and any(out.iterdir()) and not all((out / name).is_file() for name in _MARKERS):
-        raise click.ClickException(f"{out} is not empty and holds no Anode site: pick an empty folder")
+        raise click.ClickException(
+            f"{out} is not empty and holds no Anode site: pick an empty folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns(*_SKIPPED)
     folders = {"client": root / "client", "shared_schema": root / "shared_schema"}
@@ -56,7 +72,9 @@ def build(out: Path, relay: str | None, root: Path = ROOT) -> list[Path]:
         shutil.rmtree(out / target, ignore_errors=True)
         shutil.copytree(source, out / target, ignore=ignore)
     shutil.copyfile(root / "index.html", out / "index.html")
-    shutil.copyfile(root / "client" / "sw.js", out / "sw.js")  # at the root: it serves the whole site
+    shutil.copyfile(
+        root / "client" / "sw.js", out / "sw.js"
+    )  # at the root: it serves the whole site
     (out / "config.json").write_text(json.dumps({"relay": relay}, indent=2) + "\n")
     return sorted(out.iterdir())
 
@@ -89,7 +107,12 @@ def build_site(out: Path, relay: str | None) -> None:
         fail(error.message)
     except OSError as error:
         fail(f"cannot write the site into {out}: {error.strerror or error}")
-    click.echo(f"Wrote the Anode site to {out}/ (relay: {relay_url or 'none: notebooks stay in the browser'}).")
+    click.echo(
+        f"Wrote the Anode site to {out}/ (relay: "
+        f"{relay_url or 'none: notebooks stay in the browser'})."
+    )
     if relay_url:
-        click.echo("Let it in on the relay: anode serve --allow-origin <the site's origin, e.g. https://notebooks.example>")
+        click.echo(
+            "Let it in on the relay: anode serve --allow-origin <the site's origin, e.g. https://notebooks.example>"
+        )
     click.echo(f"Try it: python -m http.server --directory {out} 8080")

@@ -34,10 +34,19 @@ def token() -> None:
 @token.command("create")
 @click.option("--notebook", help="The notebook the token is for (not with --role admin).")
 @click.option("--role", type=click.Choice(ROLES), required=True, help="What the token may do.")
-@click.option("--expires", "expires", metavar="DURATION", help="Lifetime such as 30m, 12h, 7d or 2w (default: never).")
-@click.option("--label", default="", help="Who or what the token is for, shown by `anode token list`.")
+@click.option(
+    "--expires",
+    "expires",
+    metavar="DURATION",
+    help="Lifetime such as 30m, 12h, 7d or 2w (default: never).",
+)
+@click.option(
+    "--label", default="", help="Who or what the token is for, shown by `anode token list`."
+)
 @data_option
-def create(notebook: str | None, role: str, expires: str | None, label: str, data_dir: Path) -> None:
+def create(
+    notebook: str | None, role: str, expires: str | None, label: str, data_dir: Path
+) -> None:
     """Issue a token; the token itself is alone on the last line."""
     if role == "admin" and notebook:
         fail("an admin token is for every notebook; drop --notebook")
@@ -54,7 +63,11 @@ def create(notebook: str | None, role: str, expires: str | None, label: str, dat
         fail(str(error))
     finally:
         store.close()
-    until = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.expires_at)) if record.expires_at else "never"
+    until = (
+        time.strftime("%Y-%m-%d %H:%M", time.localtime(record.expires_at))
+        if record.expires_at
+        else "never"
+    )
     click.echo(f"Token {record.id}: {role} on {record.notebook}, expires {until}.")
     click.echo(secret)
 
@@ -73,8 +86,16 @@ def list_(notebook: str | None, data_dir: Path) -> None:
     click.echo(f"{'ID':<20} {'ROLE':<7} {'NOTEBOOK':<16} {'EXPIRES':<17} {'STATE':<8} LABEL")
     now = time.time()
     for r in records:
-        until = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.expires_at)) if r.expires_at else "never"
-        state = "revoked" if r.revoked_at else ("expired" if r.expires_at and r.expires_at <= now else "active")
+        until = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(r.expires_at))
+            if r.expires_at
+            else "never"
+        )
+        state = (
+            "revoked"
+            if r.revoked_at
+            else ("expired" if r.expires_at and r.expires_at <= now else "active")
+        )
         click.echo(f"{r.id:<20} {r.role:<7} {r.notebook:<16} {until:<17} {state:<8} {r.label}")
 
 

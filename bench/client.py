@@ -1,4 +1,5 @@
-"""Browser client benchmark: page load to interactive, keystroke to push, remote edit latency, 500 cells.
+"""Browser client benchmark: page load to interactive, keystroke to push, remote edit latency, 500
+cells.
 
     .venv/bin/python -m bench.client              # about a minute
     .venv/bin/python -m bench.client --quick      # fewer samples
@@ -51,11 +52,15 @@ _PROBE = """
 (() => {
   const now = () => performance.timeOrigin + performance.now();
   window.__bench = {keys: [], pushes: [], changes: [], ready: null, python: null, frames: []};
-  document.addEventListener("py:ready", () => { window.__bench.python ??= performance.now(); }, true);
+  document.addEventListener("py:ready", () => {
+    window.__bench.python ??= performance.now();
+  }, true);
   for (const type of ["long-animation-frame", "longtask"]) {
     try {
       new PerformanceObserver((list) => {
-        for (const entry of list.getEntries()) window.__bench.frames.push([type, entry.startTime, entry.duration]);
+        for (const entry of list.getEntries()) {
+          window.__bench.frames.push([type, entry.startTime, entry.duration]);
+        }
       }).observe({type, buffered: true});
     } catch (error) {}  // an entry type this browser lacks
   }
@@ -101,8 +106,17 @@ def _notebook(relay: Relay) -> str:
         response = client.post("/api/notebooks", json={"title": "bench"})
         response.raise_for_status()
         notebook = response.json()["id"]
-        cell = {"id": uuid.uuid4().hex, "name": "cellCreated", "v": 1,
-                "args": {"cell_id": uuid.uuid4().hex, "cell_type": "code", "after": None, "source": "x = 1"}}  # fmt: skip
+        cell = {
+            "id": uuid.uuid4().hex,
+            "name": "cellCreated",
+            "v": 1,
+            "args": {
+                "cell_id": uuid.uuid4().hex,
+                "cell_type": "code",
+                "after": None,
+                "source": "x = 1",
+            },
+        }
         push(client, notebook, [cell])
     return notebook
 
@@ -126,7 +140,9 @@ def _big_notebook(relay: Relay, cells: int) -> str:
             return {"id": uuid.uuid4().hex, "name": name, "v": 1, "args": args}
 
         session = "ks-bench"
-        events = [event("kernelSessionStarted", session_id=session, host="node", lease_seconds=3600)]
+        events = [
+            event("kernelSessionStarted", session_id=session, host="node", lease_seconds=3600)
+        ]
         after = None
         for i in range(cells):
             cell, run = uuid.uuid4().hex, uuid.uuid4().hex
@@ -136,12 +152,24 @@ def _big_notebook(relay: Relay, cells: int) -> str:
                 event("cellCreated", cell_id=cell, cell_type="code", after=after, source=source),
                 event("executionRequested", execution_id=run, cell_id=cell, source=source),
                 event("executionAssigned", execution_id=run, session_id=session),
-                event("executionStarted", execution_id=run, session_id=session, execution_count=i + 1),
-                event("outputAdded", execution_id=run,
-                      output={"output_type": "stream", "name": "stdout", "text": text}),  # fmt: skip
-                event("outputAdded", execution_id=run, output={
-                    "output_type": "execute_result", "execution_count": i + 1,
-                    "data": {"text/plain": str(i * 2)}, "metadata": {}}),  # fmt: skip
+                event(
+                    "executionStarted", execution_id=run, session_id=session, execution_count=i + 1
+                ),
+                event(
+                    "outputAdded",
+                    execution_id=run,
+                    output={"output_type": "stream", "name": "stdout", "text": text},
+                ),  # fmt: skip
+                event(
+                    "outputAdded",
+                    execution_id=run,
+                    output={
+                        "output_type": "execute_result",
+                        "execution_count": i + 1,
+                        "data": {"text/plain": str(i * 2)},
+                        "metadata": {},
+                    },
+                ),  # fmt: skip
                 event("executionCompleted", execution_id=run, session_id=session, status="ok"),
             ]
             after = cell
@@ -160,7 +188,8 @@ _ALL_RENDERED = """n => {
 
 
 def _large(browser: Any, relay: Relay, quick: bool) -> dict[str, list[float]]:
-    """Open a 500-cell notebook: Python ready -> every cell and output shown; then type in the middle."""
+    """Open a 500-cell notebook: Python ready -> every cell and output shown; then type in the
+    middle."""
     cells = 500
     notebook = _big_notebook(relay, cells)
     url = f"{relay.url}/?notebook={notebook}&token={relay.token}"
@@ -184,7 +213,9 @@ def _large(browser: Any, relay: Relay, quick: bool) -> dict[str, list[float]]:
             page.keyboard.type("abcdefghij"[i % 10])
             time.sleep(0.03)
         page.wait_for_timeout(300)
-        frames = page.evaluate("f => window.__bench.frames.filter(([, start]) => start >= f)", typing_from)
+        frames = page.evaluate(
+            "f => window.__bench.frames.filter(([, start]) => start >= f)", typing_from
+        )
         worst_frames.append(max((float(d) for _, _, d in frames), default=0.0))
         context.close()
     return {
@@ -224,7 +255,9 @@ def _loads(browser: Any, url: str, quick: bool) -> dict[str, list[float]]:
         page, took = _open(context, url)
         cold.append(took)
         page.wait_for_selector("body[data-offline='ready']", timeout=60_000)
-        page.wait_for_selector("body[data-snapshot='ready'], body[data-snapshot='failed']", timeout=120_000)
+        page.wait_for_selector(
+            "body[data-snapshot='ready'], body[data-snapshot='failed']", timeout=120_000
+        )
         page.close()
         for _ in range(2 if quick else 4):
             page, took = _open(context, url)
@@ -245,28 +278,38 @@ def _typing(browser: Any, url: str, quick: bool) -> dict[str, list[float]]:
     watcher.evaluate(_WATCH)
     writer.click("section.cell .cm-content")
     writer.keyboard.press("Control+End")
-    base = int(watcher.evaluate("document.querySelector('section.cell .cm-content').textContent.length"))
+    base = int(
+        watcher.evaluate("document.querySelector('section.cell .cm-content').textContent.length")
+    )
     pushed: list[float] = []
     remote: list[float] = []
     for i in range(20 if quick else 60):
         writer.keyboard.type("abcdefghij"[i % 10])
         watcher.wait_for_function(
-            "n => document.querySelector('section.cell .cm-content').textContent.length >= n", arg=base + i + 1
+            "n => document.querySelector('section.cell .cm-content').textContent.length >= n",
+            arg=base + i + 1,
         )
         writer.wait_for_function("n => window.__bench.pushes.length >= n", arg=i + 1)
         key = float(writer.evaluate("window.__bench.keys.at(-1)"))
         ack = float(writer.evaluate("window.__bench.pushes.at(-1)"))
-        seen = watcher.evaluate("n => window.__bench.changes.find(([t, len]) => len >= n)[0]", base + i + 1)
+        seen = watcher.evaluate(
+            "n => window.__bench.changes.find(([t, len]) => len >= n)[0]", base + i + 1
+        )
         pushed.append(ack - key)
         remote.append(float(seen) - key)
         time.sleep(0.12)  # one key per batch: each is its own push
     writer_context.close()
     watcher_context.close()
-    return {"keystroke to push acknowledged": pushed, "keystroke to the other person's screen": remote}
+    return {
+        "keystroke to push acknowledged": pushed,
+        "keystroke to the other person's screen": remote,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer samples")
     args = parser.parse_args()
     started = time.monotonic()
@@ -275,12 +318,18 @@ def main() -> None:
     for name, values in figures.items():
         print(_summary(name, values))
     cached = statistics.median(figures["load to interactive, cached (SW)"])
-    print(f"target: cached start <= 3000 ms: median {cached:.0f} ms -> {'met' if cached <= 3000 else 'NOT met'}")
+    print(
+        f"target: cached start <= 3000 ms: median {cached:.0f} ms -> "
+        f"{'met' if cached <= 3000 else 'NOT met'}"
+    )
     render = statistics.median(figures["500 cells: Python ready to all shown"])
     print(f"target: 500 cells shown <= 1000 ms after Python is ready: median {render:.0f} ms"
           f" -> {'met' if render <= 1000 else 'NOT met'}")  # fmt: skip
     worst = max(figures["500 cells: longest frame while typing (0: none over 50)"])
-    print(f"target: no frame over 50 ms while typing: longest {worst:.0f} ms -> {'met' if worst <= 50 else 'NOT met'}")
+    print(
+        f"target: no frame over 50 ms while typing: longest {worst:.0f} ms -> "
+        f"{'met' if worst <= 50 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

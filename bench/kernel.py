@@ -232,7 +232,9 @@ def bench_ready(bench: Bench, scale: Scale, report: Report) -> None:
     plan += [bench.cache_dir] * scale.snapshot_starts
     for index, cache_dir in enumerate(plan):
         if index >= scale.cold_starts:  # the snapshot the first cold start's maker is making
-            ensure_snapshot(KernelSpec(relay=bench.relay.url, notebook="bench", cache_dir=cache_dir), wait=True)
+            ensure_snapshot(
+                KernelSpec(relay=bench.relay.url, notebook="bench", cache_dir=cache_dir), wait=True
+            )
         run = _start_once(bench, cache_dir)
         runs[run.pop("from")].append(run)
     for kind, label in (("cold", "cold (empty cache)"), ("snapshot", "from the snapshot")):
@@ -470,8 +472,8 @@ def bench_throughput(bench: Bench, scale: Scale, report: Report) -> None:
     )
     say(f"   {cpu.per(n, 'execution')}")
     # An execution's cycle, from the relay's ts: its claim -> its completion -> the next claim.
-    busy = _ms([done.ts - claim.ts for claim, done in zip(claimed, completed)])
-    gap = _ms([claim.ts - done.ts for done, claim in zip(completed, claimed[1:])])
+    busy = _ms([done.ts - claim.ts for claim, done in zip(claimed, completed, strict=False)])
+    gap = _ms([claim.ts - done.ts for done, claim in zip(completed, claimed[1:], strict=False)])
     together = sum(1 for g in gap if g == 0)
     say(
         f"   per execution (relay ts, p50/p99): claim -> completion stored"

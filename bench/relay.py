@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.relay                 # full run, about 1.5-2 minutes
     .venv/bin/python -m bench.relay --quick         # smoke run, about 30 s
-    .venv/bin/python -m bench.relay --only fanout   # one part (repeatable): push, auth, fanout, open, memory
+    .venv/bin/python -m bench.relay --only fanout   # one part (repeatable): push, auth,
+                                                    # fanout, open, memory
 
 The relay runs as a real process (``python -m anode serve`` on a free port
 and a temporary data directory, ``bench.harness``) and is measured over
@@ -25,8 +26,8 @@ import json
 import math
 import os
 import resource
-import statistics
 import sqlite3
+import statistics
 import sys
 import tempfile
 import threading
@@ -212,22 +213,37 @@ def bench_auth(workdir: Path, scale: Scale, report: Report) -> None:
     machine's load hits both; the ratio is of the medians. The in-process
     figures time the checks alone.
     """
-    say("\n1b. auth overhead: one writer, a relay with tokens vs one with --no-auth (3 rounds, alternating)")
+    say(
+        "\n1b. auth overhead: one writer, a relay with tokens vs one with --no-auth (3 rounds, "
+        "alternating)"
+    )
     check_us, policy_us = _auth_check_costs()
-    say(f"   in process: token check {check_us:.1f} µs per request, role checks {policy_us:.2f} µs per event")
-    open_relay, guarded = Relay(workdir / "noauth").start(), Relay(workdir / "auth", auth=True).start()
+    say(
+        f"   in process: token check {check_us:.1f} µs per request, role checks {policy_us:.2f} "
+        "µs per event"
+    )
+    open_relay, guarded = (
+        Relay(workdir / "noauth").start(),
+        Relay(workdir / "auth", auth=True).start(),
+    )
     try:
         for batch in (100, 1):
-            rounds = [(_push_rate(guarded, batch, scale), _push_rate(open_relay, batch, scale)) for _ in range(3)]
+            rounds = [
+                (_push_rate(guarded, batch, scale), _push_rate(open_relay, batch, scale))
+                for _ in range(3)
+            ]
             rate = statistics.median(r[0][0] for r in rounds)
             base_rate = statistics.median(r[1][0] for r in rounds)
             lat = [x for r in rounds for x in r[0][1]]
             base_lat = [x for r in rounds for x in r[1][1]]
             say(
-                f"   batch {batch:>3}: {rate:>8,.0f} events/s with tokens vs {base_rate:>8,.0f} without"
+                f"   batch {batch:>3}: {rate:>8,.0f} events/s with tokens vs {base_rate:>8,.0f} "
+                "without"
                 f" (ratio {rate / base_rate:.2f}); push {p50_p99(lat)} vs {p50_p99(base_lat)}"
             )
-            report.add(f"push with auth / without, batches of {batch}", rate / base_rate, "ratio", 0.9)
+            report.add(
+                f"push with auth / without, batches of {batch}", rate / base_rate, "ratio", 0.9
+            )
     finally:
         open_relay.stop()
         guarded.stop()
@@ -259,7 +275,9 @@ def _auth_check_costs() -> tuple[float, float]:
     for seq, (name, args) in enumerate(setup, start=1):
         advance(state, stored(seq, f"e{seq}", decode(name, 1, args), grant.actor, 0.0))
     # A kernel's outputs: the role check that reads the most state per event.
-    events = [decode("streamAppended", 1, {"execution_id": "x1", "stream": "stdout", "text": "."})] * 100
+    events = [
+        decode("streamAppended", 1, {"execution_id": "x1", "stream": "stdout", "text": "."})
+    ] * 100
     policy = EventPolicy(grant, 10_000)
     started = time.perf_counter()
     for _ in range(2_000):

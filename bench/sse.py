@@ -3,15 +3,18 @@
 httpx would do, but a benchmark process holding 1,000 streams, or parsing
 10,000 messages a second, should spend its time on the relay's output and
 not on its own HTTP machinery. HTTP/1.1 chunked framing and SSE parsing
-are split from the I/O (``Dechunker``, ``SSEParser``) so each is a few
-lines of pure code.
+are split from the I/O (``Dechunker``, ``SSEParser``, which is the client's
+own parser) so each is a few lines of pure code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import time
 from dataclasses import dataclass
+
+from client.sse import Parser
 
 
 @dataclass(slots=True)
@@ -60,29 +63,18 @@ class Dechunker:
 
 
 class SSEParser:
-    """Split an event stream into messages; comments (pings) are dropped."""
+    """Bytes in, messages out: the browser client's parser (``client.sse``, the one SSE
+    parser of the project) behind an incremental UTF-8 decoder; pings are dropped."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._parser = Parser()
 
     def feed(self, data: bytes, received: float) -> list[Message]:
-        buffer = (self._buffer + data).replace(b"\r\n", b"\n")
-        *blocks, self._buffer = buffer.split(b"\n\n")
-        messages = []
-        for block in blocks:
-            event, data_lines, last_id = "message", [], None
-            for line in block.decode().split("\n"):
-                field, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if field == "event":
-                    event = value
-                elif field == "data":
-                    data_lines.append(value)
-                elif field == "id":
-                    last_id = value
-            if data_lines:
-                messages.append(Message(event, "\n".join(data_lines), last_id, received))
-        return messages
+        return [
+            Message(message.event, message.data, message.own_id, received)
+            for message in self._parser.feed(self._decoder.decode(data))
+        ]
 
 
 class Stream:

@@ -32,7 +32,9 @@ class Style:
     bg: str | None = None
 
     def classes(self) -> str:
-        names = [f"ansi-{flag}" for flag in ("bold", "dim", "italic", "underline") if getattr(self, flag)]
+        names = [
+            f"ansi-{flag}" for flag in ("bold", "dim", "italic", "underline") if getattr(self, flag)
+        ]
         if self.fg:
             names.append(f"ansi-{self.fg}")
         if self.bg:
@@ -44,7 +46,15 @@ def _cube(n: int) -> str:
     """The nearest of the 16 colours to xterm's colour ``n`` (16-255)."""
     if n >= 232:  # grey ramp
         level = (n - 232) * 10 + 8
-        return "black" if level < 64 else "bright-black" if level < 160 else "white" if level < 224 else "bright-white"
+        return (
+            "black"
+            if level < 64
+            else "bright-black"
+            if level < 160
+            else "white"
+            if level < 224
+            else "bright-white"
+        )
     n -= 16
     return _nearest(*(0 if c == 0 else 55 + 40 * c for c in (n // 36, n // 6 % 6, n % 6)))
 
@@ -59,7 +69,9 @@ def _extended(codes: list[int], i: int) -> tuple[str | None, int]:
     """A 38/48 colour starting at ``codes[i]`` (the 5 or 2): the colour and the next index."""
     if i < len(codes) and codes[i] == 5 and i + 1 < len(codes):
         n = codes[i + 1]
-        name = (COLOURS[n] if n < 8 else f"bright-{COLOURS[n - 8]}") if n < 16 else _cube(min(n, 255))
+        name = (
+            (COLOURS[n] if n < 8 else f"bright-{COLOURS[n - 8]}") if n < 16 else _cube(min(n, 255))
+        )
         return name, i + 2
     if i < len(codes) and codes[i] == 2 and i + 3 < len(codes):
         return _nearest(*codes[i + 1 : i + 4]), i + 4
@@ -68,7 +80,11 @@ def _extended(codes: list[int], i: int) -> tuple[str | None, int]:
 
 def _apply(style: Style, params: str) -> Style:
     """The style after one SGR sequence (``ESC[ params m``)."""
-    codes = [int(part) if part.isdigit() else 0 for part in re.split(r"[;:]", params)] if params else [0]
+    codes = (
+        [int(part) if part.isdigit() else 0 for part in re.split(r"[;:]", params)]
+        if params
+        else [0]
+    )
     i = 0
     while i < len(codes):
         code = codes[i]
@@ -108,7 +124,8 @@ def _apply(style: Style, params: str) -> Style:
 
 
 def runs(text: str) -> list[tuple[str, str]]:
-    """``text`` as ``(chunk, css classes)`` runs, escape codes removed; adjacent runs of one style merged."""
+    """``text`` as ``(chunk, css classes)`` runs, escape codes removed; adjacent runs of one style
+    merged."""
     out: list[tuple[str, str]] = []
     style = Style()
     position = 0

@@ -22,6 +22,7 @@ from typing import Any
 
 import js
 from pyodide.ffi import create_proxy
+
 from shared_schema import ot
 
 from .auth import UNKNOWN, Credentials, Identity, TokenPrompt
@@ -64,7 +65,13 @@ class NotebookPage:
     """One open notebook: the ``Actions`` the view calls, and the sync callbacks."""
 
     def __init__(
-        self, root: Any, relay: Relay | None, credentials: Credentials | None, notebook_id: str, cm: Any, md: Any
+        self,
+        root: Any,
+        relay: Relay | None,
+        credentials: Credentials | None,
+        notebook_id: str,
+        cm: Any,
+        md: Any,
     ) -> None:
         self.notebook_id = notebook_id
         self._root = root
@@ -76,7 +83,9 @@ class NotebookPage:
         self.model = NotebookModel(notebook_id)
         self.view: NotebookView | None = None
         self.sync: Sync | None = None
-        self.presence = Presence(relay, notebook_id, self._schedule_render) if relay is not None else None
+        self.presence = (
+            Presence(relay, notebook_id, self._schedule_render) if relay is not None else None
+        )
         self.identity: Identity = UNKNOWN
         self._share: ShareDialog | None = None
         self._render_scheduled = False
@@ -95,7 +104,9 @@ class NotebookPage:
         try:
             self.store = await Store.open()
             saved = await self.store.load(self.notebook_id, tab.number)
-        except StoreError as error:  # private mode, quota, a blocked upgrade: work from the network only
+        except (
+            StoreError
+        ) as error:  # private mode, quota, a blocked upgrade: work from the network only
             self._lose_store(str(error))
         relay_state: dict[str, Any] | None = None
         if not (saved.snapshot or saved.confirmed or saved.pending):
@@ -106,14 +117,18 @@ class NotebookPage:
                 return
         live = tab.others
         if live is None:  # no Web Locks: adopt nothing another numbered tab wrote
-            live = frozenset(key_owner(key) for key, _ in saved.pending) | {t for t, _, _ in saved.other_drafts}
+            live = frozenset(key_owner(key) for key, _ in saved.pending) | {
+                t for t, _, _ in saved.other_drafts
+            }
             live -= {0}
         self.model = NotebookModel.restore(self.notebook_id, saved, tab=tab.number, live_tabs=live)
         if relay_state is not None:  # asked for only when nothing, pending included, is stored
             try:
                 self.model.start_from(relay_state)
             except ValueError as error:  # another materializer's format: fold the log instead
-                log.info("the relay's state is not one this page loads (%s); reading its log", error)
+                log.info(
+                    "the relay's state is not one this page loads (%s); reading its log", error
+                )
         js.document.body.dataset.tab = str(tab.number)
         self._save()  # records adopted from a tab that is gone are ours now
         js.document.body.dataset.saving = "0"
@@ -158,7 +173,9 @@ class NotebookPage:
     def _set_identity(self, identity: Identity) -> None:
         self.identity = identity
         if self.view is not None:
-            self.view.set_access(identity.can_edit(self.notebook_id), identity.can_share(self.notebook_id))
+            self.view.set_access(
+                identity.can_edit(self.notebook_id), identity.can_share(self.notebook_id)
+            )
             js.document.body.dataset.role = identity.role
             if self._storage_problem:  # the graver notice wins over "read-only"
                 self.view.show_notice(self._storage_problem)
@@ -297,14 +314,18 @@ class NotebookPage:
         if self.view is None:
             return
         self.view.render(self.model.state(), self._sync_status())
-        self.view.show_people(list(self.presence.others.values()) if self.presence is not None else [])
+        self.view.show_people(
+            list(self.presence.others.values()) if self.presence is not None else []
+        )
         self.view.list.dataset.seq = str(self.model.confirmed.seq)
 
     def _sync_status(self) -> SyncStatus:
         """Online or not, and how many events wait; a render is due when the wait becomes late."""
         sync = self.sync
         online = sync.online if sync is not None else False
-        status = SyncStatus(online, self.model.unsynced(), sync.last_error if sync is not None else "")
+        status = SyncStatus(
+            online, self.model.unsynced(), sync.last_error if sync is not None else ""
+        )
         if not status.unsynced:
             self._unsynced_since = None
             return status
@@ -432,7 +453,11 @@ class NotebookPage:
     def cancel(self, cell_id: str) -> None:
         """Take a queued run of this cell off the queue (a running one is interrupted instead)."""
         cell = self.model.state().cells.get(cell_id)
-        run = self.model.state().executions.get(cell.execution_id) if cell and cell.execution_id else None
+        run = (
+            self.model.state().executions.get(cell.execution_id)
+            if cell and cell.execution_id
+            else None
+        )
         if run is not None and run.status in ("pending", "assigned"):
             self.model.cancel(run.id)
             self._commit()
@@ -474,7 +499,9 @@ def _kernel_command(relay: Relay, notebook_id: str) -> str:
 
 
 def _unknown_notebook(notebook_id: str) -> Any:
-    message = h("p", {"class": "message unknown-notebook"}, f"This relay has no notebook {notebook_id!r}. ")
+    message = h(
+        "p", {"class": "message unknown-notebook"}, f"This relay has no notebook {notebook_id!r}. "
+    )
     message.append(h("a", {"href": site_link()}, "See the notebooks it has."))
     return h("main", {"class": "home-page"}, message)
 

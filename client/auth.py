@@ -96,7 +96,9 @@ class Credentials:
         self._save(saved)
 
     def forget(self, token: str) -> None:
-        self._save({scope: entry for scope, entry in self._load().items() if entry.get("token") != token})
+        self._save(
+            {scope: entry for scope, entry in self._load().items() if entry.get("token") != token}
+        )
 
     def lookup(self, notebook_id: str | None) -> tuple[str | None, Identity | None]:
         """The token for ``notebook_id`` (or the home view), and what it allowed last time."""
@@ -142,19 +144,31 @@ class TokenPrompt:
         self.reason = h("p", {"class": "token-reason"})
         self.input = h(
             "input",
-            {"class": "token-input", "name": "token", "autocomplete": "off", "spellcheck": "false",
-             "placeholder": "a link (…/?notebook=…&token=…) or a token (at1.…)", "aria-label": "Link or token"},
-        )  # fmt: skip
+            {
+                "class": "token-input",
+                "name": "token",
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "placeholder": "a link (…/?notebook=…&token=…) or a token (at1.…)",
+                "aria-label": "Link or token",
+            },
+        )
         submit = h("button", {"class": "token-submit", "type": "submit"}, "Open")
         later = h("button", {"class": "token-later", "type": "button"}, "Not now")
         form = h(
-            "form", {"class": "token-form", "method": "dialog"},
+            "form",
+            {"class": "token-form", "method": "dialog"},
             h("h2", None, "This notebook needs an access token"),
             self.reason,
-            h("p", None, f"Paste the link you were given (or just its token) for {credentials.relay.origin}."),
+            h(
+                "p",
+                None,
+                "Paste the link you were given (or just its token) for "
+                f"{credentials.relay.origin}.",
+            ),
             self.input,
             h("div", {"class": "dialog-buttons"}, later, submit),
-        )  # fmt: skip
+        )
         self.dialog = h("dialog", {"class": "token-prompt"}, form)
         js.document.body.append(self.dialog)
         self._listeners.on(form, "submit", self._submit)

@@ -41,7 +41,7 @@ def fetch(url: str, init: JsProxy) -> JsProxy:
     if not _ignore_rejection:
         _ignore_rejection.append(create_proxy(lambda _error: None))
     promise = js.fetch(url, init)
-    getattr(promise, "catch")(_ignore_rejection[0])  # ``catch`` is a Python keyword
+    promise.catch(_ignore_rejection[0])  # ``catch`` is a Python keyword
     return promise
 
 
@@ -94,7 +94,8 @@ def query_param(name: str) -> str | None:
 
 
 def site_link(notebook_id: str | None = None) -> str:
-    """A link to the home view or a notebook that keeps this page's ``?relay=`` (``links.page_link``)."""
+    """A link to the home view or a notebook that keeps this page's ``?relay=``
+    (``links.page_link``)."""
     return page_link(notebook_id, query_param("relay"))
 
 

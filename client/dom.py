@@ -34,7 +34,8 @@ def h(tag: str, attrs: dict[str, Any] | None = None, *children: Any) -> JsProxy:
 
 
 def text_element(tag: str, class_name: str, text: str) -> JsProxy:
-    """``<tag class=…>text</tag>`` in three calls into JavaScript (outputs are built by the hundred)."""
+    """``<tag class=…>text</tag>`` in three calls into JavaScript (outputs are built by the
+    hundred)."""
     element = document().createElement(tag)
     element.className = class_name
     if text:

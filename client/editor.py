@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from pyodide.ffi import JsProxy, create_proxy
+
 from shared_schema import ot
 
 from .browser import js_object

@@ -42,7 +42,14 @@ class HomeView:
     def __init__(self, root: JsProxy, relay: Relay | None) -> None:
         self._relay = relay
         self._listeners = Listeners()
-        self.title = h("input", {"class": "new-title", "placeholder": "Untitled notebook", "aria-label": "New notebook title"})
+        self.title = h(
+            "input",
+            {
+                "class": "new-title",
+                "placeholder": "Untitled notebook",
+                "aria-label": "New notebook title",
+            },
+        )
         self.create = h("button", {"class": "create", "type": "submit"}, "New notebook")
         form = h("form", {"class": "new-notebook"}, self.title, self.create)
         self.message = h("p", {"class": "message"})
@@ -59,9 +66,18 @@ class HomeView:
         clear(root)
         root.append(
             h("header", {"class": "bar"}, h("a", {"class": "home", "href": site_link()}, "Anode")),
-            h("main", {"class": "home-page"}, h("h1", None, "Notebooks"), notice, form, self.message,
-              self.list, self.local_heading, self.local),
-        )  # fmt: skip
+            h(
+                "main",
+                {"class": "home-page"},
+                h("h1", None, "Notebooks"),
+                notice,
+                form,
+                self.message,
+                self.list,
+                self.local_heading,
+                self.local,
+            ),
+        )
         self._listeners.on(form, "submit", self._submit)
         js.document.title = "Anode"
 
@@ -74,10 +90,14 @@ class HomeView:
         try:
             status, body = await self._relay.request("GET", "/api/notebooks")
         except NetworkError:
-            self.message.textContent = "The relay is unreachable: notebooks opened before still work offline."
+            self.message.textContent = (
+                "The relay is unreachable: notebooks opened before still work offline."
+            )
             return set()
         if status != 200:
-            self.message.textContent = f"The relay answered {status}: {(body or {}).get('detail', '')}"
+            self.message.textContent = (
+                f"The relay answered {status}: {(body or {}).get('detail', '')}"
+            )
             return set()
         clear(self.list)
         notebooks = body.get("notebooks", [])
@@ -102,9 +122,16 @@ class HomeView:
                 saved = await store.load(notebook)
                 state = NotebookModel.restore(notebook, saved).state()
                 count = len(state.visible_cells())
-                item = h("li", {"class": "notebook"},
-                         h("a", {"href": site_link(notebook)}, state.title or "Untitled"),
-                         h("span", {"class": "meta"}, f"{count} cell{'s' if count != 1 else ''} · kept here"))  # fmt: skip
+                item = h(
+                    "li",
+                    {"class": "notebook"},
+                    h("a", {"href": site_link(notebook)}, state.title or "Untitled"),
+                    h(
+                        "span",
+                        {"class": "meta"},
+                        f"{count} cell{'s' if count != 1 else ''} · kept here",
+                    ),
+                )
                 if self._relay is not None and not (saved.snapshot or saved.confirmed):
                     item.append(self._publish_button(notebook, state.title))
                 self.local.append(item)
@@ -121,9 +148,15 @@ class HomeView:
         Everything such a notebook holds is pending, as if made offline; once
         the relay knows its id, opening it pushes it all, as any reconnect does.
         """
-        button = h("button", {"class": "publish", "type": "button",
-                              "title": "Create this notebook on the relay and send it everything kept here"},
-                   "Put on the relay")  # fmt: skip
+        button = h(
+            "button",
+            {
+                "class": "publish",
+                "type": "button",
+                "title": "Create this notebook on the relay and send it everything kept here",
+            },
+            "Put on the relay",
+        )
 
         async def publish() -> None:
             assert self._relay is not None
@@ -135,7 +168,8 @@ class HomeView:
             except NetworkError as error:
                 status, body = 0, {"detail": str(error)}
             if status not in (201, 409):  # 409: put there already (from another tab, say)
-                self.message.textContent = f"Could not put the notebook on the relay: {(body or {}).get('detail') or f'HTTP {status}'}"
+                why = (body or {}).get("detail") or f"HTTP {status}"
+                self.message.textContent = f"Could not put the notebook on the relay: {why}"
                 button.disabled = False
                 return
             js.location.assign(site_link(notebook))
@@ -150,7 +184,9 @@ class HomeView:
     async def _create(self, title: str) -> None:
         self.create.disabled = True
         try:
-            notebook = await (self._create_local(title) if self._relay is None else self._create_on_relay(title))
+            notebook = await (
+                self._create_local(title) if self._relay is None else self._create_on_relay(title)
+            )
         except (NetworkError, StoreError) as error:
             self.message.textContent = f"Could not create the notebook: {error}"
             self.create.disabled = False
@@ -162,9 +198,15 @@ class HomeView:
         status, body = await self._relay.request("POST", "/api/notebooks", {"title": title})
         if status != 201:
             raise NetworkError(f"HTTP {status}: {(body or {}).get('detail', body)}")
-        first_cell = {"id": new_id(), "name": "cellCreated", "v": 1,
-                      "args": {"cell_id": new_id(), "cell_type": "code", "after": None}}  # fmt: skip
-        await self._relay.request("POST", f"/api/notebooks/{body['id']}/events", {"events": [first_cell]})
+        first_cell = {
+            "id": new_id(),
+            "name": "cellCreated",
+            "v": 1,
+            "args": {"cell_id": new_id(), "cell_type": "code", "after": None},
+        }
+        await self._relay.request(
+            "POST", f"/api/notebooks/{body['id']}/events", {"events": [first_cell]}
+        )
         return str(body["id"])
 
     @staticmethod

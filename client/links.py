@@ -1,4 +1,5 @@
-"""Links within the site, and links that carry a token, made and read (pure Python; tested in CPython).
+"""Links within the site, and links that carry a token, made and read (pure Python; tested in
+CPython).
 
 A page given its relay as ``?relay=URL`` keeps it in every link it makes
 (home, a notebook), or the next page would fall back to the site's own
@@ -18,9 +19,14 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 
 def _escape(value: str) -> str:
-    """``urllib.parse.quote_plus`` with no safe characters: UTF-8, percent-encoded, space as ``+``."""
+    """``urllib.parse.quote_plus`` with no safe characters: UTF-8, percent-encoded, space as
+    ``+``."""
     return "".join(
-        char if char in _UNRESERVED else "+" if char == " " else "".join(f"%{byte:02X}" for byte in char.encode())
+        char
+        if char in _UNRESERVED
+        else "+"
+        if char == " "
+        else "".join(f"%{byte:02X}" for byte in char.encode())
         for char in value
     )
 

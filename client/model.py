@@ -55,6 +55,7 @@ def key_owner(key: int) -> int:
     """The tab number a pending key belongs to (0: no tab)."""
     return key // TAB_SPAN
 
+
 PushedJson = dict[str, Any]
 StoredJson = dict[str, Any]
 TextOpsJson = list[Any]
@@ -66,7 +67,9 @@ class Gap(Exception):
 
 def new_id() -> str:
     """A fresh id for an event, a cell or an execution (fits shared_schema's pattern)."""
-    return os.urandom(16).hex()  # what uuid4().hex is made of, without importing uuid (slow in Pyodide)
+    return os.urandom(
+        16
+    ).hex()  # what uuid4().hex is made of, without importing uuid (slow in Pyodide)
 
 
 @dataclass
@@ -79,7 +82,8 @@ class Saved:
     drafts: dict[str, TextOpsJson] = field(default_factory=dict)  # cell id -> buffered ops
     #: Drafts of other tabs (that are gone, or not: ``restore`` decides): (tab, cell id, ops).
     other_drafts: list[tuple[int, str, TextOpsJson]] = field(default_factory=list)
-    #: Ids of stored confirmed events, when a gone tab left pending events: one may be in the log already.
+    #: Ids of stored confirmed events, when a gone tab left pending events: one may be in the log
+    # already.
     confirmed_ids: set[str] = field(default_factory=set)
 
 
@@ -98,9 +102,16 @@ class LocalChanges:
     drafts_delete: list[tuple[int, str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(
-            self.confirmed or self.pending_put or self.pending_delete or self.drafts or self.drafts_delete
-        ) or self.snapshot is not None
+        return (
+            bool(
+                self.confirmed
+                or self.pending_put
+                or self.pending_delete
+                or self.drafts
+                or self.drafts_delete
+            )
+            or self.snapshot is not None
+        )
 
 
 @dataclass
@@ -116,7 +127,9 @@ class Received:
 class NotebookModel:
     """The local view of one notebook, and the commands a person gives it."""
 
-    def __init__(self, notebook_id: str, *, make_id: Callable[[], str] = new_id, tab: int = 0) -> None:
+    def __init__(
+        self, notebook_id: str, *, make_id: Callable[[], str] = new_id, tab: int = 0
+    ) -> None:
         self.notebook_id = notebook_id
         #: This tab's number: its pending keys are ``tab * TAB_SPAN + n``.
         self.tab = tab
@@ -135,7 +148,12 @@ class NotebookModel:
 
     @classmethod
     def restore(
-        cls, notebook_id: str, saved: Saved, *, live_tabs: frozenset[int] = frozenset(), **kwargs: Any
+        cls,
+        notebook_id: str,
+        saved: Saved,
+        *,
+        live_tabs: frozenset[int] = frozenset(),
+        **kwargs: Any,
     ) -> NotebookModel:
         """Rebuild the model from IndexedDB: snapshot, later events, pending, drafts.
 
@@ -162,7 +180,9 @@ class NotebookModel:
         model._next_key = max((key for key, _ in own), default=model.tab * TAB_SPAN) + 1
         for key, event in sorted(orphans):
             model._changes.pending_delete.append(key)
-            if event["id"] not in saved.confirmed_ids:  # else the log has it: the gone tab died before it knew
+            if (
+                event["id"] not in saved.confirmed_ids
+            ):  # else the log has it: the gone tab died before it knew
                 model._put_pending(event)
         drafts = dict(saved.drafts)
         for tab, cell_id, ops in saved.other_drafts:
@@ -316,7 +336,8 @@ class NotebookModel:
     def _rebase_buffer(
         self, cell_id: str, event_id: str, rev_before: int | None, result: Received
     ) -> bool:
-        """Bring the cell's buffer over a confirmed edit; True if it was our in-flight edit, landed as sent."""
+        """Bring the cell's buffer over a confirmed edit; True if it was our in-flight edit, landed
+        as sent."""
         buffer = self.buffers.get(cell_id)
         cell = self.confirmed.cells.get(cell_id)
         if buffer is None or cell is None or cell.deleted:
@@ -328,7 +349,9 @@ class NotebookModel:
                 buffer.confirm_own()
                 if buffer.confirmed_text == cell.source:
                     return True
-            self._reset_buffer(cell_id, result)  # our edit did not land as sent: take the log's text
+            self._reset_buffer(
+                cell_id, result
+            )  # our edit did not land as sent: take the log's text
             return False
         if not landed:
             return False  # someone's edit that the log turned into a no-op
@@ -372,7 +395,11 @@ class NotebookModel:
         the log's text again.
         """
         waiting = {event["id"] for _, event in self.pending}
-        folded = [event_id for event_id, seq in seqs.items() if event_id in waiting and seq <= self.confirmed.seq]
+        folded = [
+            event_id
+            for event_id, seq in seqs.items()
+            if event_id in waiting and seq <= self.confirmed.seq
+        ]
         if not folded:
             return None
         reset: set[str] = set()
@@ -383,7 +410,8 @@ class NotebookModel:
         return reset
 
     def _drop_in_flight(self, event_id: str) -> set[str]:
-        """Forget ``event_id`` as a cell's edit in flight: the buffer starts again from the log's text."""
+        """Forget ``event_id`` as a cell's edit in flight: the buffer starts again from the log's
+        text."""
         reset: set[str] = set()
         for cell_id, in_flight in list(self._in_flight.items()):
             if in_flight == event_id:
@@ -440,7 +468,12 @@ class NotebookModel:
             return None
         execution_id = self._make_id()
         self.take_edits()
-        self._add("executionRequested", execution_id=execution_id, cell_id=cell_id, source=self.text(cell_id))
+        self._add(
+            "executionRequested",
+            execution_id=execution_id,
+            cell_id=cell_id,
+            source=self.text(cell_id),
+        )
         return execution_id
 
     def interrupt(self, execution_id: str) -> None:
@@ -461,7 +494,9 @@ class NotebookModel:
                 continue
             base_rev, ops = outgoing
             # What is shown does not change: the buffer's text is laid over the cell already.
-            event_id = self._add("cellSourceEdited", cell_id=cell_id, base_rev=base_rev, ops=ops, keep_view=True)
+            event_id = self._add(
+                "cellSourceEdited", cell_id=cell_id, base_rev=base_rev, ops=ops, keep_view=True
+            )
             self._in_flight[cell_id] = event_id
             self._changes.drafts[cell_id] = None
             added = True

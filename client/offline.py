@@ -32,7 +32,8 @@ WORKER = "./sw.js"
 
 
 def loaded_urls() -> list[str]:
-    """The page's own address (without its query), every resource it fetched, and the fonts it may need."""
+    """The page's own address (without its query), every resource it fetched, and the fonts it may
+    need."""
     page = js.URL.new(js.location.href)
     page.search = ""
     page.hash = ""

@@ -83,7 +83,9 @@ def _person(signal: dict[str, Any]) -> Person | None:
     cell = state.get("cell")
     cursor = state.get("cursor")
     ok_cursor = (
-        isinstance(cursor, list) and len(cursor) == 2 and all(type(v) is int and v >= 0 for v in cursor)
+        isinstance(cursor, list)
+        and len(cursor) == 2
+        and all(type(v) is int and v >= 0 for v in cursor)
     )
     return Person(
         client_id=str(signal.get("client_id", "")),
@@ -157,7 +159,7 @@ class Presence:
         while True:
             try:
                 await asyncio.wait_for(self._dirty.wait(), HEARTBEAT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._dirty.clear()
             body = {"client_id": self.client_id, "kind": "user", "state": self._state, "ttl": TTL}
@@ -169,5 +171,3 @@ class Presence:
 
     def cursors_in(self, cell_id: str) -> list[Person]:
         return [p for p in self.others.values() if p.cell == cell_id]
-
-

@@ -65,7 +65,8 @@ class Relay:
         self.on_unauthorized(str(detail or "the relay needs a token"))
 
     def send_on_leave(self, path: str, body: Any) -> None:
-        """POST that outlives the page (a keepalive fetch: unlike a beacon, it carries our token)."""
+        """POST that outlives the page (a keepalive fetch: unlike a beacon, it carries our
+        token)."""
         init = {
             "method": "POST",
             "keepalive": True,

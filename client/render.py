@@ -59,12 +59,18 @@ _FRAME_HEAD = (
 
 
 def coloured(tag_class: str, text: str, attrs: dict[str, str] | None = None) -> JsProxy:
-    """A ``<pre>`` of text whose terminal colours (ANSI SGR codes) become ``<span class="ansi-…">``."""
+    """A ``<pre>`` of text whose terminal colours (ANSI SGR codes) become ``<span
+    class="ansi-…">``."""
     if "\x1b" not in text:  # most outputs: one text node, no parsing, no span
         pre = text_element("pre", tag_class, text)
     else:
         pre = text_element("pre", tag_class, "")
-        pre.append(*(text_element("span", classes, chunk) if classes else chunk for chunk, classes in ansi.runs(text)))
+        pre.append(
+            *(
+                text_element("span", classes, chunk) if classes else chunk
+                for chunk, classes in ansi.runs(text)
+            )
+        )
     for name, value in (attrs or {}).items():
         pre.setAttribute(name, value)
     return pre
@@ -110,7 +116,8 @@ def sandboxed_frame(body_html: str) -> JsProxy:
 
 
 def render_output(output: dict[str, Any], md: Any = None) -> JsProxy:
-    """One nbformat output as an element (``md``, vendor/bundles/markdown.js, renders markdown and LaTeX)."""
+    """One nbformat output as an element (``md``, vendor/bundles/markdown.js, renders markdown and
+    LaTeX)."""
     kind = output.get("output_type")
     if kind == "stream":
         name = output.get("name", "stdout")
@@ -121,8 +128,14 @@ def render_output(output: dict[str, Any], md: Any = None) -> JsProxy:
         return coloured("output error", text)
     if kind in ("display_data", "execute_result"):
         data = output.get("data") or {}
-        if kind == "execute_result" and _plain_only(data):  # the common ``42``: the class set with the rest
-            return coloured("output text execute-result", _text_of(data["text/plain"]), {"data-mime": "text/plain"})
+        if kind == "execute_result" and _plain_only(
+            data
+        ):  # the common ``42``: the class set with the rest
+            return coloured(
+                "output text execute-result",
+                _text_of(data["text/plain"]),
+                {"data-mime": "text/plain"},
+            )
         element = render_bundle(data, output.get("metadata") or {}, md)
         if kind == "execute_result":
             element.classList.add("execute-result")
@@ -135,7 +148,9 @@ def _plain_only(data: dict[str, Any]) -> bool:
     return "text/plain" in data and not any(mime in data for mime in _RICH_ORDER[:-1])
 
 
-def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None, md: Any = None) -> JsProxy:
+def render_bundle(
+    data: dict[str, Any], metadata: dict[str, Any] | None = None, md: Any = None
+) -> JsProxy:
     """The richest MIME type of a bundle we know how to show safely."""
     metadata = metadata or {}
     for mime in _RICH_ORDER:
@@ -150,12 +165,20 @@ def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None, 
             return h("div", {"class": "output svg"}, sandboxed_frame(_text_of(value)))
         if mime in ("image/png", "image/jpeg", "image/gif"):
             encoded = re.sub(r"\s+", "", _text_of(value))
-            size = {key: str(int(meta[key])) for key in ("width", "height") if isinstance(meta.get(key), (int, float))}
-            image = h("img", {"src": f"data:{mime};base64,{encoded}", "alt": "output image", **size})
+            size = {
+                key: str(int(meta[key]))
+                for key in ("width", "height")
+                if isinstance(meta.get(key), (int, float))
+            }
+            image = h(
+                "img", {"src": f"data:{mime};base64,{encoded}", "alt": "output image", **size}
+            )
             return h("div", {"class": "output image", "data-mime": mime}, image)
         if mime == "application/json":
             budget = [JSON_NODES]
-            tree = json_tree(value, str(meta.get("root", "root")), bool(meta.get("expanded")), 0, budget)
+            tree = json_tree(
+                value, str(meta.get("root", "root")), bool(meta.get("expanded")), 0, budget
+            )
             return h("div", {"class": "output json"}, tree)
         if mime in ("text/markdown", "text/latex") and md is not None:
             element = h("div", {"class": f"output {mime.removeprefix('text/')}", "data-mime": mime})
@@ -171,13 +194,23 @@ JSON_NODES = 2000
 
 
 def _json_leaf(value: Any) -> JsProxy:
-    kind = "null" if value is None else "bool" if isinstance(value, bool) else \
-        "number" if isinstance(value, (int, float)) else "string" if isinstance(value, str) else "other"
+    kind = (
+        "null"
+        if value is None
+        else "bool"
+        if isinstance(value, bool)
+        else "number"
+        if isinstance(value, (int, float))
+        else "string"
+        if isinstance(value, str)
+        else "other"
+    )
     return h("span", {"class": f"json-{kind}"}, json.dumps(value, ensure_ascii=False))
 
 
 def json_tree(value: Any, key: str, expanded: bool, depth: int, budget: list[int]) -> JsProxy:
-    """A JSON value as nested ``<details>``: objects and arrays fold; the first level starts open."""
+    """A JSON value as nested ``<details>``: objects and arrays fold; the first level starts
+    open."""
     budget[0] -= 1
     label = h("span", {"class": "json-key"}, f"{key}: ")
     if not isinstance(value, (dict, list)):
@@ -185,8 +218,16 @@ def json_tree(value: Any, key: str, expanded: bool, depth: int, budget: list[int
     items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
     brackets = "{}" if isinstance(value, dict) else "[]"
     noun = "key" if isinstance(value, dict) else "item"
-    summary = h("summary", None, label, h("span", {"class": "json-count"},
-                f"{brackets[0]}…{brackets[1]} {len(items)} {noun}{'' if len(items) == 1 else 's'}"))
+    summary = h(
+        "summary",
+        None,
+        label,
+        h(
+            "span",
+            {"class": "json-count"},
+            f"{brackets[0]}…{brackets[1]} {len(items)} {noun}{'' if len(items) == 1 else 's'}",
+        ),
+    )
     node = h("details", {"class": "json-node", "open": expanded or depth == 0}, summary)
     for index, (child_key, child) in enumerate(items):
         if budget[0] <= 0:

@@ -53,22 +53,36 @@ class ShareDialog:
         for index, (label, _) in enumerate(LIFETIMES):
             self.lifetime.append(h("option", {"value": str(index)}, label))
         self.create = h("button", {"class": "share-create", "type": "button"}, "Create link")
-        self.link = h("input", {"class": "share-link", "readonly": True, "aria-label": "Share link", "placeholder": "a new link appears here"})
+        self.link = h(
+            "input",
+            {
+                "class": "share-link",
+                "readonly": True,
+                "aria-label": "Share link",
+                "placeholder": "a new link appears here",
+            },
+        )
         self.copy = h("button", {"class": "share-copy", "type": "button", "disabled": True}, "Copy")
         self.message = h("p", {"class": "message share-message", "role": "status"})
         self.links = h("ul", {"class": "share-links"})
         close = h("button", {"class": "share-close", "type": "button"}, "Close")
         self.dialog = h(
-            "dialog", {"class": "share-dialog"},
+            "dialog",
+            {"class": "share-dialog"},
             h("h2", None, "Share this notebook"),
-            h("p", None, "Anyone with the link can open this notebook with the role you pick, until it expires or you revoke it."),
+            h(
+                "p",
+                None,
+                "Anyone with the link can open this notebook with the role you pick, until it "
+                "expires or you revoke it.",
+            ),
             h("div", {"class": "share-new"}, self.role, self.lifetime, self.create),
             h("div", {"class": "share-result"}, self.link, self.copy),
             self.message,
             h("h3", None, "Links made so far"),
             self.links,
             h("div", {"class": "dialog-buttons"}, close),
-        )  # fmt: skip
+        )
         js.document.body.append(self.dialog)
         self._listeners.on(self.create, "click", lambda _e: asyncio.ensure_future(self._create()))
         self._listeners.on(self.copy, "click", lambda _e: asyncio.ensure_future(self._copy()))
@@ -91,10 +105,14 @@ class ShareDialog:
         finally:
             self.create.disabled = False
         if status != 201 or not isinstance(answer, dict) or "token" not in answer:
-            self.message.textContent = f"Could not make a link: {(answer or {}).get('detail', status)}"
+            self.message.textContent = (
+                f"Could not make a link: {(answer or {}).get('detail', status)}"
+            )
             return
         page = f"{js.location.origin}{js.location.pathname}"
-        self.link.value = share_link(page, self._notebook_id, str(answer["token"]), query_param("relay"))
+        self.link.value = share_link(
+            page, self._notebook_id, str(answer["token"]), query_param("relay")
+        )
         self.copy.disabled = False
         self.link.select()
         self.message.textContent = f"A {role} link, valid for {label}."
@@ -120,18 +138,36 @@ class ShareDialog:
         for token in body.get("tokens", []):
             if token.get("revoked_at") is not None:
                 continue
-            revoke = h("button", {"class": "share-revoke", "type": "button", "data-token-id": token.get("id")}, "Revoke")
-            self._listeners.on(revoke, "click", lambda _e, token_id=token.get("id"): asyncio.ensure_future(self._revoke(token_id)))
+            revoke = h(
+                "button",
+                {"class": "share-revoke", "type": "button", "data-token-id": token.get("id")},
+                "Revoke",
+            )
+            token_id = token.get("id")
+            self._listeners.on(
+                revoke,
+                "click",
+                lambda _e, token_id=token_id: asyncio.ensure_future(self._revoke(token_id)),
+            )
             self.links.append(
-                h("li", {"class": "share-token", "data-role": token.get("role")},
-                  h("span", {"class": "share-token-role"}, token.get("role", "?")),
-                  h("span", {"class": "meta"}, f"{token.get('label') or ''} · expires {_when(token.get('expires_at'))}"),
-                  revoke)
-            )  # fmt: skip
+                h(
+                    "li",
+                    {"class": "share-token", "data-role": token.get("role")},
+                    h("span", {"class": "share-token-role"}, token.get("role", "?")),
+                    h(
+                        "span",
+                        {"class": "meta"},
+                        f"{token.get('label') or ''} · expires {_when(token.get('expires_at'))}",
+                    ),
+                    revoke,
+                )
+            )
 
     async def _revoke(self, token_id: str) -> None:
         try:
-            status, body = await self._relay.request("DELETE", f"/api/tokens/{js.encodeURIComponent(token_id)}")
+            status, body = await self._relay.request(
+                "DELETE", f"/api/tokens/{js.encodeURIComponent(token_id)}"
+            )
         except NetworkError as error:
             self.message.textContent = f"Could not revoke: {error}"
             return

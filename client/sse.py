@@ -12,7 +12,7 @@ with ``:`` is a comment (the relay's keep-alive pings).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _LINE = re.compile(r"\r\n|\r|\n")
 
@@ -21,7 +21,10 @@ _LINE = re.compile(r"\r\n|\r|\n")
 class Message:
     event: str
     data: str
+    #: The last ``id:`` of the stream so far (``EventSource.lastEventId``).
     id: str | None
+    #: This message's own ``id:`` field, or None: which messages name a resume point.
+    own_id: str | None = field(default=None, compare=False)
 
 
 class Parser:
@@ -31,6 +34,7 @@ class Parser:
         self._buffer = ""
         self._event = ""
         self._data: list[str] = []
+        self._own_id: str | None = None
         #: The last ``id:`` seen (what ``Last-Event-ID`` would carry).
         self.last_id: str | None = None
         #: The last ``retry:`` the server asked for, in milliseconds.
@@ -62,14 +66,14 @@ class Parser:
         elif name == "data":
             self._data.append(value)
         elif name == "id" and "\0" not in value:
-            self.last_id = value
+            self.last_id = self._own_id = value
         elif name == "retry" and value.isdigit():
             self.retry_ms = int(value)
         return None
 
     def _dispatch(self) -> Message | None:
-        event, data = self._event or "message", self._data
-        self._event, self._data = "", []
+        event, data, own_id = self._event or "message", self._data, self._own_id
+        self._event, self._data, self._own_id = "", [], None
         if not data:
             return None
-        return Message(event=event, data="\n".join(data), id=self.last_id)
+        return Message(event=event, data="\n".join(data), id=self.last_id, own_id=own_id)

@@ -5,10 +5,10 @@ edits made offline wait here until the relay takes them.
 
 Object stores (keys are arrays, values JSON strings):
 
-| store       | key                 | value                                    |
-| ----------- | ------------------- | ---------------------------------------- |
-| `log`       | `[notebook, last seq]` | a run of events as the relay served them (a JSON array, in seq order) |
-| `confirmed` | `[notebook, seq]`   | one event (version 1 wrote these; still read, no longer written) |
+| store       | key                    | value                                          |
+| ----------- | ---------------------- | ---------------------------------------------- |
+| `log`       | `[notebook, last seq]` | events as the relay served them (a JSON array) |
+| `confirmed` | `[notebook, seq]`      | one event (version 1 wrote these; still read)  |
 | `pending`   | `[notebook, n]`     | an event as we push it, `n` = tab * 2**32 + made order |
 | `drafts`    | `[notebook, cell, tab]` | a cell's buffered keystrokes (ot ops) |
 | `snapshots` | `notebook`          | `NotebookState.dump()` of the confirmed log |
@@ -55,7 +55,9 @@ class StoreError(Exception):
     """IndexedDB refused (quota, private mode, a blocked upgrade)."""
 
 
-def _wait(target: JsProxy, ok: str = "success", fail: tuple[str, ...] = ("error",)) -> asyncio.Future:
+def _wait(
+    target: JsProxy, ok: str = "success", fail: tuple[str, ...] = ("error",)
+) -> asyncio.Future:
     """A future that resolves when ``target`` (a request or a transaction) fires ``ok``."""
     future: asyncio.Future = asyncio.get_event_loop().create_future()
     proxies: list[JsProxy] = []
@@ -68,7 +70,9 @@ def _wait(target: JsProxy, ok: str = "success", fail: tuple[str, ...] = ("error"
         if future.done():
             return
         if str(event.type) == "blocked":  # a tab of an older page keeps the old version open
-            future.set_exception(StoreError("a tab with an older version of Anode is open: close it and reload"))
+            future.set_exception(
+                StoreError("a tab with an older version of Anode is open: close it and reload")
+            )
         else:
             future.set_exception(StoreError(str(getattr(target, "error", None) or "aborted")))
 
@@ -107,7 +111,9 @@ class Store:
 
     def _close_for_upgrade(self, _event: Any) -> None:
         """A newer page wants to upgrade the database: let it (this tab then keeps nothing more)."""
-        log.warning("a newer Anode upgraded this browser's storage; reload this tab to keep using it")
+        log.warning(
+            "a newer Anode upgraded this browser's storage; reload this tab to keep using it"
+        )
         self.closed = True
         self._db.close()
 
@@ -127,12 +133,15 @@ class Store:
         try:
             db = await _wait(request, fail=("error", "blocked"))
         except StoreError:
-            request.addEventListener("success", create_once_callable(lambda _event: request.result.close()))
+            request.addEventListener(
+                "success", create_once_callable(lambda _event: request.result.close())
+            )
             raise
         return cls(db)
 
     async def load(self, notebook: str, tab: int = 0) -> Saved:
-        """Everything stored for ``notebook`` (empty for one never opened here), as tab ``tab`` sees it."""
+        """Everything stored for ``notebook`` (empty for one never opened here), as tab ``tab`` sees
+        it."""
         tx = self._db.transaction(to_js(["snapshots"]), "readonly")
         snapshot_text = await _wait(tx.objectStore("snapshots").get(notebook))
         snapshot = json.loads(snapshot_text) if snapshot_text is not None else None
@@ -151,10 +160,12 @@ class Store:
             confirmed=_events_after(after, batches.result.to_py(), singles.result.to_py()),
             pending=[
                 (int(key[1]), json.loads(text))
-                for key, text in zip(pending_keys.result.to_py(), pending.result.to_py())
+                for key, text in zip(
+                    pending_keys.result.to_py(), pending.result.to_py(), strict=False
+                )
             ],
         )
-        for key, text in zip(draft_keys.result.to_py(), drafts.result.to_py()):
+        for key, text in zip(draft_keys.result.to_py(), drafts.result.to_py(), strict=False):
             owner = int(key[2]) if len(key) > 2 else 0
             if owner == tab:
                 saved.drafts[str(key[1])] = json.loads(text)
@@ -179,7 +190,9 @@ class Store:
         Raises ``StoreError`` once the database was given up (``closed``).
         """
         if self.closed:
-            raise StoreError("a newer version of Anode upgraded this browser's storage: reload this tab")
+            raise StoreError(
+                "a newer version of Anode upgraded this browser's storage: reload this tab"
+            )
         names = [
             name for name, touched in (
                 ("log", changes.confirmed),
@@ -210,7 +223,9 @@ class Store:
                     drafts.delete(_key(notebook, cell_id, tab))
         if changes.snapshot is not None:
             snapshot = changes.snapshot
-            tx.objectStore("snapshots").put(snapshot if isinstance(snapshot, str) else json.dumps(snapshot), notebook)
+            tx.objectStore("snapshots").put(
+                snapshot if isinstance(snapshot, str) else json.dumps(snapshot), notebook
+            )
         return done
 
     async def notebooks(self) -> list[str]:
@@ -228,7 +243,8 @@ class Store:
 
 
 def _events_after(after: int, batches: list[str], singles: list[str]) -> list[dict[str, Any]]:
-    """The stored events past seq ``after``, once each, in seq order (batched records may overlap)."""
+    """The stored events past seq ``after``, once each, in seq order (batched records may
+    overlap)."""
     events: dict[int, dict[str, Any]] = {}
     for text in singles:
         event = json.loads(text)

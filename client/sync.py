@@ -27,14 +27,13 @@ the stream serves it back, so the model learns its place in the log.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import logging
 import random
 import re
 from collections.abc import Callable
 from typing import Any
-
-import codecs
 
 import js
 
@@ -111,7 +110,9 @@ class Sync:
 
     def start(self) -> None:
         self._window_listeners.on(js.window, "online", lambda _e: self._browser_online())
-        self._window_listeners.on(js.window, "offline", lambda _e: self._lost("the browser is offline"))
+        self._window_listeners.on(
+            js.window, "offline", lambda _e: self._lost("the browser is offline")
+        )
         self._push_task = asyncio.ensure_future(self._push_loop())
         self._connect()
         self.kick()
@@ -142,7 +143,9 @@ class Sync:
             if not batch:
                 continue
             try:
-                status, body = await self._relay.request("POST", f"{self._api}/events", {"events": batch})
+                status, body = await self._relay.request(
+                    "POST", f"{self._api}/events", {"events": batch}
+                )
             except NetworkError as error:
                 status, body = 0, {"error": "network", "detail": str(error)}
             if status == 200:
@@ -175,14 +178,16 @@ class Sync:
         if not isinstance(seqs, list) or len(seqs) != len(batch):
             return
         try:
-            self._on_pushed({event["id"]: int(seq) for event, seq in zip(batch, seqs)})
+            self._on_pushed({event["id"]: int(seq) for event, seq in zip(batch, seqs, strict=True)})
         except Exception:  # a bug of ours must not stop the pushing
             log.exception("could not take in a push's answer")
 
     def _reject(self, batch: list[dict[str, Any]], body: dict[str, Any]) -> None:
         """Drop the event the relay named; with no culprit named, the whole batch."""
         match = _CULPRIT.match(str(body.get("path") or ""))
-        culprits = [batch[int(match.group(1))]] if match and int(match.group(1)) < len(batch) else batch
+        culprits = (
+            [batch[int(match.group(1))]] if match and int(match.group(1)) < len(batch) else batch
+        )
         for event in culprits:
             log.error("the relay refused event %s (%s): %s", event["name"], event["id"], body)
             self._on_rejected(event["id"], body)
@@ -249,7 +254,7 @@ class Sync:
                     self._dispatch(message)
                     if generation != self._generation:
                         return  # a message made us reconnect
-        except asyncio.TimeoutError:
+        except TimeoutError:
             why = "the stream went silent"
             abort.abort()
         except Exception as error:  # a JsException: network error, or our own abort

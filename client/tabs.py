@@ -46,7 +46,11 @@ def _session_number() -> int | None:
         value = js.sessionStorage.getItem(KEY)
     except Exception:  # storage blocked
         return None
-    return int(value) if isinstance(value, str) and value.isdigit() and 0 < int(value) < LIMIT else None
+    return (
+        int(value)
+        if isinstance(value, str) and value.isdigit() and 0 < int(value) < LIMIT
+        else None
+    )
 
 
 async def claim_tab() -> Tab:
@@ -58,7 +62,11 @@ async def claim_tab() -> Tab:
     for _ in range(8):
         snapshot = await locks.query()
         names = [str(lock.name) for lock in [*snapshot.held, *snapshot.pending]]
-        taken = {int(name[len(PREFIX):]) for name in names if name.startswith(PREFIX) and name[len(PREFIX):].isdigit()}
+        taken = {
+            int(name[len(PREFIX) :])
+            for name in names
+            if name.startswith(PREFIX) and name[len(PREFIX) :].isdigit()
+        }
         number = preferred if preferred and preferred not in taken else random.randrange(1, LIMIT)
         preferred = None
         if number in taken or not await _hold(locks, number):

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import js
 from pyodide.ffi import JsProxy, create_proxy
+
 from shared_schema import ot
 from shared_schema.events import CELL_TYPES
 from shared_schema.state import Execution, NotebookState
@@ -86,7 +87,8 @@ class Actions(Protocol):
 
 
 def kernel_status(state: NotebookState, kernels: str | None = None) -> tuple[str, str, bool]:
-    """``(status, text, show the command)`` for the header: none, starting, idle, busy or restarting.
+    """``(status, text, show the command)`` for the header: none, starting, idle, busy or
+    restarting.
 
     ``kernels`` is the relay's ``--kernels`` mode from ``/api/health``: "auto"
     (it starts a kernel when work waits), "none" (someone must start one), or
@@ -98,8 +100,16 @@ def kernel_status(state: NotebookState, kernels: str | None = None) -> tuple[str
         if kernels == "none":
             return "none", "kernel: none · start one with", True
         if waiting:
-            return "starting", "kernel: starting…" + ("" if kernels == "auto" else " · or start one with"), kernels != "auto"
-        return "none", "kernel: none" + (" (one starts when you run a cell)" if kernels == "auto" else ""), False
+            return (
+                "starting",
+                "kernel: starting…" + ("" if kernels == "auto" else " · or start one with"),
+                kernels != "auto",
+            )
+        return (
+            "none",
+            "kernel: none" + (" (one starts when you run a cell)" if kernels == "auto" else ""),
+            False,
+        )
     label = ", ".join(session.label or session.id[:8] for session in live)
     if any(session.restart_requested for session in live):
         return "restarting", f"kernel: restarting… · {label}", False
@@ -108,19 +118,21 @@ def kernel_status(state: NotebookState, kernels: str | None = None) -> tuple[str
 
 
 def execution_summary(run: Execution, state: NotebookState, now: float | None = None) -> str:
-    """"done in 0.12 s · kernel ab12cd34 (node)", "running 3.5 s · …" and the like."""
+    """ "done in 0.12 s · kernel ab12cd34 (node)", "running 3.5 s · …" and the like."""
     text = STATUS_LABELS.get(run.status, run.status)
     if run.started_at is not None and run.completed_at is not None:
         text += f" in {_duration(run.completed_at - run.started_at)}"
     elif run.status == "executing" and run.started_at is not None:
-        text += f" {_duration((now if now is not None else time.time()) - run.started_at, live=True)}"
+        text += (
+            f" {_duration((now if now is not None else time.time()) - run.started_at, live=True)}"
+        )
     elif run.status in ("pending", "assigned") and run.id in state.queue:
         ahead = state.queue.index(run.id)
         if ahead:
             text += f" · {ahead} ahead"
     if run.kernel_session:
         session = state.kernels.get(run.kernel_session)
-        name = (session.label if session and session.label else run.kernel_session[:8])
+        name = session.label if session and session.label else run.kernel_session[:8]
         host = f" ({session.host})" if session else ""
         text += f" · kernel {name}{host}"
     if run.reason:
@@ -192,29 +204,84 @@ def _cell_template(cell_type: str) -> JsProxy:
     tools = h("div", {"class": "cell-tools"}, select)
     for label, title, name in _TOOLS:
         hidden = name in ("interrupt", "cancel")  # shown while the cell runs, or waits
-        tools.append(h("button", {"class": f"tool {name}", "title": title, "type": "button", "data-action": name,
-                                  "hidden": hidden}, label))
+        tools.append(
+            h(
+                "button",
+                {
+                    "class": f"tool {name}",
+                    "title": title,
+                    "type": "button",
+                    "data-action": name,
+                    "hidden": hidden,
+                },
+                label,
+            )
+        )
     shows = _TEMPLATE_SHOWS
     return h(
-        "section", {"class": "cell", "data-cell-type": cell_type, "data-status": shows["status"]},
+        "section",
+        {"class": "cell", "data-cell-type": cell_type, "data-status": shows["status"]},
         h("div", {"class": "cell-gutter"}, h("span", {"class": "prompt"}, shows["prompt"])),
-        h("div", {"class": "cell-body"},
-          h("div", {"class": "cell-people"}),
-          tools,
-          # The source as static text until the cell gets its editor.
-          h("div", {"class": "editor"}, h("div", {"class": "source-static"}, h("div", {"class": "cm-content"}))),
-          h("div", {"class": "markdown-rendered", "title": "Double-click to edit", "hidden": True}),
-          h("div", {"class": "cell-status", "data-status": shows["status"], "data-kernel": shows["kernel"]}),
-          h("div", {"class": "output-tools", "hidden": shows["tools-hidden"]},
-            h("button", {"class": "output-tool toggle-outputs", "type": "button", "data-action": "toggle-outputs",
-                         "title": "Hide or show this cell's outputs"}, shows["collapse-label"]),
-            h("button", {"class": "output-tool toggle-scroll", "type": "button", "data-action": "toggle-scroll",
-                         "title": "Show long outputs whole, or in a scrolling box", "hidden": shows["scroll-hidden"]},
-              shows["scroll-label"])),
-          h("button", {"class": "outputs-collapsed", "type": "button", "data-action": "show-outputs",
-                       "hidden": shows["note-hidden"]}),
-          h("div", {"class": "outputs", "data-collapsed": shows["collapsed"]})),
-    )  # fmt: skip
+        h(
+            "div",
+            {"class": "cell-body"},
+            h("div", {"class": "cell-people"}),
+            tools,
+            # The source as static text until the cell gets its editor.
+            h(
+                "div",
+                {"class": "editor"},
+                h("div", {"class": "source-static"}, h("div", {"class": "cm-content"})),
+            ),
+            h(
+                "div",
+                {"class": "markdown-rendered", "title": "Double-click to edit", "hidden": True},
+            ),
+            h(
+                "div",
+                {
+                    "class": "cell-status",
+                    "data-status": shows["status"],
+                    "data-kernel": shows["kernel"],
+                },
+            ),
+            h(
+                "div",
+                {"class": "output-tools", "hidden": shows["tools-hidden"]},
+                h(
+                    "button",
+                    {
+                        "class": "output-tool toggle-outputs",
+                        "type": "button",
+                        "data-action": "toggle-outputs",
+                        "title": "Hide or show this cell's outputs",
+                    },
+                    shows["collapse-label"],
+                ),
+                h(
+                    "button",
+                    {
+                        "class": "output-tool toggle-scroll",
+                        "type": "button",
+                        "data-action": "toggle-scroll",
+                        "title": "Show long outputs whole, or in a scrolling box",
+                        "hidden": shows["scroll-hidden"],
+                    },
+                    shows["scroll-label"],
+                ),
+            ),
+            h(
+                "button",
+                {
+                    "class": "outputs-collapsed",
+                    "type": "button",
+                    "data-action": "show-outputs",
+                    "hidden": shows["note-hidden"],
+                },
+            ),
+            h("div", {"class": "outputs", "data-collapsed": shows["collapsed"]}),
+        ),
+    )
 
 
 class _Part:
@@ -366,7 +433,9 @@ class CellView:
 
     # --- rendering -----------------------------------------------------------------------
 
-    def update(self, state: NotebookState, cell_type: str, source: str, run: Execution | None) -> None:
+    def update(
+        self, state: NotebookState, cell_type: str, source: str, run: Execution | None
+    ) -> None:
         if self._cell_type != cell_type:
             self._cell_type = cell_type
             self.element.setAttribute("data-cell-type", cell_type)
@@ -380,10 +449,19 @@ class CellView:
             self.show_markdown(markdown, source)
         self._run = run
         queued = run is not None and run.status in ("pending", "assigned")
-        run_key = None if run is None else (
-            run.id, run.status, run.execution_count, run.kernel_session, run.completed_at, run.reason,
-            state.queue.index(run.id) if queued and run.id in state.queue else -1,
-        )  # fmt: skip
+        run_key = (
+            None
+            if run is None
+            else (
+                run.id,
+                run.status,
+                run.execution_count,
+                run.kernel_session,
+                run.completed_at,
+                run.reason,
+                state.queue.index(run.id) if queued and run.id in state.queue else -1,
+            )
+        )
         if run_key != self._run_key:
             self._run_key = run_key
             status = "idle" if run is None else STATUS_LABELS.get(run.status, run.status)
@@ -391,7 +469,11 @@ class CellView:
                 self.element.setAttribute("data-status", status)
                 self.status.setAttribute("data-status", status)
             count = "" if run is None or run.execution_count is None else str(run.execution_count)
-            mark = "*" if run is not None and run.status in ("pending", "assigned", "executing") else count
+            mark = (
+                "*"
+                if run is not None and run.status in ("pending", "assigned", "executing")
+                else count
+            )
             prompt = f"[{mark or ' '}]:"
             if self._changed("prompt", prompt):
                 self.prompt.textContent = prompt
@@ -553,7 +635,9 @@ class NotebookView:
         self._editing: str | None = None
         self._shown_selected: str | None = None
         self._pending_d = False
-        self.title = h("input", {"class": "title", "aria-label": "Notebook title", "spellcheck": "false"})
+        self.title = h(
+            "input", {"class": "title", "aria-label": "Notebook title", "spellcheck": "false"}
+        )
         self.kernel = h("span", {"class": "kernel-status", "data-status": "none"})
         self.kernel_text = h("span", {"class": "kernel-text"})
         #: How to start a kernel by hand, shown when none is live and the relay will not start one.
@@ -572,15 +656,36 @@ class NotebookView:
         self.sync = h("span", {"class": "sync-status", "data-online": "false"}, "connecting…")
         self.people = h("span", {"class": "people", "data-count": "0"})
         #: The name others see for this person (hidden with no relay: no one else to see it).
-        self.my_name = h("input", {"class": "my-name", "aria-label": "Your name", "maxlength": "64", "size": "10",
-                                   "spellcheck": "false", "title": "Your name, as others in this notebook see it",
-                                   "hidden": True})  # fmt: skip
-        self._listeners.on(self.my_name, "change", lambda _e: actions.rename(str(self.my_name.value)))
-        self.share_button = h("button", {"class": "tool share", "type": "button", "title": "Share a link to this notebook", "hidden": True}, "Share")
+        self.my_name = h(
+            "input",
+            {
+                "class": "my-name",
+                "aria-label": "Your name",
+                "maxlength": "64",
+                "size": "10",
+                "spellcheck": "false",
+                "title": "Your name, as others in this notebook see it",
+                "hidden": True,
+            },
+        )
+        self._listeners.on(
+            self.my_name, "change", lambda _e: actions.rename(str(self.my_name.value))
+        )
+        self.share_button = h(
+            "button",
+            {
+                "class": "tool share",
+                "type": "button",
+                "title": "Share a link to this notebook",
+                "hidden": True,
+            },
+            "Share",
+        )
         self._listeners.on(self.share_button, "click", lambda _e: actions.share())
         #: A line under the header for what a person must know (read-only, no relay).
         self.notice = h("p", {"class": "notice", "role": "status", "hidden": True})
-        #: False for a viewer (or a token that does not cover this notebook): nothing changes from here.
+        #: False for a viewer (or a token that does not cover this notebook): nothing changes from
+        # here.
         self.editable = True
         controls = h("span", {"class": "controls"})
         for label, name, title, action in (
@@ -589,17 +694,32 @@ class NotebookView:
             ("↻", "restart", "Restart the kernel", actions.restart_kernel),
             ("⌫", "clear-all", "Clear all outputs", actions.clear_outputs),
         ):
-            button = h("button", {"class": f"tool {name}", "type": "button", "title": title, "data-action": name}, label)
+            button = h(
+                "button",
+                {"class": f"tool {name}", "type": "button", "title": title, "data-action": name},
+                label,
+            )
             self._listeners.on(button, "click", lambda _e, action=action: action())
             controls.append(button)
         header = h(
-            "header", {"class": "bar"},
+            "header",
+            {"class": "bar"},
             h("a", {"class": "home", "href": site_link()}, "Anode"),
-            self.title, controls, self.people, self.my_name, self.kernel, self.sync, self.share_button,
-        )  # fmt: skip
+            self.title,
+            controls,
+            self.people,
+            self.my_name,
+            self.kernel,
+            self.sync,
+            self.share_button,
+        )
         self.list = h("main", {"class": "cells"})
-        add_code = h("button", {"class": "add-cell", "type": "button", "data-type": "code"}, "+ Code")
-        add_md = h("button", {"class": "add-cell", "type": "button", "data-type": "markdown"}, "+ Markdown")
+        add_code = h(
+            "button", {"class": "add-cell", "type": "button", "data-type": "code"}, "+ Code"
+        )
+        add_md = h(
+            "button", {"class": "add-cell", "type": "button", "data-type": "markdown"}, "+ Markdown"
+        )
         footer = h("div", {"class": "add-cells"}, add_code, add_md)
         clear(root)
         root.append(header, self.notice, self.list, footer)
@@ -629,7 +749,9 @@ class NotebookView:
         self._listeners.on(self.list, "dblclick", self._cell_dblclick)
         self._listeners.on(add_code, "click", lambda _e: self._append("code"))
         self._listeners.on(add_md, "click", lambda _e: self._append("markdown"))
-        self._listeners.on(self.title, "change", lambda _e: actions.set_title(str(self.title.value)))
+        self._listeners.on(
+            self.title, "change", lambda _e: actions.set_title(str(self.title.value))
+        )
         self._listeners.on(js.document, "keydown", self._command_key)
 
     # --- rendering -----------------------------------------------------------------
@@ -674,7 +796,9 @@ class NotebookView:
         self.order = ids
         if self.selected not in self.cells:
             self.selected = ids[0] if ids else None
-        remade = any(view.cell_id == self.selected for view in created)  # a rejected delete brings one back
+        remade = any(
+            view.cell_id == self.selected for view in created
+        )  # a rejected delete brings one back
         if self._shown_selected != self.selected or remade:
             shown = self.cells.get(self._shown_selected) if self._shown_selected else None
             if shown is not None:
@@ -757,7 +881,9 @@ class NotebookView:
         try:
             while True:
                 await asyncio.sleep(TICK)
-                running = [self.cells[cell_id] for cell_id in self._running if cell_id in self.cells]
+                running = [
+                    self.cells[cell_id] for cell_id in self._running if cell_id in self.cells
+                ]
                 running = [view for view in running if view.running]
                 if not running:
                     return
@@ -776,7 +902,10 @@ class NotebookView:
         self.title.readOnly = not editable
         for view in self.cells.values():
             view.set_editable(editable)
-        self.show_notice("" if editable else "Read-only: your token lets you read this notebook and follow it live, not change it.")
+        read_only = (
+            "Read-only: your token lets you read this notebook and follow it live, not change it."
+        )
+        self.show_notice("" if editable else read_only)
 
     def show_notice(self, text: str) -> None:
         set_text(self.notice, text)
@@ -815,7 +944,9 @@ class NotebookView:
     def _cell_of(self, event: Any) -> CellView | None:
         # A child of the list: a ``section.cell`` someone wrote in markdown is deeper down.
         section = event.target.closest(".cells > section.cell")
-        return self.cells.get(str(section.dataset.cellId)) if section else None  # null is JsNull, falsy
+        return (
+            self.cells.get(str(section.dataset.cellId)) if section else None
+        )  # null is JsNull, falsy
 
     def _cell_click(self, event: Any) -> None:
         button = event.target.closest("button[data-action]")
@@ -828,7 +959,11 @@ class NotebookView:
     def _cell_change(self, event: Any) -> None:
         view = self._cell_of(event)
         target = event.target
-        if view is not None and target.classList.contains("cell-type") and not target.closest(_AUTHORED):
+        if (
+            view is not None
+            and target.classList.contains("cell-type")
+            and not target.closest(_AUTHORED)
+        ):
             self.actions.change_type(view.cell_id, str(target.value))
 
     def _cell_mousedown(self, event: Any) -> None:
@@ -841,7 +976,8 @@ class NotebookView:
             self.focus_cell(view.cell_id)
 
     def _cell_mouseover(self, event: Any) -> None:
-        """The pointer (or focus) reached a cell's static source: make its editor before the click."""
+        """The pointer (or focus) reached a cell's static source: make its editor before the
+        click."""
         if event.target.closest(".source-static"):
             view = self._cell_of(event)
             if view is not None:

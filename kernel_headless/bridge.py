@@ -40,8 +40,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 Post = Callable[[str], None]
 
@@ -181,7 +182,7 @@ class HostBridge:
                 push_id, seqs = result["id"], result["seqs"]
                 events = self._sent.pop(push_id, None)
                 if events is not None and len(events) == len(seqs):
-                    self.own.update(zip(seqs, events))
+                    self.own.update(zip(seqs, events, strict=False))
                 self._answered(push_id, PushResult(seqs, head))
         elif kind == "push_failed":
             self._sent.pop(message["id"], None)

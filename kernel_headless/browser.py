@@ -33,10 +33,11 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from .launcher import PROJECT_ROOT, KernelSpec, LaunchError
@@ -297,7 +298,10 @@ class SnapshotCache:
 
 class _BrowserKernel:
     def __init__(
-        self, spec: KernelSpec, snapshot_url: str | None, on_ready: Callable[[], None] = lambda: None
+        self,
+        spec: KernelSpec,
+        snapshot_url: str | None,
+        on_ready: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = browser_config(spec, snapshot_url)
         self.on_ready = on_ready

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -34,6 +33,8 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from shared_schema.ids import SessionId, new_session_id
 
 from .sandbox import DEFAULT_MEMORY_MB, SandboxError, sandbox, wrap
 
@@ -72,16 +73,12 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "anode"
 
 
-def new_session_id() -> str:
-    return "ks-" + secrets.token_urlsafe(12)
-
-
 @dataclass
 class KernelSpec:
     relay: str
     notebook: str
     host: str = "node"
-    session_id: str = field(default_factory=new_session_id)
+    session_id: SessionId = field(default_factory=new_session_id)
     lease_seconds: float = 5.0
     label: str = ""
     cache_dir: Path = field(default_factory=default_cache_dir)
@@ -106,7 +103,10 @@ class KernelSpec:
         config["relay"] = self.relay.rstrip("/")
         config["cache_dir"] = str(self.cache_dir)
         config["python_dirs"] = [str(PROJECT_ROOT / name) for name in PYTHON_PACKAGES]
-        config["index_urls"] = self.index_urls or [f"{config['relay']}/wheels/simple/", "https://pypi.org/simple/"]
+        config["index_urls"] = self.index_urls or [
+            f"{config['relay']}/wheels/simple/",
+            "https://pypi.org/simple/",
+        ]
         wheel = next(iter(sorted(MICROPIP_DIR.glob("micropip-*.whl"))), None)
         config["micropip_wheel"] = str(wheel) if wheel else None
         return config
@@ -125,7 +125,9 @@ def snapshot_file(cache_dir: Path) -> Path:
         root = PROJECT_ROOT / package
         for path in sorted(root.rglob("*.py")):
             relative = path.relative_to(PROJECT_ROOT)
-            if "__pycache__" in relative.parts or any(part.startswith(".") for part in relative.parts):
+            if "__pycache__" in relative.parts or any(
+                part.startswith(".") for part in relative.parts
+            ):
                 continue
             digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return snapshot_dir(cache_dir) / f"kernel-pyodide-{version}-{digest.hexdigest()[:16]}.snapshot"
@@ -224,7 +226,10 @@ def node_permissions(spec: KernelSpec, *, writes: tuple[Path, ...] = ()) -> list
 
 
 def _readable(spec: KernelSpec) -> list[Path]:
-    reads = [PACKAGE_DIR, *(PROJECT_ROOT / name for name in PYTHON_PACKAGES if name != "kernel_headless")]
+    reads = [
+        PACKAGE_DIR,
+        *(PROJECT_ROOT / name for name in PYTHON_PACKAGES if name != "kernel_headless"),
+    ]
     reads += [(NODE_MODULES / name).resolve() for name in NODE_PACKAGES]
     reads += [MICROPIP_DIR, snapshot_dir(spec.cache_dir)]
     return list(dict.fromkeys(path for path in reads if path.exists()))
@@ -247,7 +252,9 @@ def _directory(path: Path) -> str:
 def _node() -> str:
     node = shutil.which("node")
     if node is None:
-        raise LaunchError("Node.js is not installed (a kernel runs Pyodide under Node); run `make setup`")
+        raise LaunchError(
+            "Node.js is not installed (a kernel runs Pyodide under Node); run `make setup`"
+        )
     if not (NODE_MODULES / "pyodide").is_dir():
         raise LaunchError("Pyodide is missing from node_modules; run `make setup`")
     return node
@@ -258,7 +265,14 @@ def _confined(spec: KernelSpec, command: list[str], *, writes: tuple[Path, ...] 
         box = sandbox(spec.sandbox)
     except SandboxError as error:
         raise LaunchError(str(error)) from None
-    return wrap(command, box, reads=_readable(spec), writes=writes, chdir=PACKAGE_DIR, memory_mb=spec.memory_mb)
+    return wrap(
+        command,
+        box,
+        reads=_readable(spec),
+        writes=writes,
+        chdir=PACKAGE_DIR,
+        memory_mb=spec.memory_mb,
+    )
 
 
 def node_command(spec: KernelSpec) -> list[str]:
@@ -277,7 +291,13 @@ def _maker_command(spec: KernelSpec, target: Path) -> list[str]:
     node = _node()
     writes = (target.parent,)
     config = {"python_dirs": spec.host_config()["python_dirs"], "snapshot_file": str(target)}
-    command = [node, *NODE_V8_FLAGS, *node_permissions(spec, writes=writes), str(SNAPSHOT_MAKER), json.dumps(config)]
+    command = [
+        node,
+        *NODE_V8_FLAGS,
+        *node_permissions(spec, writes=writes),
+        str(SNAPSHOT_MAKER),
+        json.dumps(config),
+    ]
     return _confined(spec, command, writes=writes)
 
 

@@ -48,7 +48,9 @@ class PackageInstaller:
             import micropip  # type: ignore[import-not-found]
         except ImportError:
             if not self.micropip_wheel:
-                raise UsageError("%pip is not available: no micropip wheel was given to this kernel") from None
+                raise UsageError(
+                    "%pip is not available: no micropip wheel was given to this kernel"
+                ) from None
             from pyodide_js import loadPackage  # type: ignore[import-not-found]
 
             await loadPackage(self.micropip_wheel)

@@ -69,7 +69,8 @@ class Sandbox:
 
 
 def sandbox(mode: str) -> Sandbox:
-    """The confinement ``mode`` gives here; ``SandboxError`` when ``bwrap`` is demanded and not usable."""
+    """The confinement ``mode`` gives here; ``SandboxError`` when ``bwrap`` is demanded and not
+    usable."""
     if mode not in MODES:
         raise SandboxError(f"the kernel sandbox is one of {', '.join(MODES)}, not {mode!r}")
     if mode == "off":
@@ -94,7 +95,15 @@ def wrap(
     """``command`` inside the sandbox (when there is one), under the memory cap."""
     wrapped = list(command)
     if box.bwrap is not None:
-        wrapped = [box.bwrap, *_namespaces(), *_binds(command[0], reads, writes), "--chdir", str(chdir), "--", *wrapped]
+        wrapped = [
+            box.bwrap,
+            *_namespaces(),
+            *_binds(command[0], reads, writes),
+            "--chdir",
+            str(chdir),
+            "--",
+            *wrapped,
+        ]
     prlimit = shutil.which("prlimit")
     if memory_mb > 0 and prlimit is not None:
         limit = memory_mb * 1024 * 1024
@@ -119,13 +128,14 @@ def _binds(program: str, reads: Iterable[Path], writes: Iterable[Path]) -> list[
             flags += ["--ro-bind", path, path]
     for path in _ETC:
         flags += ["--ro-bind-try", path, path]
-    prefix = Path(program).resolve().parent.parent  # e.g. ~/.nvm/versions/node/v20/ for its bin/node
+    # Node's own prefix, e.g. ~/.nvm/versions/node/v20/ for its bin/node.
+    prefix = Path(program).resolve().parent.parent
     if not any(prefix.is_relative_to(system) for system in _SYSTEM):
         flags += ["--ro-bind", str(prefix), str(prefix)]
-    for path in dict.fromkeys(Path(p).resolve() for p in reads):
-        flags += ["--ro-bind", str(path), str(path)]
-    for path in dict.fromkeys(Path(p).resolve() for p in writes):
-        flags += ["--bind", str(path), str(path)]
+    for read in dict.fromkeys(Path(p).resolve() for p in reads):
+        flags += ["--ro-bind", str(read), str(read)]
+    for write in dict.fromkeys(Path(p).resolve() for p in writes):
+        flags += ["--bind", str(write), str(write)]
     return flags
 
 

@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Awaitable, Callable
 
 from shared_schema import NotebookState, advance, stored_from_json
+from shared_schema.ids import new_session_id
 from shared_schema.state import Execution
 
 from . import bridge as _bridge
@@ -72,12 +72,10 @@ class KernelConfig:
         return cls(**known)
 
 
-def new_session_id() -> str:
-    return "ks-" + secrets.token_urlsafe(12)
-
-
 class Kernel:
-    def __init__(self, bridge: HostBridge, config: KernelConfig, pip: Installer | None = None) -> None:
+    def __init__(
+        self, bridge: HostBridge, config: KernelConfig, pip: Installer | None = None
+    ) -> None:
         self.bridge = bridge
         self.config = config
         self.session_id = config.session_id
@@ -211,7 +209,11 @@ class Kernel:
                 label=self.config.label,
             )
         self.bridge.send(
-            {"type": "session", "session_id": self.session_id, "lease_seconds": self.config.lease_seconds}
+            {
+                "type": "session",
+                "session_id": self.session_id,
+                "lease_seconds": self.config.lease_seconds,
+            }
         )
         return self.bridge.push_many_nowait([[first]], keep_last=True)[-1]
 

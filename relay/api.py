@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any, Coroutine, Iterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -66,7 +67,9 @@ async def whoami(request: Request) -> Response:
 
 async def list_notebooks(request: Request) -> Response:
     grant = require(request, "read")
-    infos = [info for info in await services(request).notebooks.list() if grant.covers(info.id)]
+    infos = [
+        info for info in await services(request).notebooks.list_notebooks() if grant.covers(info.id)
+    ]
     return JSONResponse(
         {
             "notebooks": [
@@ -94,14 +97,18 @@ async def create_notebook(request: Request) -> Response:
         raise BadRequest(f"unknown field {sorted(unknown)[0][:64]!r}", code="unexpected_field")
     title = body.get("title", "")
     if not isinstance(title, str) or len(title) > MAX_TITLE:
-        raise BadRequest(f"title must be a string of at most {MAX_TITLE} characters", code="invalid_title")
+        raise BadRequest(
+            f"title must be a string of at most {MAX_TITLE} characters", code="invalid_title"
+        )
     notebook_id = body.get("id")
     if notebook_id is not None and not is_valid_id(notebook_id):
         raise BadRequest(
             "id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'", code="invalid_notebook_id"
         )
     opened = await services(request).notebooks.create(title, grant.actor, notebook_id)
-    return JSONResponse({"id": opened.id, "title": title, "head": opened.state.seq}, status_code=201)
+    return JSONResponse(
+        {"id": opened.id, "title": title, "head": opened.state.seq}, status_code=201
+    )
 
 
 async def push_events(request: Request) -> Response:
@@ -129,7 +136,8 @@ def _refuse_claimed_actors(raw_events: object, actor: str) -> None:
     for index, raw in enumerate(raw_events):
         if isinstance(raw, dict) and "actor" in raw and raw["actor"] != actor:
             raise Forbidden(
-                f"events[{index}].actor: this credential writes as {actor!r}, not {str(raw['actor'])[:80]!r}",
+                f"events[{index}].actor: this credential writes as {actor!r}, not "
+                f"{str(raw['actor'])[:80]!r}",
                 code="actor_mismatch",
                 extra={"path": f"events[{index}].actor"},
             )
@@ -171,7 +179,10 @@ async def _wait_unless_gone(
         while (await request.receive())["type"] != "http.disconnect":
             pass
 
-    tasks = [asyncio.ensure_future(waiting), asyncio.ensure_future(hung_up())]
+    tasks: list[asyncio.Future[Any]] = [
+        asyncio.ensure_future(waiting),
+        asyncio.ensure_future(hung_up()),
+    ]
     tasks += [asyncio.ensure_future(event.wait()) for event in stop]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -195,7 +206,9 @@ async def post_presence(request: Request) -> Response:
         raise BadRequest(f"unknown field {sorted(unknown)[0][:64]!r}", code="unexpected_field")
     client_id = body.get("client_id")
     if not is_valid_id(client_id):
-        raise BadRequest("client_id must be an id (1-64 of A-Z, a-z, 0-9, '_', '-')", code="invalid_client_id")
+        raise BadRequest(
+            "client_id must be an id (1-64 of A-Z, a-z, 0-9, '_', '-')", code="invalid_client_id"
+        )
     actor = grant.actor
     if body.get("gone") is True:
         with _presence_owned(client_id):
@@ -206,7 +219,11 @@ async def post_presence(request: Request) -> Response:
         raise BadRequest(f"kind must be one of {', '.join(PRESENCE_KINDS)}", code="invalid_kind")
     state = _presence_state(body.get("state", {}), config)
     ttl = body.get("ttl", config.presence_ttl_seconds)
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0.5 <= ttl <= config.max_presence_ttl_seconds:
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, (int, float))
+        or not 0.5 <= ttl <= config.max_presence_ttl_seconds
+    ):
         raise BadRequest(
             f"ttl must be a number of seconds from 0.5 to {config.max_presence_ttl_seconds:g}",
             code="invalid_ttl",
@@ -220,7 +237,8 @@ async def post_presence(request: Request) -> Response:
         session = opened.state.kernels.get(session_id)
         if session is not None and session.actor != actor:
             raise Forbidden(
-                f"kernel session {session_id!r} belongs to another kernel: only its own credential heartbeats it",
+                f"kernel session {session_id!r} belongs to another kernel: only its own "
+                "credential heartbeats it",
                 code="not_your_session",
             )
     entry = Entry(
@@ -243,7 +261,9 @@ def _presence_state(state: object, config: RelayConfig) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise BadRequest("state must be an object", code="invalid_state")
     try:
-        fields.json_object(config.max_presence_state_bytes, max_depth=config.max_presence_depth)(state)
+        fields.json_object(config.max_presence_state_bytes, max_depth=config.max_presence_depth)(
+            state
+        )
     except SchemaError as error:
         raise BadRequest(
             f"state {error.detail} (at most {config.max_presence_state_bytes} bytes,"
@@ -260,7 +280,8 @@ def _presence_owned(client_id: str) -> Iterator[None]:
         yield
     except NotYours:
         raise Forbidden(
-            f"presence entry {client_id!r} was posted by another credential: only it may change or remove it",
+            f"presence entry {client_id!r} was posted by another credential: only it may change "
+            "or remove it",
             code="not_your_presence",
         ) from None
     except TooManyEntries:

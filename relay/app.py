@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import AsyncIterator, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -16,13 +16,14 @@ from starlette.responses import JSONResponse, Response
 from .api import routes
 from .config import RelayConfig
 from .errors import ApiError
-from .services import Services
 from .headers import SecurityHeaders, meta_policy
+from .services import Services
 from .static import static_routes
 from .timeouts import BodyDeadline
 from .wheels import wheel_routes
 
 log = logging.getLogger("anode.relay")
+
 
 def build_middleware_stack(config: RelayConfig) -> list[Middleware]:
     """Outermost first. CORS only for the origins named with ``--allow-origin``:
@@ -92,12 +93,17 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    detail = {404: f"no route for {request.url.path}", 405: f"{request.method} is not allowed here"}.get(
-        exc.status_code, str(exc.detail)
+    detail = {
+        404: f"no route for {request.url.path}",
+        405: f"{request.method} is not allowed here",
+    }.get(exc.status_code, str(exc.detail))
+    return JSONResponse(
+        {"error": code, "detail": detail}, status_code=exc.status_code, headers=exc.headers
     )
-    return JSONResponse({"error": code, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse({"error": "internal", "detail": "the relay hit an internal error"}, status_code=500)
+    return JSONResponse(
+        {"error": "internal", "detail": "the relay hit an internal error"}, status_code=500
+    )

@@ -15,8 +15,8 @@ batch lands on. Roles:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from starlette.requests import Request
 
@@ -73,7 +73,9 @@ def credential(request: Request) -> Grant:
     else:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("this relay needs a token: send the header 'Authorization: Bearer <token>'")
+            raise Unauthorized(
+                "this relay needs a token: send the header 'Authorization: Bearer <token>'"
+            )
         try:
             grant = tokens.check(token.strip())
         except InvalidToken as error:
@@ -88,7 +90,9 @@ def require(request: Request, action: str, notebook_id: str | None = None) -> Gr
     if notebook_id is not None and not grant.covers(notebook_id):
         raise Forbidden("this token is for another notebook", code="wrong_notebook")
     if grant.role not in ACTIONS[action]:
-        raise Forbidden(f"a {grant.role} token may not {_ACTION_WORDS[action]}", code="role_forbids")
+        raise Forbidden(
+            f"a {grant.role} token may not {_ACTION_WORDS[action]}", code="role_forbids"
+        )
     return grant
 
 
@@ -139,7 +143,11 @@ class EventPolicy:
                 batch.note_claim(state, event)
 
     def _check_output_cap(
-        self, state: NotebookState, index: int, event: ev.OutputAdded | ev.StreamAppended, batch: _BatchView
+        self,
+        state: NotebookState,
+        index: int,
+        event: ev.OutputAdded | ev.StreamAppended,
+        batch: _BatchView,
     ) -> None:
         """Refuse the event that would take its execution past the cap.
 
@@ -152,7 +160,9 @@ class EventPolicy:
             execution = state.executions.get(execution_id)
             outputs = execution.outputs if execution else []
             last = outputs[-1] if outputs else None
-            stream = last["name"] if last is not None and last.get("output_type") == "stream" else None
+            stream = (
+                last["name"] if last is not None and last.get("output_type") == "stream" else None
+            )
             batch.outputs[execution_id] = [len(outputs), stream]
         count, stream = batch.outputs[execution_id]
         if isinstance(event, ev.StreamAppended):
@@ -163,27 +173,38 @@ class EventPolicy:
             batch.outputs[execution_id] = [count + 1, None]
         if adds and count + 1 > self.max_outputs:
             raise PayloadTooLarge(
-                f"events[{index}]: execution {execution_id!r} already holds {self.max_outputs} outputs",
+                f"events[{index}]: execution {execution_id!r} already holds {self.max_outputs} "
+                "outputs",
                 code="too_many_outputs",
                 extra={"path": f"events[{index}]"},
             )
 
-    def _check_kernel_event(self, state: NotebookState, index: int, event: Event, batch: _BatchView) -> None:
+    def _check_kernel_event(
+        self, state: NotebookState, index: int, event: Event, batch: _BatchView
+    ) -> None:
         actor = self.grant.actor
         session_id = getattr(event, "session_id", None)
         if isinstance(event, ev.KernelSessionStarted):
             known = state.kernels.get(event.session_id)
             if known is not None and known.actor != actor:
-                raise _not_yours(index, f"kernel session {event.session_id!r} belongs to another kernel")
+                raise _not_yours(
+                    index, f"kernel session {event.session_id!r} belongs to another kernel"
+                )
             batch.own_sessions.add(event.session_id)
             return
         if session_id is not None:
             known = state.kernels.get(session_id)
             if session_id not in batch.own_sessions and (known is None or known.actor != actor):
-                raise _not_yours(index, f"kernel session {session_id!r} was not announced by this kernel")
+                raise _not_yours(
+                    index, f"kernel session {session_id!r} was not announced by this kernel"
+                )
             batch.own_sessions.add(session_id)
         execution_id = getattr(event, "execution_id", None)
-        if execution_id is None or isinstance(event, ev.ExecutionAssigned) or execution_id in batch.won_claims:
+        if (
+            execution_id is None
+            or isinstance(event, ev.ExecutionAssigned)
+            or execution_id in batch.won_claims
+        ):
             return
         execution = state.executions.get(execution_id)
         holder = None if execution is None else state.kernels.get(execution.kernel_session or "")
@@ -206,10 +227,13 @@ class _BatchView:
     rebase_work: int = 0
 
     def note_claim(self, state: NotebookState, event: ev.ExecutionAssigned) -> None:
-        """Mirror the materializer: the claim wins if the execution is pending and the session live."""
+        """Mirror the materializer: the claim wins if the execution is pending and the session
+        live."""
         execution = state.executions.get(event.execution_id)
         session = state.kernels.get(event.session_id)
-        session_live = event.session_id in self.own_sessions if session is None else session.status == "live"
+        session_live = (
+            event.session_id in self.own_sessions if session is None else session.status == "live"
+        )
         if (
             execution is not None
             and execution.status == "pending"
@@ -220,7 +244,9 @@ class _BatchView:
         self.claimed.add(event.execution_id)
 
 
-def _check_rebase(state: NotebookState, index: int, event: ev.CellSourceEdited, batch: _BatchView) -> None:
+def _check_rebase(
+    state: NotebookState, index: int, event: ev.CellSourceEdited, batch: _BatchView
+) -> None:
     """Refuse an edit too stale to rebase within the budget (``limits.MAX_REBASE_WORK``)."""
     cell = state.cells.get(event.cell_id)
     if cell is None:
@@ -231,10 +257,15 @@ def _check_rebase(state: NotebookState, index: int, event: ev.CellSourceEdited, 
     work += sum(length + components + limits.REBASE_STEP_COST for length in earlier)
     batch.rebase_work += work
     if work > limits.MAX_REBASE_WORK or batch.rebase_work > limits.MAX_BATCH_REBASE_WORK:
-        budget = limits.MAX_REBASE_WORK if work > limits.MAX_REBASE_WORK else limits.MAX_BATCH_REBASE_WORK
+        budget = (
+            limits.MAX_REBASE_WORK
+            if work > limits.MAX_REBASE_WORK
+            else limits.MAX_BATCH_REBASE_WORK
+        )
         raise PayloadTooLarge(
             f"events[{index}]: rebasing this edit from revision {event.base_rev} of cell"
-            f" {event.cell_id!r} would cost more than the budget of {budget} (see docs/protocol.md);"
+            f" {event.cell_id!r} would cost more than the budget of {budget} (see "
+            "docs/protocol.md);"
             " rebase it on a newer revision",
             code="edit_too_stale",
             extra={"path": f"events[{index}]"},
@@ -243,4 +274,6 @@ def _check_rebase(state: NotebookState, index: int, event: ev.CellSourceEdited, 
 
 
 def _not_yours(index: int, detail: str) -> Forbidden:
-    return Forbidden(f"events[{index}]: {detail}", code="not_your_session", extra={"path": f"events[{index}]"})
+    return Forbidden(
+        f"events[{index}]: {detail}", code="not_your_session", extra={"path": f"events[{index}]"}
+    )

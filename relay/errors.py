@@ -14,7 +14,9 @@ class ApiError(Exception):
     code = "bad_request"
     headers: dict[str, str] = {}
 
-    def __init__(self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None):
+    def __init__(
+        self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None
+    ):
         super().__init__(detail)
         self.detail = detail
         if code is not None:
@@ -43,8 +45,6 @@ class Conflict(ApiError):
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"
-
-
 
 
 class TooManyRequests(ApiError):

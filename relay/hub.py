@@ -41,9 +41,7 @@ class EventBatch:
         keep = [i for i, s in enumerate(self.seqs) if s > seq]
         if not keep:
             return None
-        return EventBatch(
-            tuple(self.seqs[i] for i in keep), tuple(self.bodies[i] for i in keep)
-        )
+        return EventBatch(tuple(self.seqs[i] for i in keep), tuple(self.bodies[i] for i in keep))
 
     def data(self) -> str:
         return "[" + ",".join(self.bodies) + "]"

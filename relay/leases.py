@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from shared_schema.events import KernelSessionExpired
 
@@ -42,7 +42,7 @@ class LeaseMonitor:
 
     async def adopt_live_sessions(self) -> None:
         """At start-up, open every notebook whose log has live kernel sessions."""
-        for info in await self.notebooks.list():
+        for info in await self.notebooks.list_notebooks():
             if info.live_kernels > 0:
                 try:
                     await self.notebooks.open(info.id)
@@ -55,16 +55,20 @@ class LeaseMonitor:
         live: set[tuple[str, str]] = set()
         for opened in self.notebooks.loaded():
             for session in opened.state.live_kernels():
-                key = (opened.id, session.id)
+                key: tuple[str, str] = (opened.id, session.id)
                 live.add(key)
                 seen = self._noticed.setdefault(key, now)
                 beat = self._beats.get(key)
-                if beat is not None and beat[1] == session.actor:  # another credential's beats keep nothing
+                if (
+                    beat is not None and beat[1] == session.actor
+                ):  # another credential's beats keep nothing
                     seen = max(seen, beat[0])
                 if now - seen > session.lease_seconds:
                     log.info("kernel session %s of %s missed its lease", session.id, opened.id)
                     try:
-                        await self.notebooks.append_as_relay(opened.id, KernelSessionExpired(session_id=session.id))
+                        await self.notebooks.append_as_relay(
+                            opened.id, KernelSessionExpired(session_id=session.id)
+                        )
                     except ApiError:  # pragma: no cover - the notebook vanished under us
                         log.exception("could not expire %s", session.id)
         for key in set(self._noticed) - live:

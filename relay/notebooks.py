@@ -19,10 +19,18 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from shared_schema import NotebookState, SchemaError, advance, parse_pushed, stored, stored_from_json
+from shared_schema import (
+    NotebookState,
+    SchemaError,
+    advance,
+    parse_pushed,
+    stored,
+    stored_from_json,
+)
 from shared_schema import events as ev
 from shared_schema.events import Event
 from shared_schema.ids import RELAY_ACTOR, is_valid_id
@@ -62,6 +70,7 @@ class _Batch:
     events: dict[str, Event]
     actor: str
     ts: float
+
 
 #: Events whose fold can change what the notebook list shows.
 _SUMMARY_EVENTS = (
@@ -116,7 +125,9 @@ class Notebooks:
         try:
             row = await self.storage.create_notebook(notebook_id, first, summary)
         except NotebookExists:
-            raise Conflict(f"a notebook with id {notebook_id!r} exists", code="notebook_exists") from None
+            raise Conflict(
+                f"a notebook with id {notebook_id!r} exists", code="notebook_exists"
+            ) from None
         state = NotebookState()
         advance(state, stored(1, row.id, event, RELAY_ACTOR, first.ts))
         mark = SnapshotMark(tail=len(row.body))
@@ -125,7 +136,7 @@ class Notebooks:
         self.hub.publish(notebook_id, EventBatch((1,), (row.body,)))
         return opened
 
-    async def list(self) -> list[NotebookInfo]:
+    async def list_notebooks(self) -> list[NotebookInfo]:
         return await self.storage.list_notebooks()
 
     def loaded(self) -> list[OpenNotebook]:
@@ -135,7 +146,8 @@ class Notebooks:
         """The notebook's folded state, loading it (snapshot + tail) on first use."""
         if not is_valid_id(notebook_id):
             raise BadRequest(
-                "a notebook id is 1-64 characters of A-Z, a-z, 0-9, '_' or '-'", code="invalid_notebook_id"
+                "a notebook id is 1-64 characters of A-Z, a-z, 0-9, '_' or '-'",
+                code="invalid_notebook_id",
             )
         opened = self._open.get(notebook_id)
         if opened is not None:
@@ -200,7 +212,8 @@ class Notebooks:
             raise BadRequest("a push needs at least one event", code="empty_batch")
         if len(raw_events) > self.config.max_batch_events:
             raise BadRequest(
-                f"a push holds at most {self.config.max_batch_events} events, not {len(raw_events)}",
+                f"a push holds at most {self.config.max_batch_events} events, not "
+                f"{len(raw_events)}",
                 code="batch_too_large",
             )
         pushed = []
@@ -210,7 +223,9 @@ class Notebooks:
                 item = parse_pushed(raw)
             except SchemaError as error:
                 where = f"events[{index}].{error.path}".rstrip(".")
-                raise BadRequest(f"{where}: {error.detail}", code=error.code, extra={"path": where}) from None
+                raise BadRequest(
+                    f"{where}: {error.detail}", code=error.code, extra={"path": where}
+                ) from None
             if item.event.writer == "relay":
                 raise BadRequest(
                     f"{item.event.name} is written only by the relay",
@@ -225,7 +240,9 @@ class Notebooks:
                 )
             pushed.append(item)
         opened = await self.open(notebook_id)
-        return await self._append(opened, [(item.id, item.event) for item in pushed], actor, authorize)
+        return await self._append(
+            opened, [(item.id, item.event) for item in pushed], actor, authorize
+        )
 
     async def append_as_relay(self, notebook_id: str, event: Event) -> None:
         opened = await self.open(notebook_id)
@@ -260,7 +277,9 @@ class Notebooks:
                 opened.last_ts = ts
                 self.hub.publish(
                     opened.id,
-                    EventBatch(tuple(r.seq for r in result.stored), tuple(r.body for r in result.stored)),
+                    EventBatch(
+                        tuple(r.seq for r in result.stored), tuple(r.body for r in result.stored)
+                    ),
                 )
                 self.snapshots.maybe_take(opened.id, opened.state, opened.snapshot)
             return result.seqs, result.head
@@ -354,7 +373,7 @@ class Notebooks:
                 return
             try:
                 await asyncio.wait_for(signal.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return
 
     async def snapshot(

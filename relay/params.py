@@ -47,7 +47,9 @@ async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
     try:
         body = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as error:
-        raise BadRequest(f"the body is not valid JSON: {str(error)[:200]}", code="invalid_json") from None
+        raise BadRequest(
+            f"the body is not valid JSON: {str(error)[:200]}", code="invalid_json"
+        ) from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_body")
     if _SURROGATE_ESCAPE.search(text):
@@ -64,7 +66,11 @@ def int_param(request: Request, name: str, default: int, minimum: int, maximum: 
     except ValueError:  # more digits than the interpreter converts
         value = None
     if value is None:
-        raise BadRequest(f"{name} must be an integer, not {raw[:40]!r}", code="invalid_param", extra={"param": name})
+        raise BadRequest(
+            f"{name} must be an integer, not {raw[:40]!r}",
+            code="invalid_param",
+            extra={"param": name},
+        )
     if not minimum <= value <= maximum:
         raise BadRequest(
             f"{name} must be between {minimum} and {maximum}, not {raw[:40]}",
@@ -74,14 +80,20 @@ def int_param(request: Request, name: str, default: int, minimum: int, maximum: 
     return value
 
 
-def float_param(request: Request, name: str, default: float, minimum: float, maximum: float) -> float:
+def float_param(
+    request: Request, name: str, default: float, minimum: float, maximum: float
+) -> float:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise BadRequest(f"{name} must be a number, not {raw[:40]!r}", code="invalid_param", extra={"param": name}) from None
+        raise BadRequest(
+            f"{name} must be a number, not {raw[:40]!r}",
+            code="invalid_param",
+            extra={"param": name},
+        ) from None
     if not math.isfinite(value) or not minimum <= value <= maximum:
         raise BadRequest(
             f"{name} must be between {minimum:g} and {maximum:g}, not {raw[:40]}",

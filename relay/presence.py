@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 Publish = Callable[[str, dict[str, Any]], None]
 
@@ -86,7 +87,9 @@ class PresenceBoard:
             for client_id, entry in list(entries.items()):
                 if entry.expires_at <= now:
                     del entries[client_id]
-                    self.publish(notebook, {"client_id": client_id, "actor": entry.actor, "gone": True})
+                    self.publish(
+                        notebook, {"client_id": client_id, "actor": entry.actor, "gone": True}
+                    )
             if not entries:
                 del self._entries[notebook]
 

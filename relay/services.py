@@ -90,7 +90,8 @@ class Services:
             self.tokens.close()
 
     async def _keep_house(self) -> None:
-        """Expire kernel leases, stale presence and revoked credentials' streams, a few times a second."""
+        """Expire kernel leases, stale presence and revoked credentials' streams, a few times a
+        second."""
         while True:
             await asyncio.sleep(self.config.lease_check_seconds)
             try:

@@ -25,8 +25,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from shared_schema import NotebookState
 

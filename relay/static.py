@@ -3,21 +3,23 @@
 URL layout (the same in ``anode build-site`` output):
 
     /                       index.html
-    /sw.js                  client/sw.js, the service worker (at the root, so it controls the whole site)
-    /config.json            {"relay": ""}: the relay is this origin (``anode build-site`` writes its own)
+    /sw.js                  client/sw.js, the service worker (at the root: it controls the site)
+    /config.json            {"relay": ""}: the relay is this origin (build-site writes its own)
     /client/...             the client's Python
     /shared_schema/...      the shared schema, loaded by the client in Pyodide
     /vendor/pyodide/...     node_modules/pyodide
     /vendor/pyscript/...    node_modules/@pyscript/core/dist (PyScript, which starts the client)
-    /vendor/katex/...       node_modules/katex/dist (KaTeX's CSS and fonts; its code is in the markdown bundle)
+    /vendor/katex/...       node_modules/katex/dist (KaTeX's CSS and fonts; code: markdown bundle)
     /vendor/micropip/...    the micropip wheel ``make setup`` downloads (kernels' %pip)
-    /vendor/bundles/...     the client's npm libraries (CodeMirror, marked, DOMPurify, KaTeX), bundled by ``make setup``
+    /vendor/bundles/...     the client's npm libraries (CodeMirror, marked, DOMPurify, KaTeX),
+                            bundled by ``make setup``
     /kernel_headless/...    the kernel's Python and host files (the browser kernel page)
 """
 
 from __future__ import annotations
 
 import mimetypes
+import os
 from pathlib import Path
 
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -54,7 +56,7 @@ VENDORED_SUFFIXES = frozenset(
 class _VendoredFiles(StaticFiles):
     """A vendored package's folder, serving only ``VENDORED_SUFFIXES``."""
 
-    def lookup_path(self, path: str):  # type: ignore[no-untyped-def]
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
         if Path(path).suffix not in VENDORED_SUFFIXES:
             return "", None  # StaticFiles answers 404
         return super().lookup_path(path)
@@ -72,7 +74,9 @@ def static_routes(root: Path) -> list[BaseRoute]:
             routes.append(Mount(f"/{folder}", StaticFiles(directory=root / folder), name=folder))
     for name, relative in VENDORED.items():
         if (root / relative).is_dir():
-            routes.append(Mount(f"/vendor/{name}", _VendoredFiles(directory=root / relative), name=name))
+            routes.append(
+                Mount(f"/vendor/{name}", _VendoredFiles(directory=root / relative), name=name)
+            )
     return routes
 
 
@@ -83,7 +87,9 @@ def _index_page(root: Path):
         if not page.is_file():
             raise NotFound("this relay serves no client (index.html is missing)", code="no_client")
         # Its address may carry ?token=: no cache keeps a copy under it.
-        return FileResponse(page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"})
+        return FileResponse(
+            page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"}
+        )
 
     return index
 
@@ -95,8 +101,12 @@ def _output_frame(root: Path):
 
     async def frame(request) -> Response:
         if policy is None:
-            raise NotFound("this relay serves no client (client/frame.html is missing)", code="no_client")
-        return FileResponse(page, media_type="text/html; charset=utf-8", headers={"content-security-policy": policy})
+            raise NotFound(
+                "this relay serves no client (client/frame.html is missing)", code="no_client"
+            )
+        return FileResponse(
+            page, media_type="text/html; charset=utf-8", headers={"content-security-policy": policy}
+        )
 
     return frame
 
@@ -106,9 +116,13 @@ def _service_worker(root: Path):
 
     async def service_worker(request) -> Response:
         if not script.is_file():
-            raise NotFound("this relay serves no client (client/sw.js is missing)", code="no_client")
+            raise NotFound(
+                "this relay serves no client (client/sw.js is missing)", code="no_client"
+            )
         # Never cached by HTTP: a new worker must be seen on the next visit.
-        return FileResponse(script, media_type="text/javascript", headers={"cache-control": "no-cache"})
+        return FileResponse(
+            script, media_type="text/javascript", headers={"cache-control": "no-cache"}
+        )
 
     return service_worker
 

@@ -18,15 +18,15 @@ never streams (``HEAD``, a client gone before the body) never joins.
 from __future__ import annotations
 
 import json
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .auth import require
 from .errors import BadRequest
 from .frames import frame
-from .auth import require
 from .hub import EventBatch, Signal, Subscriber
 from .notebooks import OpenNotebook
 from .params import int_param
@@ -109,12 +109,14 @@ def _resume_point(request: Request) -> int:
         if _is_seq(last_event_id):  # a reconnect: the browser knows better than the URL
             return max(after, int(last_event_id))
         return after
-    last_event_id = request.headers.get("last-event-id")
-    if last_event_id is None or last_event_id == "":
+    resume = request.headers.get("last-event-id")
+    if resume is None or resume == "":
         return 0
-    if not _is_seq(last_event_id):
-        raise BadRequest("Last-Event-ID must be a seq (a whole number)", code="invalid_last_event_id")
-    return int(last_event_id)
+    if not _is_seq(resume):
+        raise BadRequest(
+            "Last-Event-ID must be a seq (a whole number)", code="invalid_last_event_id"
+        )
+    return int(resume)
 
 
 def _is_seq(value: str) -> bool:

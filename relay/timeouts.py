@@ -19,7 +19,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .errors import ApiError
 
-_TIMEOUT_BODY = json.dumps({"error": "request_timeout", "detail": "the request head did not arrive in time"}).encode()
+_TIMEOUT_BODY = json.dumps(
+    {"error": "request_timeout", "detail": "the request head did not arrive in time"}
+).encode()
 _TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
     b"content-length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
@@ -43,7 +45,7 @@ def protocol_with_head_deadline(seconds: float) -> type[HttpToolsProtocol]:
     class HeadDeadlineProtocol(HttpToolsProtocol):
         _head_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm()
 
@@ -70,7 +72,9 @@ def protocol_with_head_deadline(seconds: float) -> type[HttpToolsProtocol]:
 
         def _head_too_slow(self) -> None:
             self._head_timer = None
-            if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            if not self.transport.is_closing() and (
+                self.cycle is None or self.cycle.response_complete
+            ):
                 self.transport.write(_TIMEOUT_RESPONSE)
                 self.transport.close()
 
@@ -102,7 +106,7 @@ class BodyDeadline:
             remaining = deadline - asyncio.get_running_loop().time()
             try:
                 message = await asyncio.wait_for(receive(), max(remaining, 0.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise RequestTimeout(
                     f"the request body did not arrive within {self.seconds:g} seconds"
                 ) from None

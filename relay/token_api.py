@@ -18,7 +18,9 @@ MAX_EXPIRES_IN = 366 * 86400
 def _store(request: Request) -> TokenStore:
     tokens = request.app.state.services.tokens
     if tokens is None:
-        raise BadRequest("this relay runs without auth (--no-auth): there are no tokens", code="auth_disabled")
+        raise BadRequest(
+            "this relay runs without auth (--no-auth): there are no tokens", code="auth_disabled"
+        )
     return tokens
 
 
@@ -37,14 +39,19 @@ async def create_token(request: Request) -> Response:
         raise BadRequest(f"role must be one of {', '.join(NOTEBOOK_ROLES)}", code="invalid_role")
     expires_in = body.get("expires_in")
     if expires_in is not None and (
-        isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 1 <= expires_in <= MAX_EXPIRES_IN
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, int)
+        or not 1 <= expires_in <= MAX_EXPIRES_IN
     ):
         raise BadRequest(
-            f"expires_in must be null or whole seconds from 1 to {MAX_EXPIRES_IN}", code="invalid_expires_in"
+            f"expires_in must be null or whole seconds from 1 to {MAX_EXPIRES_IN}",
+            code="invalid_expires_in",
         )
     label = body.get("label", "")
     if not isinstance(label, str) or len(label) > MAX_LABEL:
-        raise BadRequest(f"label must be a string of at most {MAX_LABEL} characters", code="invalid_label")
+        raise BadRequest(
+            f"label must be a string of at most {MAX_LABEL} characters", code="invalid_label"
+        )
     record, token = tokens.issue(notebook_id, role, expires_in, label)
     return JSONResponse({**record.to_json(), "token": token}, status_code=201)
 

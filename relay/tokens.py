@@ -140,7 +140,9 @@ def load_secret(data_dir: Path) -> bytes:
     except FileExistsError:
         secret = path.read_bytes()
         if len(secret) < 32:
-            raise RuntimeError(f"{path} is shorter than 32 bytes; delete it to make a new one")
+            raise RuntimeError(
+                f"{path} is shorter than 32 bytes; delete it to make a new one"
+            ) from None
         return secret
     with os.fdopen(fd, "wb") as file:
         file.write(secrets.token_bytes(32))
@@ -154,7 +156,9 @@ class TokenStore:
 
     def __init__(self, data_dir: Path) -> None:
         self.secret = load_secret(data_dir)
-        self._db = sqlite3.connect(data_dir / _DATABASE_FILE, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            data_dir / _DATABASE_FILE, check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(
@@ -175,7 +179,8 @@ class TokenStore:
     def issue(
         self, notebook: str, role: str, expires_in: int | None = None, label: str = ""
     ) -> tuple[TokenRecord, str]:
-        """A new token and its record. ``admin`` goes with ``*``, every other role with one notebook."""
+        """A new token and its record. ``admin`` goes with ``*``, every other role with one
+        notebook."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if (role == "admin") != (notebook == ALL_NOTEBOOKS):
@@ -194,7 +199,8 @@ class TokenStore:
         )
         with self._lock:
             self._db.execute(
-                "INSERT INTO tokens (id, notebook, role, expires_at, label, created_at) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO tokens (id, notebook, role, expires_at, label, created_at) VALUES "
+                "(?,?,?,?,?,?)",
                 (record.id, notebook, role, record.expires_at, label, now),
             )
         return record, self.token_for(record)
@@ -206,14 +212,17 @@ class TokenStore:
         """Revoke for good (across restarts). None when no such token exists."""
         with self._lock:
             self._db.execute(
-                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), token_id)
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (time.time(), token_id),
             )
             self._seen_version = -1  # data_version only moves for other connections' commits
         return self.get(token_id)
 
     def get(self, token_id: str) -> TokenRecord | None:
         with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM tokens WHERE id = ?", (token_id,)).fetchone()
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
+            ).fetchone()
         return TokenRecord(*row) if row else None
 
     def list(self, notebook: str | None = None) -> list[TokenRecord]:
@@ -228,7 +237,11 @@ class TokenStore:
     def serve_token(self) -> str:
         """The admin token ``anode serve`` prints: made once, the same on every start."""
         for record in self.list(ALL_NOTEBOOKS):
-            if record.label == "anode serve" and record.revoked_at is None and record.expires_at is None:
+            if (
+                record.label == "anode serve"
+                and record.revoked_at is None
+                and record.expires_at is None
+            ):
                 return self.token_for(record)
         return self.issue(ALL_NOTEBOOKS, "admin", label="anode serve")[1]
 
@@ -242,11 +255,14 @@ class TokenStore:
         return grant
 
     def revoked_ids(self) -> frozenset[str]:
-        """Every revoked token id; one pragma when no process revoked anything since the last call."""
+        """Every revoked token id; one pragma when no process revoked anything since the last
+        call."""
         with self._lock:
             version = self._db.execute("PRAGMA data_version").fetchone()[0]
             if version != self._seen_version:
-                rows = self._db.execute("SELECT id FROM tokens WHERE revoked_at IS NOT NULL").fetchall()
+                rows = self._db.execute(
+                    "SELECT id FROM tokens WHERE revoked_at IS NOT NULL"
+                ).fetchall()
                 self._revoked = frozenset(row[0] for row in rows)
                 self._seen_version = version
             return self._revoked

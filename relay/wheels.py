@@ -24,7 +24,9 @@ from starlette.routing import BaseRoute, Route
 
 from .errors import NotFound
 
-_WHEEL = re.compile(r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[A-Za-z0-9_.!+]+)(-[A-Za-z0-9_.]+){2,3}\.whl")
+_WHEEL = re.compile(
+    r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[A-Za-z0-9_.!+]+)(-[A-Za-z0-9_.]+){2,3}\.whl"
+)
 
 
 def normalize(name: str) -> str:

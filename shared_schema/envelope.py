@@ -66,7 +66,9 @@ def parse_pushed(value: Any) -> PushedEvent:
         if key not in value:
             raise SchemaError("missing_field", f"an event needs {key}", key)
     if not is_valid_id(value["id"]):
-        raise SchemaError("invalid_id", "id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'", "id")
+        raise SchemaError(
+            "invalid_id", "id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'", "id"
+        )
     event = events.decode(value["name"], value["v"], value.get("args", {}))
     return PushedEvent(id=EventId(value["id"]), event=event)
 

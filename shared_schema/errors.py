@@ -16,7 +16,7 @@ class SchemaError(ValueError):
         self.detail = detail
         self.path = path
 
-    def at(self, prefix: str) -> "SchemaError":
+    def at(self, prefix: str) -> SchemaError:
         """The same error, located under ``prefix`` (for nested validation)."""
         path = f"{prefix}.{self.path}" if self.path else prefix
         return SchemaError(self.code, self.detail, path)

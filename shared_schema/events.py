@@ -12,8 +12,9 @@ folds the log only ever sees well-formed ones.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from . import fields, limits
 from .errors import SchemaError
@@ -397,14 +398,16 @@ def _build(cls: type[Event], args: dict[str, Any]) -> Event:
     declared = {f.name: f for f in dataclasses.fields(cls)}
     for key in args:
         if key not in declared:
-            raise SchemaError("unexpected_arg", f"{cls.name} has no argument {str(key)[:64]!r}", f"args.{key}")
+            raise SchemaError(
+                "unexpected_arg", f"{cls.name} has no argument {str(key)[:64]!r}", f"args.{key}"
+            )
     values: dict[str, Any] = {}
     for name, spec in declared.items():
         if name not in args:
             if spec.default is not _MISSING:
                 values[name] = spec.default
-            elif spec.default_factory is not _MISSING:
-                values[name] = spec.default_factory()
+            elif callable(factory := spec.default_factory):  # dataclasses.MISSING is not callable
+                values[name] = factory()
             else:
                 raise SchemaError("missing_arg", f"{cls.name} needs {name}", f"args.{name}")
             continue

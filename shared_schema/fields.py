@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import limits, ot
 from .errors import SchemaError
@@ -37,9 +38,7 @@ def text(max_length: int, *, allow_empty: bool = True) -> Check:
         if not isinstance(value, str):
             raise _invalid(f"must be a string, not {_type_name(value)}")
         if len(value) > max_length:
-            raise SchemaError(
-                "too_large", f"is {len(value)} characters; the limit is {max_length}"
-            )
+            raise SchemaError("too_large", f"is {len(value)} characters; the limit is {max_length}")
         if not allow_empty and not value:
             raise _invalid("must not be empty")
         return value

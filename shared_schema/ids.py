@@ -7,7 +7,8 @@ agree on what a ``CellId`` is without importing each other.
 from __future__ import annotations
 
 import re
-from typing import NewType
+import secrets
+from typing import NewType, TypeGuard
 
 NotebookId = NewType("NotebookId", str)
 CellId = NewType("CellId", str)
@@ -25,6 +26,11 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 RELAY_ACTOR = Actor("relay")
 
 
-def is_valid_id(value: object) -> bool:
+def new_session_id() -> SessionId:
+    """A fresh kernel session id (``ks-`` and 16 URL-safe random characters)."""
+    return SessionId("ks-" + secrets.token_urlsafe(12))
+
+
+def is_valid_id(value: object) -> TypeGuard[str]:
     """True for a string usable as any Anode id (notebook, cell, event, ...)."""
     return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None

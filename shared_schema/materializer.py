@@ -24,7 +24,7 @@ no-op.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from . import events as ev
 from . import limits, ot
@@ -120,7 +120,9 @@ def _cell_source_edited(state: NotebookState, stored: StoredEvent) -> None:
     cell.rev += 1
 
 
-def rebase_work(cell: Cell, base_rev: int, components: int, *, stop: int = limits.MAX_REBASE_WORK) -> int:
+def rebase_work(
+    cell: Cell, base_rev: int, components: int, *, stop: int = limits.MAX_REBASE_WORK
+) -> int:
     """What rebasing an edit of ``components`` from ``base_rev`` to the cell's head costs.
 
     Counting stops once past ``stop``, so the check costs at most a small
@@ -238,7 +240,7 @@ def _execution_completed(state: NotebookState, stored: StoredEvent) -> None:
         return
     if event.execution_count is not None:
         run.execution_count = event.execution_count
-    _finish(state, run, event.status, stored.ts)  # type: ignore[arg-type]
+    _finish(state, run, event.status, stored.ts)
 
 
 def _execution_cancelled(state: NotebookState, stored: StoredEvent) -> None:
@@ -340,12 +342,16 @@ def _kernel_restarted(state: NotebookState, stored: StoredEvent) -> None:
     session.restarts += 1
     for run in list(_unfinished(state)):
         if run.kernel_session == session.id and run.status == "executing":
-            _lose(state, run, "KernelRestarted", "the kernel restarted while this cell ran", stored.ts)
+            _lose(
+                state, run, "KernelRestarted", "the kernel restarted while this cell ran", stored.ts
+            )
 
 
 def _session_ended(state: NotebookState, stored: StoredEvent) -> None:
     event: ev.KernelSessionEnded = stored.event  # type: ignore[assignment]
-    _close_session(state, event.session_id, "ended", "the kernel shut down while this cell ran", stored.ts)
+    _close_session(
+        state, event.session_id, "ended", "the kernel shut down while this cell ran", stored.ts
+    )
 
 
 def _session_expired(state: NotebookState, stored: StoredEvent) -> None:
@@ -418,7 +424,12 @@ def _lose(state: NotebookState, run: Execution, ename: str, why: str, ts: float)
     run.reason = why
     if _shown_execution(state, run.id) is not None:
         run.outputs.append(
-            {"output_type": "error", "ename": ename, "evalue": why, "traceback": [f"{ename}: {why}"]}
+            {
+                "output_type": "error",
+                "ename": ename,
+                "evalue": why,
+                "traceback": [f"{ename}: {why}"],
+            }
         )
     _finish(state, run, "error", ts)
 

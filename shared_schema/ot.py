@@ -145,19 +145,19 @@ def compose(a: Iterable[int | str], b: Iterable[int | str]) -> TextOps:
     out = _Builder()
     while True:
         if ra.kind == _DELETE:  # gone before b sees it
-            out.delete(ra.take(ra.remaining))
+            out.delete(ra.skip(ra.remaining))
             continue
         if rb.kind == _INSERT:  # new in b, a never saw it
-            out.insert(rb.take(rb.remaining))
+            out.insert(rb.take_text(rb.remaining))
             continue
         if ra.kind == _END:  # lengths matched, so b is at its end too
             return out.result()
         kind_a, kind_b = ra.kind, rb.kind
         n = min(ra.remaining, rb.remaining)
-        piece = ra.take(n)
-        rb.take(n)
+        piece = ra.take_text(n) if kind_a == _INSERT else ra.skip(n)
+        rb.skip(n)
         if kind_b == _RETAIN:
-            if kind_a == _INSERT:
+            if isinstance(piece, str):
                 out.insert(piece)
             else:
                 out.retain(n)
@@ -182,12 +182,12 @@ def transform(a: Iterable[int | str], b: Iterable[int | str]) -> tuple[TextOps, 
     a2, b2 = _Builder(), _Builder()
     while True:
         if ra.kind == _INSERT:
-            text = ra.take(ra.remaining)
+            text = ra.take_text(ra.remaining)
             a2.insert(text)
             b2.retain(len(text))
             continue
         if rb.kind == _INSERT:
-            text = rb.take(rb.remaining)
+            text = rb.take_text(rb.remaining)
             a2.retain(len(text))
             b2.insert(text)
             continue
@@ -195,8 +195,8 @@ def transform(a: Iterable[int | str], b: Iterable[int | str]) -> tuple[TextOps, 
             return a2.result(), b2.result()
         kind_a, kind_b = ra.kind, rb.kind
         n = min(ra.remaining, rb.remaining)
-        ra.take(n)
-        rb.take(n)
+        ra.skip(n)
+        rb.skip(n)
         if kind_a == _RETAIN and kind_b == _RETAIN:
             a2.retain(n)
             b2.retain(n)
@@ -319,33 +319,32 @@ class _Builder:
 class _Reader:
     """Walks a normalized op, handing out its components in pieces."""
 
-    __slots__ = ("_ops", "_index", "_offset", "kind", "remaining")
+    __slots__ = ("_ops", "_index", "_offset", "_text", "kind", "remaining")
 
     def __init__(self, ops: TextOps) -> None:
         self._ops = ops
         self._index = 0
         self._offset = 0
+        self._text = ""  # the current component, when it is an insert
         self.kind = _END
         self.remaining = 0
         self._load()
 
-    def take(self, n: int) -> int | str:
-        """The next ``n`` units of the current component (n <= remaining).
+    def take_text(self, n: int) -> str:
+        """The next ``n`` characters of the current component, an insert (n <= remaining)."""
+        piece = self._text[self._offset : self._offset + n]
+        self.skip(n)
+        return piece
 
-        Inserts give their text; retains and deletes give the count ``n``.
-        """
-        component = self._ops[self._index]
-        if self.kind == _INSERT:
-            piece: int | str = component[self._offset : self._offset + n]  # type: ignore[index]
-        else:
-            piece = n
+    def skip(self, n: int) -> int:
+        """Move past ``n`` units of the current component (n <= remaining); returns ``n``."""
         self._offset += n
         self.remaining -= n
         if self.remaining == 0:
             self._index += 1
             self._offset = 0
             self._load()
-        return piece
+        return n
 
     def _load(self) -> None:
         if self._index >= len(self._ops):
@@ -353,7 +352,7 @@ class _Reader:
             return
         component = self._ops[self._index]
         if isinstance(component, str):
-            self.kind, self.remaining = _INSERT, len(component)
+            self.kind, self.remaining, self._text = _INSERT, len(component), component
         elif component > 0:
             self.kind, self.remaining = _RETAIN, component
         else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from .ids import CellId, ExecutionId, SessionId
 from .ot import TextOps
 
 ExecutionStatus = Literal["pending", "assigned", "executing", "ok", "error", "cancelled"]
@@ -32,7 +33,7 @@ STATE_FORMAT = 2
 
 @dataclass(slots=True)
 class Cell:
-    id: str
+    id: CellId
     cell_type: str
     source: str
     rev: int = 0
@@ -49,8 +50,8 @@ class Cell:
 
 @dataclass(slots=True)
 class Execution:
-    id: str
-    cell_id: str
+    id: ExecutionId
+    cell_id: CellId
     source: str
     status: ExecutionStatus = "pending"
     kernel_session: str | None = None
@@ -90,7 +91,7 @@ class Execution:
 
 @dataclass(slots=True)
 class KernelSession:
-    id: str
+    id: SessionId
     host: str
     lease_seconds: float
     label: str = ""
@@ -143,7 +144,9 @@ class NotebookState:
 
     def pending(self) -> list[Execution]:
         """Executions waiting for a kernel, oldest request first."""
-        return [self.executions[eid] for eid in self.queue if self.executions[eid].status == "pending"]
+        return [
+            self.executions[eid] for eid in self.queue if self.executions[eid].status == "pending"
+        ]
 
     def live_kernels(self) -> list[KernelSession]:
         return [session for session in self.kernels.values() if session.status == "live"]

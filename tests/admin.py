@@ -9,7 +9,8 @@ from relay.config import RelayConfig
 
 
 class AdminClient(TestClient):
-    """``TestClient`` over ``create_app(config)``; once the app has started, it sends the admin token."""
+    """``TestClient`` over ``create_app(config)``; once the app has started, it sends the admin
+    token."""
 
     def __init__(self, config: RelayConfig) -> None:
         super().__init__(create_app(config), raise_server_exceptions=False)

@@ -60,23 +60,35 @@ def push(relay: Relay, notebook: str, *events: dict) -> None:
 
 def new_notebook(relay: Relay, title: str = "e2e", source: str = "") -> str:
     """Create a notebook with one code cell over the HTTP API; return its id."""
-    response = httpx.post(f"{relay.url}/api/notebooks", json={"title": title}, headers=relay.headers, timeout=30)
+    response = httpx.post(
+        f"{relay.url}/api/notebooks", json={"title": title}, headers=relay.headers, timeout=30
+    )
     assert response.status_code == 201, response.text
     notebook = response.json()["id"]
-    push(relay, notebook, _event("cellCreated", cell_id=uuid.uuid4().hex, cell_type="code", after=None, source=source))
+    push(
+        relay,
+        notebook,
+        _event(
+            "cellCreated", cell_id=uuid.uuid4().hex, cell_type="code", after=None, source=source
+        ),
+    )
     return notebook
 
 
 def cell_ids(relay: Relay, notebook: str) -> list[str]:
     """The notebook's cells, in order."""
-    response = httpx.get(f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30)
+    response = httpx.get(
+        f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30
+    )
     assert response.status_code == 200, response.text
     return [cell["id"] for cell in response.json()["state"]["cells"]]
 
 
 def cell_source(relay: Relay, notebook: str, index: int) -> str:
     """What the relay holds as cell ``index``'s source."""
-    response = httpx.get(f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30)
+    response = httpx.get(
+        f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30
+    )
     assert response.status_code == 200, response.text
     return response.json()["state"]["cells"][index]["source"]
 
@@ -86,12 +98,20 @@ def finished_run(cell_id: str, source: str, output: dict) -> list[dict]:
     person who asked) push them: no kernel needed to test how a run shows."""
     session, execution = uuid.uuid4().hex, uuid.uuid4().hex
     return [
-        _event("kernelSessionStarted", session_id=session, host="node", lease_seconds=300, label="fake"),
+        _event(
+            "kernelSessionStarted", session_id=session, host="node", lease_seconds=300, label="fake"
+        ),
         _event("executionRequested", execution_id=execution, cell_id=cell_id, source=source),
         _event("executionAssigned", execution_id=execution, session_id=session),
         _event("executionStarted", execution_id=execution, session_id=session, execution_count=1),
         _event("outputAdded", execution_id=execution, output=output),
-        _event("executionCompleted", execution_id=execution, session_id=session, status="ok", execution_count=1),
+        _event(
+            "executionCompleted",
+            execution_id=execution,
+            session_id=session,
+            status="ok",
+            execution_count=1,
+        ),
     ]
 
 
@@ -108,14 +128,19 @@ SANDBOX_PROBE = """<p id="result">running</p><script>
 (async () => {
   const tried = {};
   async function attempt(name, fn) {
-    try { tried[name] = "read:" + String(await fn()); } catch (e) { tried[name] = "blocked:" + e.name; }
+    try {
+      tried[name] = "read:" + String(await fn());
+    } catch (e) {
+      tried[name] = "blocked:" + e.name;
+    }
   }
   await attempt("parent_document", () => parent.document.body.innerHTML.length);
   await attempt("parent_storage", () => parent.localStorage.getItem("anode-secret"));
   await attempt("local_storage", () => localStorage.getItem("anode-secret"));
   await attempt("cookie", () => document.cookie);
   await attempt("indexeddb", () => indexedDB.open("anode"));
-  await attempt("fetch_relay", () => fetch("RELAY/api/notebooks", {credentials: "include"}).then(r => r.status));
+  await attempt("fetch_relay", () => fetch("RELAY/api/notebooks",
+    {credentials: "include"}).then(r => r.status));
   await attempt("fetch_with_token", () => fetch("RELAY/api/notebooks",
     {headers: {authorization: "Bearer TOKEN"}}).then(r => r.status));
   document.getElementById("result").textContent = JSON.stringify(tried);
@@ -164,7 +189,11 @@ class ClientPage:
 
     @classmethod
     def open(
-        cls, context: BrowserContext, relay: Relay, notebook: str | None = None, site_url: str | None = None
+        cls,
+        context: BrowserContext,
+        relay: Relay,
+        notebook: str | None = None,
+        site_url: str | None = None,
     ) -> ClientPage:
         client = cls(context.new_page(), relay, site_url)
         client.goto(notebook)
@@ -177,7 +206,8 @@ class ClientPage:
         return f"{self.site_url}/" + (f"?{urlencode(params)}" if params else "")
 
     def goto(self, notebook: str | None = None, token: str | None = None) -> None:
-        """Open the home view or a notebook, handing over ``token`` (default: the relay's admin token)."""
+        """Open the home view or a notebook, handing over ``token`` (default: the relay's admin
+        token)."""
         self.page.goto(self.url(notebook, token or self.relay.token))
         self.wait_ready()
 
@@ -228,7 +258,9 @@ class ClientPage:
                 timeout=timeout,
             )
         except Exception as error:
-            raise AssertionError(f"cell {index} holds {self.source(index)!r}, not {text!r}") from error
+            raise AssertionError(
+                f"cell {index} holds {self.source(index)!r}, not {text!r}"
+            ) from error
 
     def expect_status(self, index: int, status: str, timeout: float = RUN_TIMEOUT_MS) -> None:
         from playwright.sync_api import expect

@@ -17,9 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -184,7 +185,9 @@ def relay_thread(tmp_path: Path) -> Iterator[Callable[..., RelayThread]]:
     started: list[RelayThread] = []
 
     def start(**overrides: Any) -> RelayThread:
-        config = replace(RelayConfig(data_dir=tmp_path / f"data{len(started)}", push_rate=0), **overrides)
+        config = replace(
+            RelayConfig(data_dir=tmp_path / f"data{len(started)}", push_rate=0), **overrides
+        )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -36,7 +36,12 @@ from typing import Any
 import httpx
 import pytest
 
-from kernel_headless.launcher import KernelSpec, default_cache_dir, ensure_snapshot, start_node_kernel
+from kernel_headless.launcher import (
+    KernelSpec,
+    default_cache_dir,
+    ensure_snapshot,
+    start_node_kernel,
+)
 from shared_schema import NotebookState, advance, stored_from_json
 from shared_schema.state import Execution
 
@@ -78,7 +83,9 @@ class Notebook:
     @classmethod
     def create(cls, url: str, title: str = "kernel test", token: str | None = None) -> Notebook:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = httpx.post(f"{url}/api/notebooks", json={"title": title}, headers=headers, timeout=30)
+        response = httpx.post(
+            f"{url}/api/notebooks", json={"title": title}, headers=headers, timeout=30
+        )
         assert response.status_code == 201, response.text
         return cls(url, response.json()["id"], token)
 
@@ -86,7 +93,9 @@ class Notebook:
         """A fresh ``kernel`` token for this notebook (None when the relay runs without auth)."""
         if "Authorization" not in self.http.headers:
             return None
-        response = self.http.post(f"/api/notebooks/{self.id}/tokens", json={"role": "kernel", "label": "test"})
+        response = self.http.post(
+            f"/api/notebooks/{self.id}/tokens", json={"role": "kernel", "label": "test"}
+        )
         assert response.status_code == 201, response.text
         return response.json()["token"]
 
@@ -128,7 +137,8 @@ class Notebook:
         return self.run_many([source], cell_id)[0]
 
     def run_many(self, sources: list[str], cell_id: str | None = None) -> list[str]:
-        """Request several executions in one atomic push, each in a new cell (or all in ``cell_id``)."""
+        """Request several executions in one atomic push, each in a new cell (or all in
+        ``cell_id``)."""
         events: list[dict[str, Any]] = []
         ids = []
         for source in sources:
@@ -416,7 +426,8 @@ def warm_snapshot() -> None:
 
 @pytest.fixture(name="kernels")
 def kernels_fixture(tmp_path: Path) -> Iterator[Kernels]:
-    """Factory for Node kernels; every one is stopped at the end, and their logs shown on failure."""
+    """Factory for Node kernels; every one is stopped at the end, and their logs shown on
+    failure."""
     warm_snapshot()
     started = Kernels(tmp_path)
     try:
@@ -427,7 +438,8 @@ def kernels_fixture(tmp_path: Path) -> Iterator[Kernels]:
 
 @pytest.fixture(name="notebooks")
 def notebooks_fixture() -> Iterator[Callable[..., Notebook]]:
-    """``notebooks(relay.url, relay.token)`` creates a notebook; its HTTP client is closed at the end."""
+    """``notebooks(relay.url, relay.token)`` creates a notebook; its HTTP client is closed at the
+    end."""
     made: list[Notebook] = []
 
     def create(url: str, token: str | None = None) -> Notebook:
@@ -444,7 +456,8 @@ def notebooks_fixture() -> Iterator[Callable[..., Notebook]]:
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to ``target``; ``cut()`` drops every connection and refuses new ones."""
+    """Forwards 127.0.0.1:<port> to ``target``; ``cut()`` drops every connection and refuses new
+    ones."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port

@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from client.sse import Parser
+
 
 class Message(NamedTuple):
     event: str
@@ -37,24 +39,15 @@ class Message(NamedTuple):
 
 
 def messages(response: httpx.Response) -> Iterator[Message]:
-    """Yield each message of an SSE response, in order, until the stream ends."""
-    event, message_id, data = "", None, []
-    for line in response.iter_lines():
-        if line == "":
-            if data or event:
-                yield Message(event or "message", message_id, "\n".join(data))
-            event, message_id, data = "", None, []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-        elif name == "id" and "\0" not in value:
-            message_id = value
+    """Yield each message of an SSE response, in order, until the stream ends.
+
+    Parsed by the browser client's own parser (``client.sse``), the one SSE
+    parser of the project.
+    """
+    parser = Parser()
+    for text in response.iter_text():
+        for message in parser.feed(text):
+            yield Message(message.event, message.own_id, message.data)
 
 
 @contextmanager

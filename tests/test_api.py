@@ -21,12 +21,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from relay import __version__
-from tests.admin import AdminClient
 from relay.config import RelayConfig
 from shared_schema import SCHEMA_VERSION, fold_all, stored_from_json
+from shared_schema.ids import is_valid_id
 from shared_schema.materializer import advance
 from shared_schema.state import NotebookState
-from shared_schema.ids import is_valid_id
+from tests.admin import AdminClient
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COOP = ("cross-origin-opener-policy", "same-origin")
@@ -258,7 +258,7 @@ def test_timestamps_come_from_the_relay_and_never_go_back(
     stamps = [item["ts"] for item in all_events(client, notebook)]
     assert stamps == sorted(stamps)
     events = all_events(client, notebook)
-    for first, second in zip(events[1::2], events[2::2]):  # one batch, one time
+    for first, second in zip(events[1::2], events[2::2], strict=False):  # one batch, one time
         assert first["ts"] == second["ts"]
 
 
@@ -553,14 +553,18 @@ def test_the_snapshot_shows_outputs_and_execution_after_a_run(
     assert answer == folded(all_events(client, notebook))
 
 
-def test_the_internal_snapshot_is_the_state_a_client_folds_on_from(client: TestClient, notebook: str) -> None:
+def test_the_internal_snapshot_is_the_state_a_client_folds_on_from(
+    client: TestClient, notebook: str
+) -> None:
     """``?form=internal`` serves ``NotebookState.dump()``: edit histories and all, so a
     client that loads it and folds the later events ends where folding everything ends."""
     push(client, notebook, event("cellCreated", cell_id="c1", source="ab"))
     push(client, notebook, event("cellSourceEdited", cell_id="c1", base_rev=0, ops=[2, "c"]))
     for item in _execution_lifecycle():
         push(client, notebook, item)
-    response = client.get(f"/api/notebooks/{notebook}/snapshot", params={"form": "internal", "at": 3})
+    response = client.get(
+        f"/api/notebooks/{notebook}/snapshot", params={"form": "internal", "at": 3}
+    )
     assert response.status_code == 200, response.text
     answer = response.json()
     state = NotebookState.load(answer["state"])
@@ -577,7 +581,9 @@ def test_the_internal_snapshot_is_the_state_a_client_folds_on_from(client: TestC
     assert state.cells["c1"].source == snapshot(client, notebook)["state"]["cells"][0]["source"]
 
 
-def test_a_snapshot_form_other_than_public_or_internal_is_refused(client: TestClient, notebook: str) -> None:
+def test_a_snapshot_form_other_than_public_or_internal_is_refused(
+    client: TestClient, notebook: str
+) -> None:
     response = client.get(f"/api/notebooks/{notebook}/snapshot", params={"form": "raw"})
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_form"

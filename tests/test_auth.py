@@ -72,7 +72,8 @@ def world(relay_thread) -> World:
 
 
 def _expected(credential: str, allowed_roles: set[str], scoped: bool = True) -> int:
-    """What a request should answer: 2xx when allowed, 403 for a wrong role or notebook, 401 for a bad credential."""
+    """What a request should answer: 2xx when allowed, 403 for a wrong role or notebook, 401 for a
+    bad credential."""
     if credential in BAD:
         return 401
     if credential.startswith("other-"):
@@ -94,7 +95,9 @@ def test_the_authorization_matrix(world: World) -> None:
         got = response.status_code
         ok = got == expected or (expected == 200 and got in (200, 201))
         if not ok:
-            problems.append(f"{credential:>14}: {what}: {got} (expected {expected}) {response.text[:120]}")
+            problems.append(
+                f"{credential:>14}: {what}: {got} (expected {expected}) {response.text[:120]}"
+            )
         elif got >= 400:
             body = response.json()
             assert body["error"] and body["detail"], body
@@ -104,12 +107,27 @@ def test_the_authorization_matrix(world: World) -> None:
     own = f"/api/notebooks/{world.own}"
     # Someone else's presence entry and kernel session, and an execution running on it.
     victim_kernel = world.store.issue(world.own, "kernel", label="victim kernel")[1]
-    with httpx.Client(base_url=world.url, headers={"Authorization": f"Bearer {victim_kernel}"}, timeout=10) as victim:
-        assert world.admin.post(f"{own}/presence", json={"client_id": "victim-tab", "state": {}}).status_code == 200
-        requested = [event("cellCreated", cell_id="cv"), event("executionRequested", execution_id="xv", cell_id="cv", source="")]
+    with httpx.Client(
+        base_url=world.url, headers={"Authorization": f"Bearer {victim_kernel}"}, timeout=10
+    ) as victim:
+        assert (
+            world.admin.post(
+                f"{own}/presence", json={"client_id": "victim-tab", "state": {}}
+            ).status_code
+            == 200
+        )
+        requested = [
+            event("cellCreated", cell_id="cv"),
+            event("executionRequested", execution_id="xv", cell_id="cv", source=""),
+        ]
         assert world.admin.post(f"{own}/events", json={"events": requested}).status_code == 200
-        session = event("kernelSessionStarted", session_id="ks-victim", host="node", lease_seconds=3600)
-        claim = [event("executionAssigned", execution_id="xv", session_id="ks-victim"), event("executionStarted", execution_id="xv", session_id="ks-victim")]
+        session = event(
+            "kernelSessionStarted", session_id="ks-victim", host="node", lease_seconds=3600
+        )
+        claim = [
+            event("executionAssigned", execution_id="xv", session_id="ks-victim"),
+            event("executionStarted", execution_id="xv", session_id="ks-victim"),
+        ]
         assert victim.post(f"{own}/events", json={"events": [session, *claim]}).status_code == 200
     for credential in CREDENTIALS:
         with world.client(credential) as http:
@@ -127,17 +145,30 @@ def test_the_authorization_matrix(world: World) -> None:
                 if ids != expected_ids:
                     problems.append(f"{credential}: list shows {ids}, expected {expected_ids}")
             check(
-                credential, "create notebook", http.post("/api/notebooks", json={"title": "x"}), _expected(credential, {"admin"}, scoped=False)
+                credential,
+                "create notebook",
+                http.post("/api/notebooks", json={"title": "x"}),
+                _expected(credential, {"admin"}, scoped=False),
             )
 
             edit = event("cellCreated", cell_id=new_id("c"))
             pushed = http.post(f"{own}/events", json={"events": [edit]})
-            check(credential, "push an edit", pushed, _expected(credential, {"admin", "owner", "editor"}))
+            check(
+                credential,
+                "push an edit",
+                pushed,
+                _expected(credential, {"admin", "owner", "editor"}),
+            )
             (allowed_pushes if pushed.status_code == 200 else refused_pushes).append(edit["id"])
 
             read_roles = set(ROLES)
             check(credential, "pull", http.get(f"{own}/events"), _expected(credential, read_roles))
-            check(credential, "snapshot", http.get(f"{own}/snapshot"), _expected(credential, read_roles))
+            check(
+                credential,
+                "snapshot",
+                http.get(f"{own}/snapshot"),
+                _expected(credential, read_roles),
+            )
             with http.stream("GET", f"{own}/stream") as stream:
                 if stream.status_code >= 400:
                     stream.read()
@@ -145,10 +176,17 @@ def test_the_authorization_matrix(world: World) -> None:
             check(
                 credential,
                 "presence",
-                http.post(f"{own}/presence", json={"client_id": f"tab-{credential}", "state": {"cell": None}}),
+                http.post(
+                    f"{own}/presence",
+                    json={"client_id": f"tab-{credential}", "state": {"cell": None}},
+                ),
                 _expected(credential, read_roles),
             )
-            heartbeat = {"client_id": f"k-{credential}", "kind": "kernel", "state": {"session_id": "ks-x"}}
+            heartbeat = {
+                "client_id": f"k-{credential}",
+                "kind": "kernel",
+                "state": {"session_id": "ks-x"},
+            }
             check(
                 credential,
                 "kernel heartbeat",
@@ -162,7 +200,11 @@ def test_the_authorization_matrix(world: World) -> None:
                     http.post(f"{own}/presence", json={"client_id": "victim-tab", "gone": True}),
                     401 if credential in BAD else 403,
                 )
-            stolen_beat = {"client_id": f"kb-{credential}", "kind": "kernel", "state": {"session_id": "ks-victim"}}
+            stolen_beat = {
+                "client_id": f"kb-{credential}",
+                "kind": "kernel",
+                "state": {"session_id": "ks-victim"},
+            }
             check(
                 credential,
                 "heartbeat another kernel's session",
@@ -173,15 +215,25 @@ def test_the_authorization_matrix(world: World) -> None:
             hijack = [
                 event("kernelSessionStarted", session_id=session_id, host="node", lease_seconds=30),
                 event("executionAssigned", execution_id="xv", session_id=session_id),
-                event("streamAppended", execution_id="xv", stream="stdout", text=f"from {credential}"),
+                event(
+                    "streamAppended", execution_id="xv", stream="stdout", text=f"from {credential}"
+                ),
             ]
             hijacked = http.post(f"{own}/events", json={"events": hijack})
-            # Owners and admins write everything kernels write; a kernel token only for its own claims.
-            check(credential, "claim a running execution inside a batch", hijacked, _expected(credential, {"admin", "owner"}))
+            # Owners and admins write everything kernels write; a kernel token only for its own
+            # claims.
+            check(
+                credential,
+                "claim a running execution inside a batch",
+                hijacked,
+                _expected(credential, {"admin", "owner"}),
+            )
             share = {"admin", "owner"}
             made = http.post(f"{own}/tokens", json={"role": "viewer", "label": credential})
             check(credential, "create token", made, _expected(credential, share))
-            check(credential, "list tokens", http.get(f"{own}/tokens"), _expected(credential, share))
+            check(
+                credential, "list tokens", http.get(f"{own}/tokens"), _expected(credential, share)
+            )
             victim, _ = world.store.issue(world.own, "editor", label="victim")
             revoked = http.delete(f"/api/tokens/{victim.id}")
             expected = _expected(credential, share)
@@ -216,23 +268,38 @@ def test_each_role_writes_only_its_own_kind_of_event(world: World) -> None:
     cell = new_id("c")
     assert _push(world.admin, world.own, event("cellCreated", cell_id=cell)).status_code == 200
     head = len(world.log(world.own))
-    with world.client("viewer") as viewer, world.client("kernel") as kernel, world.client("editor") as editor:
+    with (
+        world.client("viewer") as viewer,
+        world.client("kernel") as kernel,
+        world.client("editor") as editor,
+    ):
         _refused(
-            _push(viewer, world.own, event("cellSourceEdited", cell_id=cell, base_rev=0, ops=["x"])),
+            _push(
+                viewer, world.own, event("cellSourceEdited", cell_id=cell, base_rev=0, ops=["x"])
+            ),
             "role_forbids",
             "viewer token may not change",
         )
         _refused(
-            _push(kernel, world.own, event("cellSourceEdited", cell_id=cell, base_rev=0, ops=["x"])),
+            _push(
+                kernel, world.own, event("cellSourceEdited", cell_id=cell, base_rev=0, ops=["x"])
+            ),
             "role_forbids",
             "kernel token may not write cellSourceEdited",
         )
         requested = event("executionRequested", execution_id=new_id("x"), cell_id=cell, source="1")
         assert _push(editor, world.own, requested).status_code == 200
         forged = event(
-            "executionCompleted", execution_id=requested["args"]["execution_id"], session_id="ks-a", status="ok"
+            "executionCompleted",
+            execution_id=requested["args"]["execution_id"],
+            session_id="ks-a",
+            status="ok",
         )
-        _refused(_push(editor, world.own, forged), "role_forbids", "editor token may not write executionCompleted")
+        _refused(
+            _push(editor, world.own, forged),
+            "role_forbids",
+            "editor token may not write executionCompleted",
+        )
         # A body that speaks for someone else is refused, whoever signs it.
         claimed = {**event("cellDeleted", cell_id=cell), "actor": "user:ada"}
         _refused(_push(editor, world.own, claimed), "actor_mismatch", "'user:ada'")
@@ -245,28 +312,42 @@ def test_a_kernel_token_speaks_only_for_its_own_sessions_and_claims(world: World
     second = event("executionRequested", execution_id=new_id("x"), cell_id=cell, source="2")
     _push(world.admin, world.own, event("cellCreated", cell_id=cell), first, second)
     first_id, second_id = first["args"]["execution_id"], second["args"]["execution_id"]
-    mine, theirs = world.tokens["kernel"], world.admin.post(
-        f"/api/notebooks/{world.own}/tokens", json={"role": "kernel"}
-    ).json()["token"]
-    with world.client("kernel") as a, httpx.Client(
-        base_url=world.url, headers={"Authorization": f"Bearer {theirs}"}
-    ) as b:
+    mine, theirs = (
+        world.tokens["kernel"],
+        world.admin.post(f"/api/notebooks/{world.own}/tokens", json={"role": "kernel"}).json()[
+            "token"
+        ],
+    )
+    with (
+        world.client("kernel") as a,
+        httpx.Client(base_url=world.url, headers={"Authorization": f"Bearer {theirs}"}) as b,
+    ):
         assert mine
         claim = [
             event("kernelSessionStarted", session_id="ks-a", host="node", lease_seconds=30),
             event("executionAssigned", execution_id=first_id, session_id="ks-a"),
             event("executionStarted", execution_id=first_id, session_id="ks-a", execution_count=1),
-            event("outputAdded", execution_id=first_id, output={"output_type": "stream", "name": "stdout", "text": "1\n"}),
+            event(
+                "outputAdded",
+                execution_id=first_id,
+                output={"output_type": "stream", "name": "stdout", "text": "1\n"},
+            ),
         ]
         assert _push(a, world.own, *claim).status_code == 200
         # Kernel B may not take over A's session, claim as A, or write into A's execution.
         _refused(
-            _push(b, world.own, event("kernelSessionStarted", session_id="ks-a", host="node", lease_seconds=30)),
+            _push(
+                b,
+                world.own,
+                event("kernelSessionStarted", session_id="ks-a", host="node", lease_seconds=30),
+            ),
             "not_your_session",
             "belongs to another kernel",
         )
         _refused(
-            _push(b, world.own, event("executionAssigned", execution_id=second_id, session_id="ks-a")),
+            _push(
+                b, world.own, event("executionAssigned", execution_id=second_id, session_id="ks-a")
+            ),
             "not_your_session",
             "not announced by this kernel",
         )
@@ -281,10 +362,14 @@ def test_a_kernel_token_speaks_only_for_its_own_sessions_and_claims(world: World
         ]
         assert _push(b, world.own, *mine_too).status_code == 200
     state = world.admin.get(f"/api/notebooks/{world.own}/snapshot").json()["state"]
-    kernels = {k["id"]: k["actor"] for k in state["kernels"]} if isinstance(state["kernels"], list) else {
-        k: v["actor"] for k, v in state["kernels"].items()
-    }
-    assert kernels["ks-a"] != kernels["ks-b"] and all(a.startswith("kernel:tk-") for a in kernels.values())
+    kernels = (
+        {k["id"]: k["actor"] for k in state["kernels"]}
+        if isinstance(state["kernels"], list)
+        else {k: v["actor"] for k, v in state["kernels"].items()}
+    )
+    assert kernels["ks-a"] != kernels["ks-b"] and all(
+        a.startswith("kernel:tk-") for a in kernels.values()
+    )
     texts = [e["args"].get("text") for e in world.log(world.own) if e["name"] == "streamAppended"]
     assert "forged" not in texts
 
@@ -296,7 +381,9 @@ def test_pushes_past_the_rate_get_429_with_retry_after(relay_thread) -> None:
     relay = relay_thread(push_rate=2.0, push_burst=3)
     with httpx.Client(base_url=relay.url, headers=relay.headers, timeout=10) as http:
         notebook = http.post("/api/notebooks", json={}).json()["id"]
-        answers = [_push(http, notebook, event("cellCreated", cell_id=new_id("c"))) for _ in range(5)]
+        answers = [
+            _push(http, notebook, event("cellCreated", cell_id=new_id("c"))) for _ in range(5)
+        ]
         assert [r.status_code for r in answers[:3]] == [200, 200, 200]
         limited = answers[3]
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
@@ -313,7 +400,10 @@ def test_open_streams_per_token_are_capped(relay_thread) -> None:
         url = f"/api/notebooks/{notebook}/stream"
         with http.stream("GET", url) as one, http.stream("GET", url) as two:
             assert (one.status_code, two.status_code) == (200, 200)
-            lines = [one.iter_lines(), two.iter_lines()]  # kept: a dropped iterator closes its stream
+            lines = [
+                one.iter_lines(),
+                two.iter_lines(),
+            ]  # kept: a dropped iterator closes its stream
             assert [next(it) for it in lines] == ["id: 1", "id: 1"]  # both are being served
             third = http.get(url)
             assert third.status_code == 429 and third.json()["error"] == "too_many_streams"

@@ -381,7 +381,8 @@ BODY_CASES = [
     ("UTF-8 encoded surrogate", b'{"events": [], "\xed\xa0\x80": 1}', "invalid_json", "UTF-8"),
     (
         "lone surrogate in source",
-        b'{"events": [{"id": "s1", "name": "cellCreated", "v": 1, "args": {"cell_id": "c1", "source": "\\ud800"}}]}',
+        b'{"events": [{"id": "s1", "name": "cellCreated", "v": 1,'
+        b' "args": {"cell_id": "c1", "source": "\\ud800"}}]}',
         "invalid_json",
         "surrogate",
     ),

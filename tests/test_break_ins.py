@@ -48,7 +48,11 @@ class Attacker:
         return made.json()
 
     def client(self, role: str) -> httpx.Client:
-        http = httpx.Client(base_url=self.relay.url, headers={"Authorization": f"Bearer {self.token(role)['token']}"}, timeout=30)
+        http = httpx.Client(
+            base_url=self.relay.url,
+            headers={"Authorization": f"Bearer {self.token(role)['token']}"},
+            timeout=30,
+        )
         self._clients.append(http)
         return http
 
@@ -115,11 +119,19 @@ def test_ids_are_checked_with_a_full_match_everywhere(attacker: Attacker, bad: s
     refused = [
         _push(editor, api, {"id": bad, "name": "cellCreated", "v": 1, "args": {"cell_id": "c1"}}),
         _push(editor, api, event("cellCreated", cell_id=bad)),
-        _push(editor, api, event("cellCreated", cell_id="c1"), event("executionRequested", execution_id=bad, cell_id="c1", source="")),
+        _push(
+            editor,
+            api,
+            event("cellCreated", cell_id="c1"),
+            event("executionRequested", execution_id=bad, cell_id="c1", source=""),
+        ),
         _push(kernel, api, _session(bad)),
         attacker.admin.post("/api/notebooks", json={"title": "t", "id": bad}),
         editor.post(f"{api}/presence", json={"client_id": bad, "state": {}}),
-        kernel.post(f"{api}/presence", json={"client_id": "k1", "kind": "kernel", "state": {"session_id": bad}}),
+        kernel.post(
+            f"{api}/presence",
+            json={"client_id": "k1", "kind": "kernel", "state": {"session_id": bad}},
+        ),
     ]
     for response in refused:
         assert response.status_code == 400, response.text
@@ -128,7 +140,11 @@ def test_ids_are_checked_with_a_full_match_everywhere(attacker: Attacker, bad: s
         if bad:
             assert editor.get(f"{api}/events", params=query).status_code == 400, query
     if bad:
-        assert editor.get(f"/api/notebooks/{quote(bad, safe='')}/events").status_code in (400, 403, 404)
+        assert editor.get(f"/api/notebooks/{quote(bad, safe='')}/events").status_code in (
+            400,
+            403,
+            404,
+        )
     assert len(attacker.log()) == 1  # only the notebook's first event
 
 
@@ -149,7 +165,10 @@ def test_a_store_with_a_bad_row_still_serves_its_notebook(relay_process, tmp_pat
         f'{{"seq":{head + 1},"id":"evil\n","name":"cellCreated","v":1,'
         '"args":{"cell_id":"c9","source":"kept","cell_type":"code","after":null},"actor":"user:x","ts":1.0}'
     )
-    db.execute("INSERT INTO events (notebook, seq, id, body) VALUES (?, ?, ?, ?)", (target.notebook, head + 1, "evil\n", body))
+    db.execute(
+        "INSERT INTO events (notebook, seq, id, body) VALUES (?, ?, ?, ?)",
+        (target.notebook, head + 1, "evil\n", body),
+    )
     db.execute("UPDATE notebooks SET head = ? WHERE id = ?", (head + 1, target.notebook))
     db.execute("PRAGMA user_version = 1")
     db.commit()
@@ -176,10 +195,18 @@ def test_stale_edits_cannot_freeze_the_relay(attacker: Attacker) -> None:
     editor = attacker.client("editor")
     viewer = attacker.client("viewer")
     api = attacker.api
-    assert _push(editor, api, event("cellCreated", cell_id="big", source="ab" * 33_333)).status_code == 200
+    assert (
+        _push(editor, api, event("cellCreated", cell_id="big", source="ab" * 33_333)).status_code
+        == 200
+    )
     heavy = [1, "x", -1] * 33_333
     for rev in range(10):  # each against the newest revision: nothing to rebase, accepted
-        assert _push(editor, api, event("cellSourceEdited", cell_id="big", base_rev=rev, ops=heavy)).status_code == 200
+        assert (
+            _push(
+                editor, api, event("cellSourceEdited", cell_id="big", base_rev=rev, ops=heavy)
+            ).status_code
+            == 200
+        )
     stale = [event("cellSourceEdited", cell_id="big", base_rev=0, ops=[66_666]) for _ in range(5)]
     head = len(attacker.log())
     with HealthWatch(attacker.relay.url) as watch:
@@ -199,7 +226,9 @@ def test_stale_edits_cannot_freeze_the_relay(attacker: Attacker) -> None:
     attacker.relay.start()
     with HealthWatch(attacker.relay.url) as watch:
         time.sleep(0.1)
-        with httpx.Client(base_url=attacker.relay.url, headers=attacker.relay.headers, timeout=30) as admin:
+        with httpx.Client(
+            base_url=attacker.relay.url, headers=attacker.relay.headers, timeout=30
+        ) as admin:
             assert admin.get(f"{api}/snapshot").status_code == 200
             assert admin.get(f"{api}/snapshot", params={"at": 3}).status_code == 200
         time.sleep(0.1)
@@ -210,13 +239,28 @@ def test_stale_edits_cannot_freeze_the_relay(attacker: Attacker) -> None:
 
 
 def _running_on_kernel_a(attacker: Attacker) -> tuple[httpx.Client, httpx.Client]:
-    editor, kernel_a, kernel_b = attacker.client("editor"), attacker.client("kernel"), attacker.client("kernel")
+    editor, kernel_a, kernel_b = (
+        attacker.client("editor"),
+        attacker.client("kernel"),
+        attacker.client("kernel"),
+    )
     api = attacker.api
-    assert _push(editor, api, event("cellCreated", cell_id="c1"), event("executionRequested", execution_id="x1", cell_id="c1", source="")).status_code == 200
+    assert (
+        _push(
+            editor,
+            api,
+            event("cellCreated", cell_id="c1"),
+            event("executionRequested", execution_id="x1", cell_id="c1", source=""),
+        ).status_code
+        == 200
+    )
     claimed = _push(
-        kernel_a, api, _session("ks-a"), event("executionAssigned", execution_id="x1", session_id="ks-a"),
+        kernel_a,
+        api,
+        _session("ks-a"),
+        event("executionAssigned", execution_id="x1", session_id="ks-a"),
         event("executionStarted", execution_id="x1", session_id="ks-a"),
-    )  # fmt: skip
+    )
     assert claimed.status_code == 200, claimed.text
     return kernel_a, kernel_b
 
@@ -226,20 +270,42 @@ def test_a_claim_that_loses_lends_nothing_to_the_rest_of_its_batch(attacker: Att
     head = len(attacker.log())
     for output in (
         event("streamAppended", execution_id="x1", stream="stdout", text="B's words"),
-        event("outputAdded", execution_id="x1", output={"output_type": "display_data", "data": {"text/plain": "B"}, "metadata": {}}),
+        event(
+            "outputAdded",
+            execution_id="x1",
+            output={"output_type": "display_data", "data": {"text/plain": "B"}, "metadata": {}},
+        ),
         event("outputsCleared", execution_id="x1"),
         event("executionCompleted", execution_id="x1", session_id="ks-b", status="ok"),
     ):
-        hijack = _push(kernel_b, attacker.api, _session("ks-b"), event("executionAssigned", execution_id="x1", session_id="ks-b"), output)
-        assert hijack.status_code == 403 and hijack.json()["error"] == "not_your_session", hijack.text
+        hijack = _push(
+            kernel_b,
+            attacker.api,
+            _session("ks-b"),
+            event("executionAssigned", execution_id="x1", session_id="ks-b"),
+            output,
+        )
+        assert hijack.status_code == 403 and hijack.json()["error"] == "not_your_session", (
+            hijack.text
+        )
     assert len(attacker.log()) == head
     # A claim that does win still carries the rest of its batch.
     editor = attacker.client("editor")
-    assert _push(editor, attacker.api, event("executionRequested", execution_id="x2", cell_id="c1", source="")).status_code == 200
+    assert (
+        _push(
+            editor,
+            attacker.api,
+            event("executionRequested", execution_id="x2", cell_id="c1", source=""),
+        ).status_code
+        == 200
+    )
     won = _push(
-        kernel_b, attacker.api, _session("ks-b"), event("executionAssigned", execution_id="x2", session_id="ks-b"),
+        kernel_b,
+        attacker.api,
+        _session("ks-b"),
+        event("executionAssigned", execution_id="x2", session_id="ks-b"),
         event("streamAppended", execution_id="x2", stream="stdout", text="mine"),
-    )  # fmt: skip
+    )
     assert won.status_code == 200, won.text
 
 
@@ -251,10 +317,16 @@ def test_only_a_sessions_own_credential_keeps_its_lease(attacker: Attacker) -> N
     assert kernel_b.post(f"{api}/presence", json=early).status_code == 200
     assert _push(kernel_a, api, _session("ks-a", lease=1.0)).status_code == 200
     refused = kernel_b.post(f"{api}/presence", json={**early, "client_id": "b-tab"})
-    assert refused.status_code == 403 and refused.json()["error"] == "not_your_session", refused.text
+    assert refused.status_code == 403 and refused.json()["error"] == "not_your_session", (
+        refused.text
+    )
     deadline = time.monotonic() + 8
-    while time.monotonic() < deadline and not [e for e in attacker.log() if e["name"] == "kernelSessionExpired"]:
-        kernel_b.post(f"{api}/presence", json={**early, "client_id": "b-tab"})  # refused, every time
+    while time.monotonic() < deadline and not [
+        e for e in attacker.log() if e["name"] == "kernelSessionExpired"
+    ]:
+        kernel_b.post(
+            f"{api}/presence", json={**early, "client_id": "b-tab"}
+        )  # refused, every time
         time.sleep(0.1)
     expired = [e for e in attacker.log() if e["name"] == "kernelSessionExpired"]
     assert [e["args"]["session_id"] for e in expired] == ["ks-a"]
@@ -279,11 +351,16 @@ def test_revoking_a_token_ends_its_streams_and_long_polls(attacker: Attacker, re
 
     def long_poll() -> None:
         head = len(attacker.log())
-        response = httpx.get(f"{api}/events", params={"after": head + 100, "wait": 30}, headers=headers, timeout=60)
+        response = httpx.get(
+            f"{api}/events", params={"after": head + 100, "wait": 30}, headers=headers, timeout=60
+        )
         polled["status"] = response.status_code
         ended["poll"] = time.monotonic()
 
-    threads = [threading.Thread(target=follow, daemon=True), threading.Thread(target=long_poll, daemon=True)]
+    threads = [
+        threading.Thread(target=follow, daemon=True),
+        threading.Thread(target=long_poll, daemon=True),
+    ]
     for thread in threads:
         thread.start()
     time.sleep(1.0)  # both are open
@@ -293,7 +370,12 @@ def test_revoking_a_token_ends_its_streams_and_long_polls(attacker: Attacker, re
         assert attacker.admin.delete(f"/api/tokens/{viewer['id']}").status_code == 200
     else:
         data = attacker.relay.data_dir
-        subprocess.run([sys.executable, "-m", "anode", "token", "revoke", viewer["id"], "--data", str(data)], cwd=REPO_ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "anode", "token", "revoke", viewer["id"], "--data", str(data)],
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+        )
     for thread in threads:
         thread.join(5)
     assert set(ended) == {"stream", "poll"}, ended
@@ -307,22 +389,38 @@ def test_revoking_a_token_ends_its_streams_and_long_polls(attacker: Attacker, re
 def test_presence_is_bounded_and_owned(attacker: Attacker) -> None:
     alice, eve = attacker.client("editor"), attacker.client("viewer")
     api = f"{attacker.api}/presence"
-    assert alice.post(api, json={"client_id": "alice-tab", "state": {"name": "Alice"}}).status_code == 200
+    assert (
+        alice.post(api, json={"client_id": "alice-tab", "state": {"name": "Alice"}}).status_code
+        == 200
+    )
     removed = eve.post(api, json={"client_id": "alice-tab", "gone": True})
     assert removed.status_code == 403 and removed.json()["error"] == "not_your_presence"
     taken = eve.post(api, json={"client_id": "alice-tab", "state": {"name": "Eve"}})
     assert taken.status_code == 403
     big = eve.post(api, json={"client_id": "eve-1", "state": {"blob": "x" * 15_000}})
-    assert big.status_code in (400, 413) and big.json()["error"] in ("invalid_state", "payload_too_large")
+    assert big.status_code in (400, 413) and big.json()["error"] in (
+        "invalid_state",
+        "payload_too_large",
+    )
     deep = '{"d":' * 980 + "{}" + "}" * 980
     nested = eve.post(api, content='{"client_id": "eve-2", "state": ' + deep + "}")
     assert nested.status_code == 400, nested.text
-    statuses = [eve.post(api, json={"client_id": f"eve-{n}", "state": {"n": n}}).status_code for n in range(40)]
+    statuses = [
+        eve.post(api, json={"client_id": f"eve-{n}", "state": {"n": n}}).status_code
+        for n in range(40)
+    ]
     assert statuses.count(200) == 16 and set(statuses[16:]) == {429}
-    with httpx.Client(base_url=attacker.relay.url, headers=attacker.relay.headers, timeout=10) as admin:
-        burst = [admin.post(api, json={"client_id": "admin-tab", "state": {"n": n}}).status_code for n in range(200)]
+    with httpx.Client(
+        base_url=attacker.relay.url, headers=attacker.relay.headers, timeout=10
+    ) as admin:
+        burst = [
+            admin.post(api, json={"client_id": "admin-tab", "state": {"n": n}}).status_code
+            for n in range(200)
+        ]
     assert 429 in burst  # presence is rate-limited like pushes
-    with httpx.stream("GET", f"{attacker.relay.url}{attacker.api}/stream", headers=alice.headers, timeout=10) as stream:
+    with httpx.stream(
+        "GET", f"{attacker.relay.url}{attacker.api}/stream", headers=alice.headers, timeout=10
+    ) as stream:
         first = b""
         for chunk in stream.iter_raw():
             first += chunk
@@ -341,14 +439,18 @@ def test_half_sent_requests_are_cut_off(relay_process) -> None:
     heads = []
     for _ in range(200):
         sock = socket.create_connection((host, port))
-        sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")  # no blank line: the head never ends
+        sock.sendall(
+            b"GET /api/health HTTP/1.1\r\nHost: x\r\n"
+        )  # no blank line: the head never ends
         heads.append(sock)
     body = socket.create_connection((host, port))
     body.sendall(
         b"POST /api/notebooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + relay.token.encode()
         + b"\r\nContent-Length: 100\r\n\r\n{"
     )  # fmt: skip
-    assert httpx.get(f"{relay.url}/api/health", timeout=5).status_code == 200  # not held up meanwhile
+    assert (
+        httpx.get(f"{relay.url}/api/health", timeout=5).status_code == 200
+    )  # not held up meanwhile
     started = time.monotonic()
     answers = []
     for sock in [*heads, body]:
@@ -372,12 +474,23 @@ def test_alternating_streams_count_towards_the_output_cap(attacker: Attacker) ->
     names = ["stdout", "stderr"]
     pushed = 0
     while pushed < 10_000:
-        batch = [event("streamAppended", execution_id="x1", stream=names[(pushed + n) % 2], text=".") for n in range(1000)]
+        batch = [
+            event("streamAppended", execution_id="x1", stream=names[(pushed + n) % 2], text=".")
+            for n in range(1000)
+        ]
         assert _push(kernel_a, api, *batch).status_code == 200
         pushed += len(batch)
-    over = _push(kernel_a, api, event("streamAppended", execution_id="x1", stream=names[pushed % 2], text="!"))
+    over = _push(
+        kernel_a,
+        api,
+        event("streamAppended", execution_id="x1", stream=names[pushed % 2], text="!"),
+    )
     assert over.status_code == 413 and over.json()["error"] == "too_many_outputs", over.text
-    same = _push(kernel_a, api, event("streamAppended", execution_id="x1", stream=names[(pushed - 1) % 2], text="ok"))
+    same = _push(
+        kernel_a,
+        api,
+        event("streamAppended", execution_id="x1", stream=names[(pushed - 1) % 2], text="ok"),
+    )
     assert same.status_code == 200  # appending to the last output adds none
     outputs = attacker.admin.get(f"{api}/snapshot").json()["state"]["cells"][0]["outputs"]
     assert len(outputs) == 10_000
@@ -389,7 +502,20 @@ def test_alternating_streams_count_towards_the_output_cap(attacker: Attacker) ->
 def test_a_token_has_exactly_one_spelling(attacker: Attacker) -> None:
     token = attacker.token("editor")["token"]
     prefix, payload, mac = token.split(".")
-    assert httpx.get(f"{attacker.relay.url}/api/whoami", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    for variant in (f"{token}!!", f"{prefix}.{payload}=.{mac}", f"{token}=", f"{prefix}.{payload}.{mac}==", f"{prefix}.{payload}.{mac[:-1]}{'B' if mac[-1] == 'A' else 'A'}"):
-        response = httpx.get(f"{attacker.relay.url}/api/whoami", headers={"Authorization": f"Bearer {variant}"})
+    assert (
+        httpx.get(
+            f"{attacker.relay.url}/api/whoami", headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+        == 200
+    )
+    for variant in (
+        f"{token}!!",
+        f"{prefix}.{payload}=.{mac}",
+        f"{token}=",
+        f"{prefix}.{payload}.{mac}==",
+        f"{prefix}.{payload}.{mac[:-1]}{'B' if mac[-1] == 'A' else 'A'}",
+    ):
+        response = httpx.get(
+            f"{attacker.relay.url}/api/whoami", headers={"Authorization": f"Bearer {variant}"}
+        )
         assert response.status_code == 401, variant

@@ -19,7 +19,9 @@ from anode.reference import cli_reference
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def anode(*args: str, env: dict[str, str] | None = None, timeout: float = 20) -> subprocess.CompletedProcess:
+def anode(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 20
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "anode", *args],
         cwd=REPO_ROOT,
@@ -77,14 +79,25 @@ def test_a_data_file_from_a_newer_anode_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_serve_prints_the_url_and_notebooks_lists_with_event_counts(relay_process, tmp_path: Path) -> None:
+def test_serve_prints_the_url_and_notebooks_lists_with_event_counts(
+    relay_process, tmp_path: Path
+) -> None:
     relay = relay_process(data_dir=tmp_path / "data")
-    assert relay.token and relay.token.startswith("at1.")  # secure by default: the URL carries a token
-    created = httpx.post(f"{relay.url}/api/notebooks", json={"title": "Field notes"}, headers=relay.headers).json()
+    assert relay.token and relay.token.startswith(
+        "at1."
+    )  # secure by default: the URL carries a token
+    created = httpx.post(
+        f"{relay.url}/api/notebooks", json={"title": "Field notes"}, headers=relay.headers
+    ).json()
     events = [
-        {"id": f"e{i}", "name": "cellCreated", "v": 1, "args": {"cell_id": f"c{i}"}} for i in range(3)
+        {"id": f"e{i}", "name": "cellCreated", "v": 1, "args": {"cell_id": f"c{i}"}}
+        for i in range(3)
     ]
-    pushed = httpx.post(f"{relay.url}/api/notebooks/{created['id']}/events", json={"events": events}, headers=relay.headers)
+    pushed = httpx.post(
+        f"{relay.url}/api/notebooks/{created['id']}/events",
+        json={"events": events},
+        headers=relay.headers,
+    )
     assert pushed.status_code == 200
     relay.stop()
 
@@ -124,7 +137,9 @@ def test_reset_storage_asks_in_a_terminal(tmp_path: Path, answer: str, deleted: 
     pid, fd = pty.fork()
     if pid == 0:  # the child: anode on a real terminal
         os.chdir(REPO_ROOT)
-        os.execv(sys.executable, [sys.executable, "-m", "anode", "reset-storage", "--data", str(data)])
+        os.execv(
+            sys.executable, [sys.executable, "-m", "anode", "reset-storage", "--data", str(data)]
+        )
     output = b""
     deadline = time.monotonic() + 20
     while b"[y/N]" not in output and time.monotonic() < deadline:

@@ -21,7 +21,13 @@ import pytest
 
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import (
-    RUN_TIMEOUT_MS, SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, RequestLog, cell_source, expect_probe_blocked,
+    RUN_TIMEOUT_MS,
+    SANDBOX_PROBE,
+    SYNC_TIMEOUT_MS,
+    ClientPage,
+    RequestLog,
+    cell_source,
+    expect_probe_blocked,
     new_notebook,
 )
 from tests.conftest import REPO_ROOT, RelayProcess, module_relay
@@ -87,7 +93,9 @@ def bob(browser, requests_outside: RequestLog):
 
 
 @pytest.mark.slow
-def test_create_type_run_from_home(relay: RelayProcess, alice, requests_outside: RequestLog) -> None:
+def test_create_type_run_from_home(
+    relay: RelayProcess, alice, requests_outside: RequestLog
+) -> None:
     """Home → new notebook → type print(1) → Shift+Enter → 1 appears, the next cell has focus."""
     from playwright.sync_api import expect
 
@@ -149,7 +157,9 @@ def test_two_people_see_each_other_live(relay: RelayProcess, alice, bob) -> None
     a.page.keyboard.type("AA")
     b.page.keyboard.type("BB")
     for tab in (a, b):
-        expect(tab.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0", timeout=SYNC_TIMEOUT_MS)
+        expect(tab.page.locator(".sync-status")).to_have_attribute(
+            "data-unsynced", "0", timeout=SYNC_TIMEOUT_MS
+        )
     a.expect_source(1, b.source(1))
     final = a.source(1)
     assert sorted(final) == sorted("aaaaAAbbbbBB"), final  # every key from both, nothing twice
@@ -169,7 +179,9 @@ def test_two_people_see_each_other_live(relay: RelayProcess, alice, bob) -> None
     a.page.press(".my-name", "Enter")
     expect(a.page.locator(".my-name")).to_have_value("Alice Liddell")
     assert a.page.evaluate("localStorage.getItem('anode-name')") == "Alice Liddell"
-    expect(b.page.locator(".people .person")).to_have_attribute("title", "Alice Liddell", timeout=SYNC_TIMEOUT_MS)
+    expect(b.page.locator(".people .person")).to_have_attribute(
+        "title", "Alice Liddell", timeout=SYNC_TIMEOUT_MS
+    )
     expect(b.cell(1).locator(".person-tag")).to_have_text("Alice Liddell", timeout=SYNC_TIMEOUT_MS)
     a.goto()  # Alice leaves the notebook: Bob sees her go at once
     expect(b.page.locator(".people .person")).to_have_count(0, timeout=SYNC_TIMEOUT_MS)
@@ -201,7 +213,9 @@ def test_the_sync_count_shows_only_when_events_wait(relay: RelayProcess, alice) 
     tab.page.evaluate(_RECORD_SYNC_STATUS)
     tab.type(0, "quick = 1")
     tab.expect_source(0, "quick = 1")
-    tab.page.wait_for_function("() => document.querySelector('.sync-status').dataset.unsynced === '0'")
+    tab.page.wait_for_function(
+        "() => document.querySelector('.sync-status').dataset.unsynced === '0'"
+    )
     texts, counts = tab.page.evaluate("[window.__syncTexts, window.__syncCounts]")
     assert set(texts) == {"online"} and "1" in counts, (texts, counts)
 
@@ -244,7 +258,9 @@ def test_offline_edits_survive_reload_and_sync(relay: RelayProcess, alice, bob) 
     expect(tab.cells).to_have_count(2)
     tab.type(1, "added = 3")
     expect(tab.page.locator(".sync-status")).not_to_have_attribute("data-unsynced", "0")
-    expect(tab.page.locator(".sync-status")).to_have_text(re.compile(r"offline · \d+ to sync"))  # at once
+    expect(tab.page.locator(".sync-status")).to_have_text(
+        re.compile(r"offline · \d+ to sync")
+    )  # at once
     expect(tab.page.locator("body")).to_have_attribute("data-saving", "0")  # all in IndexedDB
 
     # Reload while the relay cannot be reached: the page's files come over the
@@ -264,7 +280,9 @@ def test_offline_edits_survive_reload_and_sync(relay: RelayProcess, alice, bob) 
 
     bob.unroute(re.compile(r"/api/"), unreachable)
     tab.expect_online(True)
-    expect(tab.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0", timeout=SYNC_TIMEOUT_MS)
+    expect(tab.page.locator(".sync-status")).to_have_attribute(
+        "data-unsynced", "0", timeout=SYNC_TIMEOUT_MS
+    )
     expect(watcher.cells).to_have_count(2, timeout=SYNC_TIMEOUT_MS)
     watcher.expect_source(0, "base = 1\nedited = 2")
     watcher.expect_source(1, "added = 3")
@@ -275,7 +293,8 @@ def test_offline_edits_survive_reload_and_sync(relay: RelayProcess, alice, bob) 
 
 @pytest.mark.slow
 def test_html_output_runs_sandboxed(relay: RelayProcess, alice) -> None:
-    """An output's script runs, but reaches neither the page, its storage, its cookies nor the network.
+    """An output's script runs, but reaches neither the page, its storage, its cookies nor the
+    network.
 
     The probe is ``tests/test_client_security.py``'s, here made by a real kernel
     through ``IPython.display.HTML``; it even knows the page's token."""
@@ -284,7 +303,9 @@ def test_html_output_runs_sandboxed(relay: RelayProcess, alice) -> None:
     source = f"from IPython.display import HTML\nHTML({probe!r})"
     notebook = new_notebook(relay, "sandbox", source=source)
     tab = ClientPage.open(alice, relay, notebook)
-    tab.page.evaluate("localStorage.setItem('anode-secret', 'token'); document.cookie = 'anode=secret'")
+    tab.page.evaluate(
+        "localStorage.setItem('anode-secret', 'token'); document.cookie = 'anode=secret'"
+    )
     tab.editor(0).click()
     tab.page.keyboard.press("Control+Enter")
     expect_probe_blocked(tab, RUN_TIMEOUT_MS)
@@ -405,7 +426,9 @@ SNAPSHOT_PAUSE_MS = 2000
 
 
 @pytest.mark.slow
-def test_a_snapshot_is_made_in_a_pause_and_restored_by_the_next_start(relay: RelayProcess, browser) -> None:
+def test_a_snapshot_is_made_in_a_pause_and_restored_by_the_next_start(
+    relay: RelayProcess, browser
+) -> None:
     """A first start makes a Pyodide memory snapshot (client/snapshot.js) when input pauses:
     typing keeps the worker away (it takes a core for seconds) and a key stops a running one.
     The next start, still through PyScript, restores it, without JSPI, and edits and syncs."""
@@ -415,7 +438,10 @@ def test_a_snapshot_is_made_in_a_pause_and_restored_by_the_next_start(relay: Rel
     context = browser.new_context(service_workers="block")
     context.add_init_script(_RECORD_SNAPSHOT_STATES)
     console: list[str] = []
-    context.on("console", lambda m: console.append(m.text) if m.type == "error" or "anode:" in m.text else None)  # fmt: skip
+    context.on(
+        "console",
+        lambda m: console.append(m.text) if m.type == "error" or "anode:" in m.text else None,
+    )
     first = ClientPage.open(context, relay, notebook)
     body = first.page.locator("body")
     expect(body).to_have_attribute("data-snapshot", "waiting")  # a cold start: nothing cached yet
@@ -428,7 +454,9 @@ def test_a_snapshot_is_made_in_a_pause_and_restored_by_the_next_start(relay: Rel
         first.page.wait_for_timeout(SNAPSHOT_PAUSE_MS // 5)
         first.page.keyboard.type("a")
     assert states() == ["none", "waiting"]
-    first.page.wait_for_function("document.body.dataset.snapshot === 'making'", polling="raf", timeout=30_000)
+    first.page.wait_for_function(
+        "document.body.dataset.snapshot === 'making'", polling="raf", timeout=30_000
+    )
     first.page.keyboard.type("b")  # stops it; it starts over at the next pause
     expect(body).to_have_attribute("data-snapshot", "waiting")
     expect(body).to_have_attribute("data-snapshot", "ready", timeout=RUN_TIMEOUT_MS)

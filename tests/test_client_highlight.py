@@ -29,32 +29,73 @@ def _markdown_notebook(relay: RelayProcess, *texts: str) -> str:
     after = cell_ids(relay, notebook)[0]
     for text in texts:
         cell_id = uuid.uuid4().hex
-        push(relay, notebook, _event("cellCreated", cell_id=cell_id, cell_type="markdown", after=after, source=text))
+        push(
+            relay,
+            notebook,
+            _event("cellCreated", cell_id=cell_id, cell_type="markdown", after=after, source=text),
+        )
         after = cell_id
     return notebook
 
 
 #: A fence per language: (info string, code, {tok class: a token's text that must carry it}).
 FENCES = [
-    ("js", "const greet = (name) => `hi ${name}`;\nreturn 'x'; // done",
-     {"tok-keyword": "const", "tok-string": "'x'", "tok-comment": "// done"}),
-    ("typescript", "interface Point { x: number }\nlet p: Point = load('a');",
-     {"tok-keyword": "interface", "tok-typeName": "Point", "tok-string": "'a'"}),
-    ("jsx", 'const el = <div className="box">{n}</div>;',
-     {"tok-keyword": "const", "tok-typeName": "div", "tok-string": '"box"'}),
-    ("json", '{"name": "anode", "n": 3, "ok": true}',
-     {"tok-propertyName": '"name"', "tok-string": '"anode"', "tok-number": "3", "tok-bool": "true"}),
-    ("sql", "SELECT name FROM users WHERE id = 'u1'; -- one",
-     {"tok-keyword": "SELECT", "tok-string": "'u1'", "tok-comment": "-- one"}),
-    ("bash", 'for f in *.txt; do\n  echo "done"  # note\ndone',
-     {"tok-keyword": "for", "tok-string": '"done"', "tok-comment": "# note"}),
-    ("html", '<a href="/x">link</a>\n<script>let s = "y";</script>',
-     {"tok-typeName": "a", "tok-string": '"/x"', "tok-keyword": "let"}),  # the script inside is JavaScript
-    ("css", ".box > p { color: red; margin: 0 } /* c */",
-     {"tok-className": "box", "tok-propertyName": "color", "tok-number": "0", "tok-comment": "/* c */"}),
-    ("yaml", "name: anode\nok: 'yes'  # c",
-     {"tok-propertyName": "name", "tok-string": "'yes'", "tok-comment": "# c"}),
-]  # fmt: skip
+    (
+        "js",
+        "const greet = (name) => `hi ${name}`;\nreturn 'x'; // done",
+        {"tok-keyword": "const", "tok-string": "'x'", "tok-comment": "// done"},
+    ),
+    (
+        "typescript",
+        "interface Point { x: number }\nlet p: Point = load('a');",
+        {"tok-keyword": "interface", "tok-typeName": "Point", "tok-string": "'a'"},
+    ),
+    (
+        "jsx",
+        'const el = <div className="box">{n}</div>;',
+        {"tok-keyword": "const", "tok-typeName": "div", "tok-string": '"box"'},
+    ),
+    (
+        "json",
+        '{"name": "anode", "n": 3, "ok": true}',
+        {
+            "tok-propertyName": '"name"',
+            "tok-string": '"anode"',
+            "tok-number": "3",
+            "tok-bool": "true",
+        },
+    ),
+    (
+        "sql",
+        "SELECT name FROM users WHERE id = 'u1'; -- one",
+        {"tok-keyword": "SELECT", "tok-string": "'u1'", "tok-comment": "-- one"},
+    ),
+    (
+        "bash",
+        'for f in *.txt; do\n  echo "done"  # note\ndone',
+        {"tok-keyword": "for", "tok-string": '"done"', "tok-comment": "# note"},
+    ),
+    (
+        "html",
+        '<a href="/x">link</a>\n<script>let s = "y";</script>',
+        {"tok-typeName": "a", "tok-string": '"/x"', "tok-keyword": "let"},
+    ),  # the script inside is JavaScript
+    (
+        "css",
+        ".box > p { color: red; margin: 0 } /* c */",
+        {
+            "tok-className": "box",
+            "tok-propertyName": "color",
+            "tok-number": "0",
+            "tok-comment": "/* c */",
+        },
+    ),
+    (
+        "yaml",
+        "name: anode\nok: 'yes'  # c",
+        {"tok-propertyName": "name", "tok-string": "'yes'", "tok-comment": "# c"},
+    ),
+]
 
 
 def _fence(info: str, code: str) -> str:
@@ -66,7 +107,9 @@ def test_fenced_code_is_highlighted_by_language(relay: RelayProcess, context) ->
     code reads exactly as written; an unknown language stays plain text."""
     from playwright.sync_api import expect
 
-    text = "\n".join(_fence(info, code) for info, code, _ in FENCES) + _fence("brainfuck", "+[-->++<]>.")
+    text = "\n".join(_fence(info, code) for info, code, _ in FENCES) + _fence(
+        "brainfuck", "+[-->++<]>."
+    )
     tab = ClientPage.open(context, relay, _markdown_notebook(relay, text))
     rendered = tab.cell(1).locator(".markdown-rendered")
     expect(rendered.locator("pre code")).to_have_count(len(FENCES) + 1, timeout=SYNC_TIMEOUT_MS)
@@ -75,7 +118,9 @@ def test_fenced_code_is_highlighted_by_language(relay: RelayProcess, context) ->
         expect(block).to_have_text(code)
         for cls, token in expected.items():
             spans = block.locator(f"span.{cls}")
-            assert token in spans.all_inner_texts(), f"{info}: no {cls} {token!r} in {spans.all_inner_texts()}"
+            assert token in spans.all_inner_texts(), (
+                f"{info}: no {cls} {token!r} in {spans.all_inner_texts()}"
+            )
     plain = rendered.locator("pre code.language-brainfuck")
     expect(plain).to_have_text("+[-->++<]>.")
     expect(plain.locator("span")).to_have_count(0)
@@ -87,7 +132,10 @@ def test_fenced_code_is_highlighted_by_language(relay: RelayProcess, context) ->
 
 
 #: What a fence tries, to break out of its <pre><code> or to run script; none may work.
-_ESCAPES = "</code></pre><img src=x onerror=\"window.__anode_pwned = 1\"><script>window.__anode_pwned = 2</script>"
+_ESCAPES = (
+    '</code></pre><img src=x onerror="window.__anode_pwned = 1">'
+    "<script>window.__anode_pwned = 2</script>"
+)
 
 
 def test_fenced_code_cannot_inject(relay: RelayProcess, context) -> None:
@@ -96,9 +144,19 @@ def test_fenced_code_cannot_inject(relay: RelayProcess, context) -> None:
     fence still goes through DOMPurify."""
     from playwright.sync_api import expect
 
-    infos = ["nope", "js", "html", "bash", "sql", "python", "json", 'js"><img src=x onerror=alert(1)>']
+    infos = [
+        "nope",
+        "js",
+        "html",
+        "bash",
+        "sql",
+        "python",
+        "json",
+        'js"><img src=x onerror=alert(1)>',
+    ]
     text = "\n".join(_fence(info, _ESCAPES) for info in infos)
-    text += '\n<img src="data:," onerror="window.__anode_pwned = 3"><script>window.__anode_pwned = 4</script>\n'
+    text += '\n<img src="data:," onerror="window.__anode_pwned = 3">'
+    text += "<script>window.__anode_pwned = 4</script>\n"
     tab = ClientPage.open(context, relay, _markdown_notebook(relay, text))
     rendered = tab.cell(1).locator(".markdown-rendered")
     blocks = rendered.locator("pre code")
@@ -125,12 +183,16 @@ _EDITOR = """async ([doc, language, next]) => {
   const look = () => {
     const lines = parent.querySelectorAll(".cm-line");
     const first = lines[0].querySelector("span");
-    const keyword = [...parent.querySelectorAll(".cm-line span")].find((s) => s.textContent === "const");
+    const spans = [...parent.querySelectorAll(".cm-line span")];
+    const keyword = spans.find((s) => s.textContent === "const");
     const style = (e) => e && getComputedStyle(e);
     return {
       spans: parent.querySelectorAll(".cm-line span").length,
-      heading: first ? { weight: style(first).fontWeight, decoration: style(first).textDecorationLine,
-                         color: style(first).color } : null,
+      heading: first ? {
+        weight: style(first).fontWeight,
+        decoration: style(first).textDecorationLine,
+        color: style(first).color,
+      } : null,
       keyword: keyword ? style(keyword).color : null,
     };
   };
@@ -156,7 +218,11 @@ _EDITOR = """async ([doc, language, next]) => {
 }"""
 
 _DOC = "# Title\n\n```js\nconst x = 1;\n```\n"
-_BOLD, _KEYWORD, _COMMENT = "700", "rgb(119, 0, 136)", "rgb(153, 68, 0)"  # CodeMirror's default style
+_BOLD, _KEYWORD, _COMMENT = (
+    "700",
+    "rgb(119, 0, 136)",
+    "rgb(153, 68, 0)",
+)  # CodeMirror's default style
 
 
 def test_editor_languages(relay: RelayProcess, context) -> None:

@@ -1,4 +1,5 @@
-"""The browser's notebook model in CPython: two people typing, offline sessions and restores, opening from
+"""The browser's notebook model in CPython: two people typing, offline sessions and restores,
+opening from
 the relay's state, push answers, the view it caches; and CodeMirror's UTF-16 positions.
 
 ``client.model`` is pure Python, so these run without a browser; the relay is
@@ -18,8 +19,11 @@ from shared_schema import fold_all, ot, stored_from_json
 from shared_schema.state import NotebookState
 
 
-def _relay(log: list[dict[str, Any]], pushed: list[dict[str, Any]], actor: str = "me") -> dict[str, int]:
-    """Store ``pushed`` in ``log`` as the relay would (a known id keeps its seq); return id -> seq."""
+def _relay(
+    log: list[dict[str, Any]], pushed: list[dict[str, Any]], actor: str = "me"
+) -> dict[str, int]:
+    """Store ``pushed`` in ``log`` as the relay would (a known id keeps its seq); return id ->
+    seq."""
     seqs = {}
     for event in pushed:
         known = next((e for e in log if e["id"] == event["id"]), None)
@@ -45,7 +49,12 @@ def _typed_notebook() -> tuple[list[dict[str, Any]], str]:
         author.take_edits()
         _relay(log, author.pending_events(), "author")
         author.receive(log)
-    other = {"id": "o1", "name": "cellSourceEdited", "v": 1, "args": {"cell_id": cell, "base_rev": 1, "ops": ["# ", 6]}}
+    other = {
+        "id": "o1",
+        "name": "cellSourceEdited",
+        "v": 1,
+        "args": {"cell_id": cell, "base_rev": 1, "ops": ["# ", 6]},
+    }
     _relay(log, [other], "other")
     return log, cell
 
@@ -60,7 +69,12 @@ def test_a_model_started_from_the_relays_state_ends_where_folding_the_log_ends()
     assert from_state.confirmed.dump() == folded.confirmed.dump()
     assert from_state.text(cell) == "# x = 123"
     # A late edit based on an old revision rebases over the loaded history alike.
-    late = {"id": "late", "name": "cellSourceEdited", "v": 1, "args": {"cell_id": cell, "base_rev": 0, "ops": [5, "!"]}}
+    late = {
+        "id": "late",
+        "name": "cellSourceEdited",
+        "v": 1,
+        "args": {"cell_id": cell, "base_rev": 0, "ops": [5, "!"]},
+    }
     _relay(log, [late], "late")
     from_state.receive(log)
     folded.receive(log)
@@ -94,7 +108,9 @@ def test_an_adopted_event_already_in_the_loaded_state_is_dropped_on_the_push_ans
     assert len(left_behind) == 1 and left_behind[0][0] // TAB_SPAN == 1
 
     # Tab 2 opened from the relay's state (no events stored) and reloads after tab 1 died.
-    model = NotebookModel.restore("nb", Saved(snapshot=_relay_state(log), pending=left_behind), tab=2)
+    model = NotebookModel.restore(
+        "nb", Saved(snapshot=_relay_state(log), pending=left_behind), tab=2
+    )
     assert [key // TAB_SPAN for key, _ in model.pending] == [2]  # adopted
     assert model.state().cells[cell].source == "abcdd"  # replayed twice: what the answer mends
     reset = model.pushed(_relay(log, model.pending_events()))
@@ -108,7 +124,9 @@ def test_a_push_answer_for_events_still_on_their_way_drops_nothing() -> None:
     log: list[dict[str, Any]] = []
     model = NotebookModel("nb")
     cell = model.create_cell(None, source="a")
-    assert model.pushed(_relay(log, model.pending_events())) is None  # seq 1 > our 0: the stream brings it
+    assert (
+        model.pushed(_relay(log, model.pending_events())) is None
+    )  # seq 1 > our 0: the stream brings it
     assert [e["name"] for e in model.pending_events()] == ["cellCreated"]
     model.receive(log)
     assert not model.pending and model.text(cell) == "a"
@@ -132,7 +150,8 @@ def test_an_in_flight_edit_found_in_the_log_resets_its_cell_to_the_logs_text() -
 
 
 def test_own_edits_coming_back_keep_the_cached_view() -> None:
-    """Typing costs no replay of the log: neither sending a batch nor its echo recomputes the view."""
+    """Typing costs no replay of the log: neither sending a batch nor its echo recomputes the
+    view."""
     log: list[dict[str, Any]] = []
     model = NotebookModel("nb")
     cell = model.create_cell(None, source="")
@@ -149,7 +168,18 @@ def test_own_edits_coming_back_keep_the_cached_view() -> None:
         assert view.seq == model.confirmed.seq
     assert view.cells[cell].source == "hello" == model.confirmed.cells[cell].source
     # Anything else (someone else's edit) does recompute.
-    _relay(log, [{"id": "o", "name": "cellSourceEdited", "v": 1, "args": {"cell_id": cell, "base_rev": 5, "ops": [5, "!"]}}], "other")
+    _relay(
+        log,
+        [
+            {
+                "id": "o",
+                "name": "cellSourceEdited",
+                "v": 1,
+                "args": {"cell_id": cell, "base_rev": 5, "ops": [5, "!"]},
+            }
+        ],
+        "other",
+    )
     model.receive(log)
     assert model.state() is not view and model.text(cell) == "hello!"
 
@@ -188,7 +218,9 @@ def test_the_cached_view_always_equals_a_fresh_one(seed: int) -> None:
             if model.buffer(cell) is not None:
                 text = model.text(cell)
                 at = rng.randint(0, len(text))
-                model.edit(cell, [at, rng.choice("xyz\n"), len(text) - at] if len(text) > at else [at, "q"])
+                model.edit(
+                    cell, [at, rng.choice("xyz\n"), len(text) - at] if len(text) > at else [at, "q"]
+                )
         elif action < 0.6:
             model.create_cell(rng.choice(cells), source="new")
         elif action < 0.65:
@@ -219,7 +251,11 @@ def test_the_cached_view_always_equals_a_fresh_one(seed: int) -> None:
 def test_two_models_typing_in_one_cell_converge() -> None:
     """Both people's keystrokes survive, in one order, the same in both browsers."""
     log: list[dict] = []
-    _relay(log, [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}], "relay")
+    _relay(
+        log,
+        [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}],
+        "relay",
+    )
     alice, bob = NotebookModel("nb"), NotebookModel("nb")
     alice.receive(log)
     bob.receive(log)
@@ -283,7 +319,11 @@ def test_model_restores_pending_and_drafts() -> None:
     """What IndexedDB holds after an offline session rebuilds the same view."""
     log: list[dict] = []
     store = _MemoryStore()
-    _relay(log, [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}], "relay")
+    _relay(
+        log,
+        [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}],
+        "relay",
+    )
     model = NotebookModel("nb")
     model.receive(log)
     cell = model.create_cell(None, source="abc")
@@ -294,7 +334,12 @@ def test_model_restores_pending_and_drafts() -> None:
     model.take_edits()  # in flight (pushed, or about to be)
     model.edit(cell, [4, "e"])  # buffered behind it
     # Someone else's edit lands first and reaches us; then we go offline.
-    remote = {"id": "r1", "name": "cellSourceEdited", "v": 1, "args": {"cell_id": cell, "base_rev": 0, "ops": ["X", 3]}}
+    remote = {
+        "id": "r1",
+        "name": "cellSourceEdited",
+        "v": 1,
+        "args": {"cell_id": cell, "base_rev": 0, "ops": ["X", 3]},
+    }
     _relay(log, [remote], "other")
     model.receive(log)
     assert model.text(cell) == "Xabcde"
@@ -346,7 +391,12 @@ def test_own_edit_rebased_over_remote_in_flight() -> None:
     model.receive(log)
     model.edit(cell, [5, " world"])
     model.take_edits()
-    edit = {"id": "r", "name": "cellSourceEdited", "v": 1, "args": {"cell_id": cell, "base_rev": 0, "ops": ["> ", 5]}}
+    edit = {
+        "id": "r",
+        "name": "cellSourceEdited",
+        "v": 1,
+        "args": {"cell_id": cell, "base_rev": 0, "ops": ["> ", 5]},
+    }
     _relay(log, [edit], "other")
     received = model.receive(log)
     assert received.remote_edits[cell] == [["> ", 11]]

@@ -16,7 +16,15 @@ import pytest
 
 from client import ansi
 from tests.chromium import context_fixture  # noqa: F401 - the *_fixture names are fixtures
-from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, _event, cell_ids, new_notebook, push
+from tests.client_helpers import (
+    RUN_TIMEOUT_MS,
+    SYNC_TIMEOUT_MS,
+    ClientPage,
+    _event,
+    cell_ids,
+    new_notebook,
+    push,
+)
 from tests.conftest import RelayProcess, module_relay
 
 # --- terminal colours, without a browser ---------------------------------------------------
@@ -24,12 +32,18 @@ from tests.conftest import RelayProcess, module_relay
 
 def test_ansi_runs() -> None:
     """SGR codes become classes; other escapes vanish; 256 and true colours map to the 16."""
-    assert ansi.runs("\x1b[1;31mError\x1b[0m: bad") == [("Error", "ansi-bold ansi-red"), (": bad", "")]
+    assert ansi.runs("\x1b[1;31mError\x1b[0m: bad") == [
+        ("Error", "ansi-bold ansi-red"),
+        (": bad", ""),
+    ]
     assert ansi.runs("\x1b[92mok\x1b[39m \x1b[44mblue\x1b[49m") == [
         ("ok", "ansi-bright-green"), (" ", ""), ("blue", "ansi-bg-blue"),
     ]  # fmt: skip
-    assert ansi.runs("\x1b[38;5;196mr\x1b[38;2;0;0;139mb\x1b[m") == [("r", "ansi-bright-red"), ("b", "ansi-blue")]
-    assert ansi.strip("a\x1b]0;title\x07b\x1b[2Kc\x1b[?25ld\x1b") == "abcd"
+    assert ansi.runs("\x1b[38;5;196mr\x1b[38;2;0;0;139mb\x1b[m") == [
+        ("r", "ansi-bright-red"),
+        ("b", "ansi-blue"),
+    ]
+    assert ansi.strip("a\x1b]0;title\x07b\x1b[2Kc\x1b[?25ld\x1b") == "abcd"  # noqa: B005 (ours, not str.strip)
     assert ansi.runs("\x1b[1mx\x1b[22my") == [("x", "ansi-bold"), ("y", "")]
     assert ansi.runs("") == [] and ansi.runs("plain") == [("plain", "")]
 
@@ -46,7 +60,11 @@ def _notebook(relay: RelayProcess, *sources: str) -> str:
     after = cell_ids(relay, notebook)[0]
     for source in sources[1:]:
         cell_id = uuid.uuid4().hex
-        push(relay, notebook, _event("cellCreated", cell_id=cell_id, cell_type="code", after=after, source=source))
+        push(
+            relay,
+            notebook,
+            _event("cellCreated", cell_id=cell_id, cell_type="code", after=after, source=source),
+        )
         after = cell_id
     return notebook
 
@@ -57,8 +75,14 @@ def test_run_above_below_cancel_and_cell_state(relay: RelayProcess, context) -> 
     cell shows its time ticking, a finished one how long it ran and on which kernel."""
     from playwright.sync_api import expect
 
-    notebook = _notebook(relay, "a = 1", "print(a * 10)", "print('below')", "print('spin')\nwhile True: pass",
-                         "print('after')")  # fmt: skip
+    notebook = _notebook(
+        relay,
+        "a = 1",
+        "print(a * 10)",
+        "print('below')",
+        "print('spin')\nwhile True: pass",
+        "print('after')",
+    )
     tab = ClientPage.open(context, relay, notebook)
     expect(tab.cells).to_have_count(5, timeout=SYNC_TIMEOUT_MS)
     for index in range(5):
@@ -124,7 +148,8 @@ def test_run_above_below_cancel_and_cell_state(relay: RelayProcess, context) -> 
 
 @pytest.mark.slow
 def test_kernel_status_says_how_to_start_one(relay: RelayProcess, relay_process, context) -> None:
-    """A relay that starts no kernels (``--kernels none``): the header shows the command; with auto it does not."""
+    """A relay that starts no kernels (``--kernels none``): the header shows the command; with auto
+    it does not."""
     from playwright.sync_api import expect
 
     manual = relay_process("--kernels", "none")
@@ -133,7 +158,9 @@ def test_kernel_status_says_how_to_start_one(relay: RelayProcess, relay_process,
     tab.goto(notebook)
     kernel = tab.page.locator(".kernel-status")
     expect(kernel).to_have_attribute("data-status", "none")
-    expect(kernel.locator(".kernel-text")).to_have_text("kernel: none · start one with", timeout=SYNC_TIMEOUT_MS)
+    expect(kernel.locator(".kernel-text")).to_have_text(
+        "kernel: none · start one with", timeout=SYNC_TIMEOUT_MS
+    )
     expect(kernel.locator(".kernel-command")).to_have_text(
         f"anode kernel --relay {manual.url} --notebook {notebook}"
     )
@@ -143,15 +170,17 @@ def test_kernel_status_says_how_to_start_one(relay: RelayProcess, relay_process,
     tab = ClientPage(context.new_page(), relay)
     tab.goto(new_notebook(relay, "auto kernels"))
     kernel = tab.page.locator(".kernel-status")
-    expect(kernel.locator(".kernel-text")).to_have_text("kernel: none (one starts when you run a cell)",
-                                                        timeout=SYNC_TIMEOUT_MS)  # fmt: skip
+    expect(kernel.locator(".kernel-text")).to_have_text(
+        "kernel: none (one starts when you run a cell)", timeout=SYNC_TIMEOUT_MS
+    )
     expect(kernel.locator(".kernel-command")).to_be_hidden()
     assert tab.errors == []
     tab.page.close()
 
 
 _PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDK+mmyAAAAABJRU5ErkJggg=="
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDK+mm"
+    "yAAAAABJRU5ErkJggg=="
 )
 
 
@@ -166,13 +195,19 @@ def test_outputs_colours_long_images_json(relay: RelayProcess, context) -> None:
         "import base64\n"
         "print('\\x1b[1;31mred\\x1b[0m plain \\x1b[42mon green\\x1b[0m')\n"
         f"display(Image(data=base64.b64decode({_PNG!r}), width=40))\n"
-        "display({'image/jpeg': '/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwg'}, raw=True)\n"
-        "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"20\" height=\"20\">"
-        "<circle cx=\"10\" cy=\"10\" r=\"9\" fill=\"red\"/></svg>'))\n"
+        "display({'image/jpeg': "
+        "'/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwg'}, "
+        "raw=True)\n"
+        'display(SVG(\'<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20">'
+        '<circle cx="10" cy="10" r="9" fill="red"/></svg>\'))\n'
         "display(JSON({'name': 'anode', 'nested': {'deep': [1, 2, 3]}, 'ok': True}))\n"
     )
-    notebook = _notebook(relay, source, "\n".join(f"print({i})" for i in range(3)) + "\nfor i in range(100): print(i)",
-                         "def f():\n    return 1 / 0\nf()")  # fmt: skip
+    notebook = _notebook(
+        relay,
+        source,
+        "\n".join(f"print({i})" for i in range(3)) + "\nfor i in range(100): print(i)",
+        "def f():\n    return 1 / 0\nf()",
+    )
     tab = ClientPage.open(context, relay, notebook)
     expect(tab.cells).to_have_count(3, timeout=SYNC_TIMEOUT_MS)
     tab.page.click("button.run-all")
@@ -202,7 +237,9 @@ def test_outputs_colours_long_images_json(relay: RelayProcess, context) -> None:
     expect(tree.locator("details.json-node").first).to_have_attribute("open", "")
     expect(tree.locator(".json-key", has_text="name")).to_have_count(1)
     expect(tree.locator(".json-string")).to_have_text('"anode"')
-    nested = tree.locator("details.json-node details.json-node").first  # "nested", the first object inside
+    nested = tree.locator(
+        "details.json-node details.json-node"
+    ).first  # "nested", the first object inside
     expect(nested.locator("summary").first).to_contain_text("nested: {…} 1 key")
     assert nested.get_attribute("open") is None  # deeper levels start folded
     expect(nested.locator(".json-key", has_text="deep")).to_be_hidden()
@@ -236,10 +273,15 @@ def test_markdown_code_is_highlighted(relay: RelayProcess, context) -> None:
 
     notebook = new_notebook(relay, "markdown")
     cell = cell_ids(relay, notebook)[0]
-    text = "# Code\n\n```python\ndef f(x):\n    return x + 1  # one more\n```\n\n```\n<b>not html</b>\n```\n"
+    text = (
+        "# Code\n\n```python\ndef f(x):\n    return x + 1  # one more\n```\n\n"
+        "```\n<b>not html</b>\n```\n"
+    )
     push(relay, notebook, _event("cellTypeChanged", cell_id=cell, cell_type="markdown"))
     tab = ClientPage.open(context, relay, notebook)
-    tab.cell(0).locator(".markdown-rendered").dblclick()  # an empty markdown cell: double-click to write
+    tab.cell(0).locator(
+        ".markdown-rendered"
+    ).dblclick()  # an empty markdown cell: double-click to write
     tab.page.keyboard.type(text)
     tab.expect_source(0, text)
     tab.page.keyboard.press("Control+Enter")
@@ -261,25 +303,38 @@ def test_markdown_math_and_latex_output(relay: RelayProcess, context) -> None:
     and CSS); dollar amounts stay text; no CSP violation, no console error."""
     from playwright.sync_api import expect
 
-    notebook = _notebook(relay, "from IPython.display import display\n"
-                                "display({'text/latex': '$$\\\\frac{a}{b}$$', 'text/plain': 'a/b'}, raw=True)")  # fmt: skip
+    notebook = _notebook(
+        relay,
+        "from IPython.display import display\n"
+        "display({'text/latex': '$$\\\\frac{a}{b}$$', 'text/plain': 'a/b'}, raw=True)",
+    )
     markdown_cell = uuid.uuid4().hex
-    text = "Inline $x^2$, costs $5 and $10.\n\nEscaped \\$y$ stays.\n\n$$\n\\int_0^1 f(t)\\,dt\n$$\n"
+    text = (
+        "Inline $x^2$, costs $5 and $10.\n\nEscaped \\$y$ stays.\n\n$$\n\\int_0^1 f(t)\\,dt\n$$\n"
+    )
     push(relay, notebook, _event("cellCreated", cell_id=markdown_cell, cell_type="markdown",
                                  after=cell_ids(relay, notebook)[0], source=text))  # fmt: skip
     page = context.new_page()
     console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+    page.on(
+        "console", lambda m: console.append(f"{m.type}: {m.text}") if m.type == "error" else None
+    )
     tab = ClientPage(page, relay)
     tab.goto(notebook)
     rendered = tab.cell(1).locator(".markdown-rendered")
     expect(rendered.locator("p .katex")).to_have_count(1)
-    expect(rendered.locator("p .katex annotation")).to_have_text("x^2")  # MathML kept for screen readers
+    expect(rendered.locator("p .katex annotation")).to_have_text(
+        "x^2"
+    )  # MathML kept for screen readers
     expect(rendered.locator("p").first).to_contain_text("costs $5 and $10.")
     expect(rendered.locator("p").nth(1)).to_have_text("Escaped $y$ stays.")
-    expect(rendered.locator(".math-display .katex-display annotation")).to_have_text("\\int_0^1 f(t)\\,dt")
+    expect(rendered.locator(".math-display .katex-display annotation")).to_have_text(
+        "\\int_0^1 f(t)\\,dt"
+    )
     # The stylesheet and a font came from the relay: KaTeX's layout, not raw text.
-    font = rendered.locator(".katex-html").first.evaluate("e => getComputedStyle(e.closest('.katex')).fontFamily")
+    font = rendered.locator(".katex-html").first.evaluate(
+        "e => getComputedStyle(e.closest('.katex')).fontFamily"
+    )
     assert "KaTeX_Main" in font
     page.wait_for_function("document.fonts.check('1em KaTeX_Main')", timeout=SYNC_TIMEOUT_MS)
     tab.page.click("button.run-all")

@@ -26,8 +26,16 @@ from client.links import page_link, parse_credential, query, share_link
 from client.sse import Message, Parser
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import (
-    SANDBOX_PROBE, SYNC_TIMEOUT_MS, ClientPage, _event, cell_ids, expect_probe_blocked, finished_run, new_notebook,
-    push, push_html_output,
+    SANDBOX_PROBE,
+    SYNC_TIMEOUT_MS,
+    ClientPage,
+    _event,
+    cell_ids,
+    expect_probe_blocked,
+    finished_run,
+    new_notebook,
+    push,
+    push_html_output,
 )
 from tests.conftest import RelayProcess
 
@@ -47,7 +55,11 @@ def test_sse_parser_handles_any_chunking() -> None:
     ]
     for size in (1, 2, 3, 7, len(stream)):
         parser = Parser()
-        got = [m for start in range(0, len(stream), size) for m in parser.feed(stream[start : start + size])]
+        got = [
+            m
+            for start in range(0, len(stream), size)
+            for m in parser.feed(stream[start : start + size])
+        ]
         assert got == expected, size
         assert parser.retry_ms == 500
 
@@ -61,9 +73,12 @@ def test_links_round_trip() -> None:
     assert parse_credential(with_relay) == ("t", "n")
 
 
-@pytest.mark.parametrize("value", ["plain", "a b&c=d?e#f/g", "http://127.0.0.1:8765/x?y=1", "é😀\u00a0~._-", "", "%41+"])
+@pytest.mark.parametrize(
+    "value", ["plain", "a b&c=d?e#f/g", "http://127.0.0.1:8765/x?y=1", "é😀\u00a0~._-", "", "%41+"]
+)
 def test_link_queries_are_what_urlencode_makes(value: str) -> None:
-    """``client.links.query`` stands in for ``urllib.parse.urlencode`` (slow to import in Pyodide)."""
+    """``client.links.query`` stands in for ``urllib.parse.urlencode`` (slow to import in
+    Pyodide)."""
     from urllib.parse import parse_qs, urlencode
 
     params = {"notebook": value, "relay": value[::-1], "token": "at1.x.y"}
@@ -75,7 +90,10 @@ def test_links_within_the_site_keep_a_relay_given_in_the_address() -> None:
     """A site opened with ``?relay=URL`` must not lose it on its own links (home, a notebook)."""
     assert page_link() == "?"
     assert page_link("nb-1") == "?notebook=nb-1"
-    assert page_link("nb-1", "http://127.0.0.1:8765") == "?notebook=nb-1&relay=http%3A%2F%2F127.0.0.1%3A8765"
+    assert (
+        page_link("nb-1", "http://127.0.0.1:8765")
+        == "?notebook=nb-1&relay=http%3A%2F%2F127.0.0.1%3A8765"
+    )
     assert page_link(None, "http://relay.example") == "?relay=http%3A%2F%2Frelay.example"
 
 
@@ -84,7 +102,9 @@ def test_links_within_the_site_keep_a_relay_given_in_the_address() -> None:
 
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
-    running = RelayProcess(tmp_path_factory.mktemp("client-security") / "data", ["--kernels", "none"]).start()
+    running = RelayProcess(
+        tmp_path_factory.mktemp("client-security") / "data", ["--kernels", "none"]
+    ).start()
     assert running.token, "the relay should run with auth on and print its admin token"
     yield running
     running.stop()
@@ -128,7 +148,9 @@ def test_token_link_is_kept_cleared_and_sent_in_headers(relay: RelayProcess, own
     assert "token" not in tab.page.url and f"notebook={notebook}" in tab.page.url
     kept = tab.page.evaluate(f"localStorage.getItem('anode-tokens:{relay.url}')")
     assert relay.token in kept
-    expect(tab.page.locator("body")).to_have_attribute("data-role", "admin", timeout=SYNC_TIMEOUT_MS)
+    expect(tab.page.locator("body")).to_have_attribute(
+        "data-role", "admin", timeout=SYNC_TIMEOUT_MS
+    )
     # A reload needs no token in the address: it is kept.
     tab.page.goto(tab.url(notebook))
     tab.wait_ready()
@@ -167,7 +189,8 @@ def test_no_token_asks_for_one(relay: RelayProcess, browser) -> None:
 
 @pytest.mark.slow
 def test_viewer_link_is_read_only(relay: RelayProcess, owner, browser) -> None:
-    """The owner makes a viewer link in the share dialog; its holder sees, live, and cannot change."""
+    """The owner makes a viewer link in the share dialog; its holder sees, live, and cannot
+    change."""
     from playwright.sync_api import expect
 
     notebook = new_notebook(relay, "shared", source="shared = 1")
@@ -181,7 +204,9 @@ def test_viewer_link_is_read_only(relay: RelayProcess, owner, browser) -> None:
     expect(link_box).to_have_value(re.compile(r"token=at1\."), timeout=SYNC_TIMEOUT_MS)
     link = link_box.input_value()
     assert link.startswith(f"{relay.url}/?notebook={notebook}&token=")
-    expect(dialog.locator(".share-token[data-role=viewer]")).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
+    expect(dialog.locator(".share-token[data-role=viewer]")).to_have_count(
+        1, timeout=SYNC_TIMEOUT_MS
+    )
     dialog.locator("button.share-close").click()
 
     context = browser.new_context(service_workers="block")
@@ -189,7 +214,9 @@ def test_viewer_link_is_read_only(relay: RelayProcess, owner, browser) -> None:
     viewer.page.goto(link)
     viewer.wait_ready()
     viewer.expect_source(0, "shared = 1")
-    expect(viewer.page.locator("body")).to_have_attribute("data-role", "viewer", timeout=SYNC_TIMEOUT_MS)
+    expect(viewer.page.locator("body")).to_have_attribute(
+        "data-role", "viewer", timeout=SYNC_TIMEOUT_MS
+    )
     expect(viewer.page.locator("body")).to_have_class(re.compile(r"\bread-only\b"))
     expect(viewer.page.locator(".notice")).to_contain_text("read")
     expect(viewer.cell(0).locator(".cell-tools")).to_be_hidden()
@@ -210,12 +237,15 @@ def test_viewer_link_is_read_only(relay: RelayProcess, owner, browser) -> None:
 
 @pytest.mark.slow
 def test_output_scripts_run_sandboxed_under_the_csp(relay: RelayProcess, owner) -> None:
-    """The page allows no inline script; an output's script runs, in a frame that can reach nothing."""
+    """The page allows no inline script; an output's script runs, in a frame that can reach
+    nothing."""
 
     watch = Watch(owner, relay)
     notebook = new_notebook(relay, "sandbox")
     tab = ClientPage.open(owner, relay, notebook)
-    tab.page.evaluate("localStorage.setItem('anode-secret', 'token'); document.cookie = 'anode=secret'")
+    tab.page.evaluate(
+        "localStorage.setItem('anode-secret', 'token'); document.cookie = 'anode=secret'"
+    )
     # The page's own policy: an injected inline script does not run.
     tab.page.evaluate(
         "() => { const s = document.createElement('script'); s.textContent = 'window.injected = 1';"
@@ -225,7 +255,9 @@ def test_output_scripts_run_sandboxed_under_the_csp(relay: RelayProcess, owner) 
     probe = SANDBOX_PROBE.replace("RELAY", relay.url).replace("TOKEN", relay.token or "")
     push_html_output(relay, notebook, cell_ids(relay, notebook)[0], probe)
     expect_probe_blocked(tab, SYNC_TIMEOUT_MS)
-    assert any("inline script" in text for text in watch.csp), watch.csp  # the injected one, refused
+    assert any("inline script" in text for text in watch.csp), (
+        watch.csp
+    )  # the injected one, refused
     assert tab.errors == []
     tab.page.close()
 
@@ -237,8 +269,12 @@ def test_markdown_cannot_pose_as_a_cells_own_parts(relay: RelayProcess, owner) -
     act on the cell nor catch its outputs once the cell becomes code and runs."""
     from playwright.sync_api import expect
 
-    forged = ('<section class="cell" data-cell-id="{victim}"><button data-action="delete">delete</button></section>'
-              '<div class="outputs"></div><span class="cell-status"></span><button data-action="clear-cell">x</button>')  # fmt: skip
+    forged = (
+        '<section class="cell" data-cell-id="{victim}"><button '
+        'data-action="delete">delete</button></section>'
+        '<div class="outputs"></div><span class="cell-status"></span><button '
+        'data-action="clear-cell">x</button>'
+    )
     notebook = new_notebook(relay, "forged parts", source="1")
     victim = cell_ids(relay, notebook)[0]
     cell = uuid.uuid4().hex
@@ -285,7 +321,8 @@ def test_a_token_address_is_never_cached_nor_sent_on(relay: RelayProcess, browse
         """async () => {
             const urls = [];
             for (const name of await caches.keys()) {
-                for (const request of await (await caches.open(name)).keys()) urls.push(request.url);
+                const cache = await caches.open(name);
+                for (const request of await cache.keys()) urls.push(request.url);
             }
             return urls;
         }"""
@@ -305,20 +342,40 @@ def test_every_response_carries_the_security_headers(relay: RelayProcess) -> Non
 
     with httpx.Client(base_url=relay.url, headers=relay.headers, timeout=10) as http:
         page = http.get("/")
-        meta = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page.text).group(1)
+        meta = re.search(
+            r'http-equiv="Content-Security-Policy" content="([^"]+)"', page.text
+        ).group(1)
         assert page.headers["content-security-policy"] == f"{meta}; frame-ancestors 'none'"
         assert page.headers["cache-control"] == "no-store"
         frame = http.get("/client/frame.html")
-        frame_meta = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', frame.text).group(1)
+        frame_meta = re.search(
+            r'http-equiv="Content-Security-Policy" content="([^"]+)"', frame.text
+        ).group(1)
         assert frame.headers["content-security-policy"] == f"{frame_meta}; frame-ancestors 'self'"
-        for path in ("/", "/api/health", "/api/notebooks", "/client/main.py", "/vendor/pyodide/pyodide.mjs", "/nowhere"):
+        for path in (
+            "/",
+            "/api/health",
+            "/api/notebooks",
+            "/client/main.py",
+            "/vendor/pyodide/pyodide.mjs",
+            "/nowhere",
+        ):
             response = http.get(path)
             assert response.headers["referrer-policy"] == "no-referrer", path
             assert response.headers["x-content-type-options"] == "nosniff", path
             assert "content-security-policy" in response.headers, path
             if path.startswith("/api/"):
                 assert response.headers["content-security-policy"] == API_POLICY
-        for path in ("/vendor/pyodide/console.html", "/vendor/pyodide/console-v2.html", "/vendor/pyodide/pyodide.mjs.map", "/vendor/pyodide/README.md"):
+        for path in (
+            "/vendor/pyodide/console.html",
+            "/vendor/pyodide/console-v2.html",
+            "/vendor/pyodide/pyodide.mjs.map",
+            "/vendor/pyodide/README.md",
+        ):
             assert http.get(path).status_code == 404, path
-        for path in ("/vendor/pyodide/pyodide.mjs", "/vendor/pyodide/pyodide.asm.wasm", "/vendor/pyodide/python_stdlib.zip"):
+        for path in (
+            "/vendor/pyodide/pyodide.mjs",
+            "/vendor/pyodide/pyodide.asm.wasm",
+            "/vendor/pyodide/python_stdlib.zip",
+        ):
             assert http.get(path).status_code == 200, path

@@ -40,9 +40,19 @@ class StaticServer:
     def __init__(self, folder: Path, port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                str(folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -81,7 +91,8 @@ def test_build_site_writes_a_complete_site(tmp_path: Path) -> None:
     for name in ("index.html", "sw.js", "client/frame.html", "client/style.css",
                  "client/interpreter.mjs", "client/snapshot.js", "client/startup.js",
                  "vendor/pyscript/core.js", "vendor/pyodide/pyodide.mjs",
-                 "vendor/pyodide/pyodide.asm.wasm", "vendor/pyodide/python_stdlib.zip", "vendor/bundles/editor.js",
+                 "vendor/pyodide/pyodide.asm.wasm", "vendor/pyodide/python_stdlib.zip",
+                 "vendor/bundles/editor.js",
                  "vendor/bundles/markdown.js", "vendor/katex/katex.min.css",
                  "vendor/katex/fonts/KaTeX_Main-Regular.woff2"):  # fmt: skip
         assert (out / name).is_file(), name
@@ -121,7 +132,9 @@ def test_static_site_runs_code_then_opens_offline(
     assert [url for url in outside.outside if not url.startswith(relay.url)] == []
 
     # The service worker has kept the site; now both servers go away.
-    expect(tab.page.locator("body")).to_have_attribute("data-offline", "ready", timeout=RUN_TIMEOUT_MS)
+    expect(tab.page.locator("body")).to_have_attribute(
+        "data-offline", "ready", timeout=RUN_TIMEOUT_MS
+    )
     server.stop()
     relay.stop()
     tab.reload()
@@ -162,9 +175,13 @@ def test_site_without_relay_is_a_local_notebook(
     tab.expect_source(0, "kept = True")
     tab.goto()
     expect(tab.page.locator(".local-notebooks li a", has_text="Kept here")).to_be_visible()
-    expect(tab.page.locator(".local-notebooks button.publish")).to_have_count(0)  # no relay to put it on
+    expect(tab.page.locator(".local-notebooks button.publish")).to_have_count(
+        0
+    )  # no relay to put it on
     assert outside.outside == []
-    local_id = re.search(r"local-\w+", tab.page.locator(".local-notebooks li a").get_attribute("href")).group(0)
+    local_id = re.search(
+        r"local-\w+", tab.page.locator(".local-notebooks li a").get_attribute("href")
+    ).group(0)
 
     # The same site, now given a relay: the notebook goes there, with all it holds.
     relay = relay_process("--allow-origin", server.url, "--kernels", "none")
@@ -174,8 +191,12 @@ def test_site_without_relay_is_a_local_notebook(
     tab.page.wait_for_url(re.compile(rf"\?notebook={local_id}"), timeout=SYNC_TIMEOUT_MS)
     tab.wait_ready()
     tab.expect_online(True)
-    expect(tab.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0", timeout=SYNC_TIMEOUT_MS)
-    state = httpx.get(f"{relay.url}/api/notebooks/{local_id}/snapshot", headers=relay.headers, timeout=30).json()
+    expect(tab.page.locator(".sync-status")).to_have_attribute(
+        "data-unsynced", "0", timeout=SYNC_TIMEOUT_MS
+    )
+    state = httpx.get(
+        f"{relay.url}/api/notebooks/{local_id}/snapshot", headers=relay.headers, timeout=30
+    ).json()
     assert state["state"]["title"] == "Kept here"
     assert [cell["source"] for cell in state["state"]["cells"]] == ["kept = True"]
     assert tab.errors == []

@@ -15,7 +15,14 @@ import pytest
 
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import (
-    SYNC_TIMEOUT_MS, ClientPage, _event, cell_ids, cell_source, finished_run, new_notebook, push,
+    SYNC_TIMEOUT_MS,
+    ClientPage,
+    _event,
+    cell_ids,
+    cell_source,
+    finished_run,
+    new_notebook,
+    push,
 )
 from tests.conftest import RelayProcess, module_relay
 
@@ -42,14 +49,20 @@ _WRITE_VERSION_1 = """async ([notebook, confirmed, pending]) => {
   const db = await new Promise((ok, fail) => {
     const request = indexedDB.open("anode", 1);
     request.onupgradeneeded = () => {
-      for (const name of ["confirmed", "pending", "drafts", "snapshots"]) request.result.createObjectStore(name);
+      for (const name of ["confirmed", "pending", "drafts", "snapshots"]) {
+        request.result.createObjectStore(name);
+      }
     };
     request.onsuccess = () => ok(request.result);
     request.onerror = () => fail(request.error);
   });
   const tx = db.transaction(["confirmed", "pending"], "readwrite");
-  for (const event of confirmed) tx.objectStore("confirmed").put(JSON.stringify(event), [notebook, event.seq]);
-  for (const [key, event] of pending) tx.objectStore("pending").put(JSON.stringify(event), [notebook, key]);
+  for (const event of confirmed) {
+    tx.objectStore("confirmed").put(JSON.stringify(event), [notebook, event.seq]);
+  }
+  for (const [key, event] of pending) {
+    tx.objectStore("pending").put(JSON.stringify(event), [notebook, key]);
+  }
   await new Promise((ok, fail) => { tx.oncomplete = ok; tx.onerror = () => fail(tx.error); });
   db.close();
 }"""
@@ -75,23 +88,35 @@ def _edited_notebook(relay: RelayProcess) -> tuple[str, str]:
     first = cell_ids(relay, notebook)[0]
     printed = {"output_type": "stream", "name": "stdout", "text": "ten\n"}
     push(
-        relay, notebook,
+        relay,
+        notebook,
         _event("cellSourceEdited", cell_id=first, base_rev=0, ops=[5, "0"]),
         _event("cellSourceEdited", cell_id=first, base_rev=1, ops=["# one\n", 6]),
-        _event("cellCreated", cell_id=uuid.uuid4().hex, cell_type="markdown", after=first, source="## notes"),
+        _event(
+            "cellCreated",
+            cell_id=uuid.uuid4().hex,
+            cell_type="markdown",
+            after=first,
+            source="## notes",
+        ),
         *finished_run(first, "# one\na = 10", printed),
-    )  # fmt: skip
+    )
     return notebook, first
 
 
-def test_a_first_visit_opens_from_the_relays_state_and_stores_it(relay: RelayProcess, browser) -> None:
+def test_a_first_visit_opens_from_the_relays_state_and_stores_it(
+    relay: RelayProcess, browser
+) -> None:
     from playwright.sync_api import expect
 
     notebook, first = _edited_notebook(relay)
     head = _events(relay, notebook)[-1]["seq"]
     context = browser.new_context(service_workers="block")
     asked: list[str] = []
-    context.on("request", lambda request: asked.append(request.url) if "/api/notebooks/" in request.url else None)
+    context.on(
+        "request",
+        lambda request: asked.append(request.url) if "/api/notebooks/" in request.url else None,
+    )
     tab = ClientPage.open(context, relay, notebook)
     tab.expect_source(0, "# one\na = 10")
     expect(tab.outputs(0)).to_contain_text("ten")
@@ -112,7 +137,9 @@ def test_a_first_visit_opens_from_the_relays_state_and_stores_it(relay: RelayPro
     assert [key for key, _ in snapshots["records"]] == [notebook]
     assert json.loads(snapshots["records"][0][1])["seq"] == head
     log = [(key, json.loads(value)) for key, value in tab.page.evaluate(_RECORDS, "log")["records"]]
-    assert [(key, [event["seq"] for event in events]) for key, events in log] == [([notebook, head + 1], [head + 1])]
+    assert [(key, [event["seq"] for event in events]) for key, events in log] == [
+        ([notebook, head + 1], [head + 1])
+    ]
 
     # A reload with the relay out of reach shows all of it from IndexedDB.
     context.route(re.compile(r"/api/"), _unreachable)
@@ -124,7 +151,9 @@ def test_a_first_visit_opens_from_the_relays_state_and_stores_it(relay: RelayPro
     context.close()
 
 
-def test_a_local_log_written_by_version_1_still_opens_and_syncs(relay: RelayProcess, browser) -> None:
+def test_a_local_log_written_by_version_1_still_opens_and_syncs(
+    relay: RelayProcess, browser
+) -> None:
     """Version 1 stored one record per event and knew no ``log`` store: its records are read
     as they are, an offline edit it left pending is pushed, and nothing is stored twice."""
     notebook, first = _edited_notebook(relay)
@@ -145,15 +174,18 @@ def test_a_local_log_written_by_version_1_still_opens_and_syncs(relay: RelayProc
     assert cell_source(relay, notebook, 0) == "# one\na = 10"
     context.unroute(re.compile(r"/api/"), _unreachable)
     tab.expect_online(True)
-    tab.page.wait_for_function("() => document.querySelector('.sync-status').dataset.unsynced === '0'")
+    tab.page.wait_for_function(
+        "() => document.querySelector('.sync-status').dataset.unsynced === '0'"
+    )
     assert cell_source(relay, notebook, 0) == "#!\n# one\na = 10"
     assert len(_events(relay, notebook)) == len(confirmed) + 1
     stores = tab.page.evaluate(_RECORDS, "log")
     assert stores["version"] == 2
-    assert [event["id"] for _, value in stores["records"] for event in json.loads(value)] == [offline_edit["id"]]
+    assert [event["id"] for _, value in stores["records"] for event in json.loads(value)] == [
+        offline_edit["id"]
+    ]
     assert tab.errors == []
     context.close()
-
 
 
 def test_an_older_tab_holding_the_store_open_is_named_and_the_notebook_still_syncs(
@@ -179,13 +211,17 @@ def test_an_older_tab_holding_the_store_open_is_named_and_the_notebook_still_syn
     tab.expect_source(0, "a")
     tab.type(0, "b")
     tab.expect_source(0, "ab")  # the edit is in the model: "0 to sync" from now on means it is sent
-    tab.page.wait_for_function("() => document.querySelector('.sync-status').dataset.unsynced === '0'")
+    tab.page.wait_for_function(
+        "() => document.querySelector('.sync-status').dataset.unsynced === '0'"
+    )
     assert cell_source(relay, notebook, 0) == "ab"
     assert tab.errors == []
     context.close()
 
 
-def test_a_tab_that_gives_the_store_up_to_a_newer_version_keeps_syncing(relay: RelayProcess, browser) -> None:
+def test_a_tab_that_gives_the_store_up_to_a_newer_version_keeps_syncing(
+    relay: RelayProcess, browser
+) -> None:
     """Another tab opens the database at a newer version: this tab lets go (``versionchange``),
     says so, and goes on editing and syncing without IndexedDB."""
     from playwright.sync_api import expect
@@ -207,8 +243,12 @@ def test_a_tab_that_gives_the_store_up_to_a_newer_version_keeps_syncing(relay: R
     })""")
     tab.type(0, "c")
     tab.expect_source(0, "abc")
-    expect(tab.page.locator(".notice")).to_contain_text("newer version of Anode", timeout=SYNC_TIMEOUT_MS)
-    tab.page.wait_for_function("() => document.querySelector('.sync-status').dataset.unsynced === '0'")
+    expect(tab.page.locator(".notice")).to_contain_text(
+        "newer version of Anode", timeout=SYNC_TIMEOUT_MS
+    )
+    tab.page.wait_for_function(
+        "() => document.querySelector('.sync-status').dataset.unsynced === '0'"
+    )
     assert cell_source(relay, notebook, 0) == "abc"
     assert tab.errors == []
     context.close()

@@ -42,8 +42,12 @@ def test_restore_adopts_only_what_gone_tabs_left() -> None:
     """Ours and a gone tab's records are ours after a reload; a live tab's stay its own;
     a gone tab's event that the log already holds is dropped, not pushed again."""
     gone, live, me = 3, 4, 5
-    created = {"id": "c1", "name": "cellCreated", "v": 1,
-               "args": {"cell_id": "cell1", "cell_type": "code", "after": None, "source": ""}}  # fmt: skip
+    created = {
+        "id": "c1",
+        "name": "cellCreated",
+        "v": 1,
+        "args": {"cell_id": "cell1", "cell_type": "code", "after": None, "source": ""},
+    }
     landed = {"id": "t1", "name": "notebookTitleChanged", "v": 1, "args": {"title": "landed"}}
     theirs = {"id": "t2", "name": "notebookTitleChanged", "v": 1, "args": {"title": "live tab's"}}
     mine = {"id": "t3", "name": "notebookTitleChanged", "v": 1, "args": {"title": "mine"}}
@@ -72,11 +76,12 @@ def test_restore_adopts_only_what_gone_tabs_left() -> None:
 relay = module_relay("client-tabs", "--kernels", "none")
 
 
-
 def _wait_for_relay_source(relay: RelayProcess, tab: ClientPage, notebook: str, text: str) -> None:
     from playwright.sync_api import expect
 
-    expect(tab.page.locator(".sync-status")).to_have_attribute("data-unsynced", "0", timeout=SYNC_TIMEOUT_MS)
+    expect(tab.page.locator(".sync-status")).to_have_attribute(
+        "data-unsynced", "0", timeout=SYNC_TIMEOUT_MS
+    )
     tab.page.wait_for_function("() => document.body.dataset.saving === '0'")
     tab.expect_source(0, text)
     # "0 to sync" means the log has served back every event of this tab, and the tab
@@ -98,7 +103,9 @@ def test_two_tabs_offline_lose_and_duplicate_nothing(relay: RelayProcess, contex
     notebook = new_notebook(relay, "tabs", source="x")
     a = ClientPage.open(context, relay, notebook)
     b = ClientPage.open(context, relay, notebook)
-    assert a.page.evaluate("document.body.dataset.tab") != b.page.evaluate("document.body.dataset.tab")
+    assert a.page.evaluate("document.body.dataset.tab") != b.page.evaluate(
+        "document.body.dataset.tab"
+    )
     a.expect_online(True)
     b.expect_online(True)
 
@@ -142,7 +149,9 @@ def test_two_tabs_offline_lose_and_duplicate_nothing(relay: RelayProcess, contex
     expect(b.cells).to_have_count(2)
     context.unroute(re.compile(r"/api/"), _unreachable)
     _wait_for_relay_source(relay, b, notebook, "BxA!!")
-    response = httpx.get(f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30)
+    response = httpx.get(
+        f"{relay.url}/api/notebooks/{notebook}/snapshot", headers=relay.headers, timeout=30
+    )
     assert len(response.json()["state"]["cells"]) == 2
     # A new tab finds nothing left to adopt.
     c = ClientPage.open(context, relay, notebook)

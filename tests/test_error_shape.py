@@ -39,8 +39,10 @@ BODIES: list[bytes] = [
     b'{"events": [1], "id": "../x", "kind": "robot"}',
     # Well-formed for one route each but for text that is not Unicode: a lone
     # surrogate, escaped or as raw bytes, must not reach storage or a stream.
-    b'{"events": [{"id": "x", "name": "cellCreated", "v": 1, "args": {"cell_id": "c", "source": "\\ud800"}}]}',
-    b'{"events": [{"id": "y", "name": "cellCreated", "v": 1, "args": {"cell_id": "c", "source": "\xed\xa0\x80"}}]}',
+    b'{"events": [{"id": "x", "name": "cellCreated", "v": 1,'
+    b' "args": {"cell_id": "c", "source": "\\ud800"}}]}',
+    b'{"events": [{"id": "y", "name": "cellCreated", "v": 1,'
+    b' "args": {"cell_id": "c", "source": "\xed\xa0\x80"}}]}',
     b'{"title": "\\udc00"}',
     b'{"client_id": "t", "state": {"s": "\\ud800"}}',
     b'{"a": NaN}',
@@ -172,7 +174,9 @@ def test_every_route_answers_malformed_requests_with_the_json_error_shape(relay_
     # IPPROTO_TCP, so asyncio leaves Nagle on, and a kept-alive connection
     # waits out the client's delayed ACK (about 40 ms) on every response.
     no_keepalive = httpx.Limits(max_keepalive_connections=0)
-    with httpx.Client(base_url=relay.url, timeout=10, limits=no_keepalive, headers=relay.headers) as http:
+    with httpx.Client(
+        base_url=relay.url, timeout=10, limits=no_keepalive, headers=relay.headers
+    ) as http:
         notebook = http.post("/api/notebooks", json={"title": "target"}).json()["id"]
         for route in routes:
             path = getattr(route, "path", "")

@@ -21,10 +21,18 @@ from tests.admin import AdminClient
 
 pytestmark = pytest.mark.slow
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 #: Control characters, line and paragraph separators, and a valid id with one of them at either end.
@@ -32,7 +40,12 @@ controls = st.sampled_from(["\n", "\r", "\r\n", "\x00", "\t", "\x1b", "\u2028", 
 ids = (
     st.sampled_from(["c1", "c2", "x1", "ks-1", "", "../x", "a" * 65])
     | st.text(max_size=8)
-    | st.builds(lambda valid, control, end: valid + control if end else control + valid, st.sampled_from(["c1", "x1", "ks-1", "evil"]), controls, st.booleans())
+    | st.builds(
+        lambda valid, control, end: valid + control if end else control + valid,
+        st.sampled_from(["c1", "x1", "ks-1", "evil"]),
+        controls,
+        st.booleans(),
+    )
 )
 arg_values = ids | json_values | st.lists(st.integers(-5, 5) | st.text(max_size=5), max_size=4)
 
@@ -46,8 +59,15 @@ def events(draw: st.DrawFn) -> Any:
         st.fixed_dictionaries({}, optional={key: arg_values for key in keys})
         | st.dictionaries(st.text(max_size=10), arg_values, max_size=4)
     )
-    event = {"id": draw(ids), "name": name, "v": draw(st.sampled_from([1, 1, 1, 2, 0, "1"])), "args": args}
-    extra = draw(st.sampled_from([{}, {}, {"seq": 3}, {"actor": "user:eve"}, {"ts": 1.0}, {"parent": 1}]))
+    event = {
+        "id": draw(ids),
+        "name": name,
+        "v": draw(st.sampled_from([1, 1, 1, 2, 0, "1"])),
+        "args": args,
+    }
+    extra = draw(
+        st.sampled_from([{}, {}, {"seq": 3}, {"actor": "user:eve"}, {"ts": 1.0}, {"parent": 1}])
+    )
     junk = draw(st.integers(0, 9)) == 0
     return draw(json_values) if junk else event | extra  # mostly events, sometimes junk
 
@@ -63,7 +83,9 @@ def relay(tmp_path_factory: pytest.TempPathFactory):
     with AdminClient(config) as client:
         notebook = client.post("/api/notebooks", json={"title": "fuzz"}).json()["id"]
         tokens = client.app.state.services.tokens
-        client.fuzz_tokens = {role: tokens.issue(notebook, role)[1] for role in ("editor", "viewer", "kernel")}
+        client.fuzz_tokens = {
+            role: tokens.issue(notebook, role)[1] for role in ("editor", "viewer", "kernel")
+        }
         client.fuzz_notebook = notebook
         yield client
 
@@ -79,9 +101,15 @@ def _assert_error_shape(response: Any) -> None:
         assert isinstance(body["error"], str) and isinstance(body["detail"], str), body
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(body=bodies, role=st.sampled_from(["editor", "viewer", "kernel"]), raw=st.booleans())
-def test_pushes_never_5xx_and_refusals_store_nothing(relay: AdminClient, body: Any, role: str, raw: bool) -> None:
+def test_pushes_never_5xx_and_refusals_store_nothing(
+    relay: AdminClient, body: Any, role: str, raw: bool
+) -> None:
     before = _head(relay)
     headers = {"Authorization": f"Bearer {relay.fuzz_tokens[role]}"}
     url = f"/api/notebooks/{relay.fuzz_notebook}/events"
@@ -99,18 +127,27 @@ def test_pushes_never_5xx_and_refusals_store_nothing(relay: AdminClient, body: A
             assert is_valid_id(stored["id"]), stored
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     body=st.fixed_dictionaries(
         {"client_id": ids},
-        optional={"kind": st.sampled_from(["user", "kernel", "x"]) | st.text(max_size=4), "state": json_values | st.fixed_dictionaries({"session_id": ids}), "gone": st.booleans(), "ttl": json_scalars},
+        optional={
+            "kind": st.sampled_from(["user", "kernel", "x"]) | st.text(max_size=4),
+            "state": json_values | st.fixed_dictionaries({"session_id": ids}),
+            "gone": st.booleans(),
+            "ttl": json_scalars,
+        },
     )
     | json_values,
     role=st.sampled_from(["editor", "viewer", "kernel"]),
 )
 def test_presence_never_5xx_and_takes_only_ids(relay: AdminClient, body: Any, role: str) -> None:
     headers = {"Authorization": f"Bearer {relay.fuzz_tokens[role]}"}
-    response = relay.post(f"/api/notebooks/{relay.fuzz_notebook}/presence", json=body, headers=headers)
+    response = relay.post(
+        f"/api/notebooks/{relay.fuzz_notebook}/presence", json=body, headers=headers
+    )
     _assert_error_shape(response)
     if response.status_code == 200:
         assert is_valid_id(body["client_id"]), body
@@ -124,15 +161,25 @@ query_values = (
 )
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     route=st.sampled_from(["events", "snapshot", "tokens"]),
-    params=st.dictionaries(st.sampled_from(["after", "limit", "wait", "at", "x"]), query_values, max_size=3),
+    params=st.dictionaries(
+        st.sampled_from(["after", "limit", "wait", "at", "x"]), query_values, max_size=3
+    ),
     role=st.sampled_from(["editor", "viewer", "kernel"]),
 )
-def test_query_parameters_never_5xx(relay: AdminClient, route: str, params: dict[str, str], role: str) -> None:
+def test_query_parameters_never_5xx(
+    relay: AdminClient, route: str, params: dict[str, str], role: str
+) -> None:
     if "wait" in params:
-        params["wait"] = params["wait"][:4] if not params["wait"].replace(".", "").isdigit() else "0"
+        params["wait"] = (
+            params["wait"][:4] if not params["wait"].replace(".", "").isdigit() else "0"
+        )
     headers = {"Authorization": f"Bearer {relay.fuzz_tokens[role]}"}
-    response = relay.get(f"/api/notebooks/{relay.fuzz_notebook}/{route}", params=params, headers=headers)
+    response = relay.get(
+        f"/api/notebooks/{relay.fuzz_notebook}/{route}", params=params, headers=headers
+    )
     _assert_error_shape(response)

@@ -15,10 +15,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -312,7 +312,9 @@ def test_the_snapshot_cache_takes_one_upload_before_any_cell_runs(tmp_path: Path
     key, other = "a" * 32, "b" * 32
     try:
         with httpx.Client(headers={"origin": origin}, timeout=10) as http:
-            assert http.put(f"{url}/{other}", content=b"planted").status_code == 403  # never asked for
+            assert (
+                http.put(f"{url}/{other}", content=b"planted").status_code == 403
+            )  # never asked for
             assert http.get(f"{url}/{key}").status_code == 204  # missing: one upload may bring it
             assert http.put(f"{url}/{key}", content=b"the snapshot").status_code == 204
             assert http.put(f"{url}/{key}", content=b"planted").status_code == 403  # one only
@@ -326,6 +328,8 @@ def test_the_snapshot_cache_takes_one_upload_before_any_cell_runs(tmp_path: Path
                 assert http.put(f"{later}/{other}", content=b"planted").status_code == 403
         finally:
             second.close()
-        assert sorted(path.name for path in tmp_path.iterdir()) == [f"kernel-pyodide-browser-{key}.snapshot"]
+        assert sorted(path.name for path in tmp_path.iterdir()) == [
+            f"kernel-pyodide-browser-{key}.snapshot"
+        ]
     finally:
         cache.close()

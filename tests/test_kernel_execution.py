@@ -370,7 +370,9 @@ def test_pip_without_an_installer_and_unknown_magics_fail_clearly(runner: Runner
     error = only_error(run(runner, "%pip install numpy")[1])
     assert error["ename"] == "UsageError" and "%pip is not available" in error["evalue"]
     error = only_error(run(runner, "x = 1\n%timeit x + 1")[1])
-    assert error["evalue"].startswith("unknown magic %timeit (Anode runs %pip; it accepts and ignores ")
+    assert error["evalue"].startswith(
+        "unknown magic %timeit (Anode runs %pip; it accepts and ignores "
+    )
     assert "%matplotlib" in error["evalue"]  # says what does work
     assert error["traceback"][-2] == "    %timeit x + 1"
     assert error["traceback"][-1] == f"UsageError: {error['evalue']}"

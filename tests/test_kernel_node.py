@@ -120,7 +120,7 @@ def test_cells_behave_as_in_jupyter(relay_process, kernels: Kernels, notebooks) 
     relay = relay_process("--kernels", "none")
     notebook: Notebook = notebooks(relay.url, relay.token)
     kernels.start(relay.url, notebook.id, token=notebook.kernel_token())
-    ids = dict(zip(JUPYTER_CELLS, notebook.run_many(list(JUPYTER_CELLS.values()))))
+    ids = dict(zip(JUPYTER_CELLS, notebook.run_many(list(JUPYTER_CELLS.values())), strict=False))
     notebook.wait_done(*ids.values(), timeout=90)
     run = {name: notebook.execution(execution_id) for name, execution_id in ids.items()}
 
@@ -214,7 +214,10 @@ def test_three_kernels_run_every_execution_exactly_once(
 ) -> None:
     relay = relay_process("--kernels", "none")
     notebook: Notebook = notebooks(relay.url, relay.token)
-    started = [kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), wait=False) for _ in range(3)]
+    started = [
+        kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), wait=False)
+        for _ in range(3)
+    ]
     for kernel in started:
         kernel.wait_ready()
 
@@ -266,7 +269,8 @@ def test_three_kernels_run_every_execution_exactly_once(
     sessions = {k.session_id for k in started}
     claims = Counter(raw["args"]["session_id"] for raw in notebook.events("executionAssigned"))
     print(
-        f"\n{count} executions on 3 kernels in {took:.1f} s; ran: {dict(ran_by)}; claims pushed: {dict(claims)}"
+        f"\n{count} executions on 3 kernels in {took:.1f} s; ran: {dict(ran_by)}; claims pushed: "
+        f"{dict(claims)}"
     )
     assert set(ran_by) <= sessions
     assert len(ran_by) > 1, "only one kernel did any work"
@@ -397,7 +401,8 @@ def test_bad_input_never_stops_the_kernel(relay_process, kernels: Kernels, noteb
     runs = notebook.wait_done(*ids, timeout=90)
 
     restarts = 0
-    for (label, _, status, expected), bad, alive in zip(BAD_CELLS, runs[::2], runs[1::2]):
+    pairs = zip(BAD_CELLS, runs[::2], runs[1::2], strict=True)
+    for (label, _, status, expected), bad, alive in pairs:
         assert bad.status == status, (label, bad.outputs)
         if status == "error":
             error = only_error(bad.outputs)
@@ -431,7 +436,8 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("wheels")
     command = [
         sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-        "--no-deps", "--only-binary=:all:", "--python-version", "3.14", "-d", str(folder), "humanize",
+        "--no-deps", "--only-binary=:all:", "--python-version", "3.14", "-d", str(folder),
+        "humanize",
     ]  # fmt: skip
     result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
     if result.returncode != 0 or not list(folder.glob("humanize-*.whl")):
@@ -445,7 +451,12 @@ def test_pip_installs_from_the_wheelhouse(
     relay = relay_process("--kernels", "none", "--wheels", str(wheelhouse))
     notebook: Notebook = notebooks(relay.url, relay.token)
     # Only the relay's wheelhouse: the package cannot come from anywhere else.
-    kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), index_urls=[f"{relay.url}/wheels/simple/"])
+    kernels.start(
+        relay.url,
+        notebook.id,
+        token=notebook.kernel_token(),
+        index_urls=[f"{relay.url}/wheels/simple/"],
+    )
     [install, use] = notebook.wait_done(
         *notebook.run_many(
             ["%pip install humanize", "import humanize\nhumanize.intcomma(1234567)"]
@@ -483,7 +494,9 @@ def test_kernel_command_without_a_relay_says_so() -> None:
 
 def test_kernel_command_for_an_unknown_notebook_says_so(relay_process) -> None:
     relay = relay_process("--kernels", "none")
-    process = _anode("kernel", "--notebook", "no-such-notebook", "--relay", relay.url, "--token", relay.token)
+    process = _anode(
+        "kernel", "--notebook", "no-such-notebook", "--relay", relay.url, "--token", relay.token
+    )
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "no-such-notebook" in err and "404" in err

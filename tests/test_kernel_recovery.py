@@ -49,7 +49,10 @@ def test_kill_9_of_a_kernel_mid_cell(relay_process, kernels: Kernels, notebooks)
     relay = relay_process("--kernels", "none")
     notebook: Notebook = notebooks(relay.url, relay.token)
     pair = [
-        kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), lease_seconds=LEASE, wait=False) for _ in range(2)
+        kernels.start(
+            relay.url, notebook.id, token=notebook.kernel_token(), lease_seconds=LEASE, wait=False
+        )
+        for _ in range(2)
     ]
     for kernel in pair:
         kernel.wait_ready()
@@ -125,7 +128,9 @@ def test_kernel_reconnects_after_the_relay_restarts(
 ) -> None:
     relay = relay_process("--kernels", "none")
     notebook: Notebook = notebooks(relay.url, relay.token)
-    kernel = kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), lease_seconds=LEASE)
+    kernel = kernels.start(
+        relay.url, notebook.id, token=notebook.kernel_token(), lease_seconds=LEASE
+    )
     before = notebook.run_many(["print('before')", "b = 2"])
     notebook.wait_done(*before)
     head = notebook.history[-1]["seq"]
@@ -161,7 +166,9 @@ def test_kernel_cut_off_past_its_lease_starts_a_new_session(
     notebook: Notebook = notebooks(relay.url, relay.token)
     proxy = TcpProxy(relay.port)
     try:
-        kernel = kernels.start(proxy.url, notebook.id, token=notebook.kernel_token(), lease_seconds=LEASE)
+        kernel = kernels.start(
+            proxy.url, notebook.id, token=notebook.kernel_token(), lease_seconds=LEASE
+        )
         [first] = notebook.wait_done(notebook.run("x = 'kept'\nprint('first')"))
         assert first.kernel_session == kernel.session_id
 

@@ -27,7 +27,13 @@ import httpx
 import pytest
 
 import kernel_headless.sandbox as sandbox_module
-from kernel_headless.launcher import EXIT_UNAUTHORIZED, KernelSpec, default_cache_dir, ensure_snapshot, snapshot_dir
+from kernel_headless.launcher import (
+    EXIT_UNAUTHORIZED,
+    KernelSpec,
+    default_cache_dir,
+    ensure_snapshot,
+    snapshot_dir,
+)
 from tests.kernels import (  # noqa: F401 - the *_fixture names are fixtures
     Kernels,
     Notebook,
@@ -61,7 +67,8 @@ ESCAPES = {
         "await fs.readFile('/etc/passwd', 'utf8')"
     ),
     "child_process_import": (
-        "import js\ncp = await js.eval(\"import('node:child_process')\")\ncp.execSync('id').toString()"
+        "import js\ncp = await "
+        "js.eval(\"import('node:child_process')\")\ncp.execSync('id').toString()"
     ),
     "child_process_spawn": (
         "import js\ncp = await js.eval(\"import('node:child_process')\")\ncp.spawn('id')"
@@ -75,18 +82,22 @@ ESCAPES = {
     "write_snapshot_cache": _FS + "fs.writeFileSync({cache!r} + '/planted.snapshot', 'planted')",
     "wasi": (
         "import js\nwasi = await js.eval(\"import('node:wasi')\")\n"
-        "wasi.WASI.new(js.JSON.parse('{{\"version\": \"preview1\", \"preopens\": {{\"/\": \"/\"}}}}'))"
+        'wasi.WASI.new(js.JSON.parse(\'{{"version": "preview1", "preopens": {{"/": "/"}}}}\'))'
     ),
-    "inspector": "import js\ninspector = await js.eval(\"import('node:inspector')\")\ninspector.Session.new().connect()",
+    "inspector": "import js\ninspector = await "
+    "js.eval(\"import('node:inspector')\")\ninspector.Session.new().connect()",
     # Pyodide sets globalThis.require while it starts cold; a kernel from a snapshot has none.
     "require": (
-        "import js\nif not hasattr(js, 'require'): raise PermissionError('Access to this API has been restricted')\n"
+        "import js\nif not hasattr(js, 'require'): raise PermissionError('Access to this API has "
+        "been restricted')\n"
         "js.require('fs').readFileSync('/etc/passwd', 'utf8')"
     ),
 }
 
 
-def test_cells_cannot_reach_the_host(relay_process, notebooks, kernels: Kernels, tmp_path: Path, monkeypatch) -> None:
+def test_cells_cannot_reach_the_host(
+    relay_process, notebooks, kernels: Kernels, tmp_path: Path, monkeypatch
+) -> None:
     secret = f"s3cr3t-{uuid.uuid4().hex}"
     monkeypatch.setenv(SECRET_ENV, secret)  # in our environment, so in the kernel's if it leaked
     relay = relay_process()
@@ -96,21 +107,27 @@ def test_cells_cannot_reach_the_host(relay_process, notebooks, kernels: Kernels,
 
     outside = tmp_path / "planted.txt"
     cache = snapshot_dir(default_cache_dir())
-    sources = {name: source.format(outside=str(outside), cache=str(cache)) for name, source in ESCAPES.items()}
+    sources = {
+        name: source.format(outside=str(outside), cache=str(cache))
+        for name, source in ESCAPES.items()
+    }
     sources["env"] = "import js\nprint(dict(js.Object.entries(js.process.env).to_py()))"
     sources["argv"] = "import js\nprint(list(js.process.argv), list(js.process.execArgv))"
     sources["python_open"] = "print(open('/etc/passwd').read())"
     sources["python_listdir"] = "import os\nprint(os.listdir('/'), os.listdir('/home'))"
     sources["after"] = "print('still here', 6 * 7)"
     names = list(sources)
-    ids = dict(zip(names, notebook.run_many([sources[name] for name in names])))
-    runs = dict(zip(names, notebook.wait_done(*ids.values(), timeout=90)))
+    ids = dict(zip(names, notebook.run_many([sources[name] for name in names]), strict=False))
+    runs = dict(zip(names, notebook.wait_done(*ids.values(), timeout=90), strict=False))
 
     for name in ESCAPES:
         error = only_error(runs[name].outputs)
         assert runs[name].status == "error", (name, runs[name].outputs)
         # Node's own words: ERR_ACCESS_DENIED ("Access to this API has been restricted").
-        assert "restricted" in error["evalue"] or "ERR_ACCESS_DENIED" in error["evalue"], (name, error)
+        assert "restricted" in error["evalue"] or "ERR_ACCESS_DENIED" in error["evalue"], (
+            name,
+            error,
+        )
     assert not outside.exists() and not (cache / "planted.snapshot").exists()
 
     # process.env is empty in the worker; nothing of ours, nothing of the kernel's.
@@ -150,8 +167,9 @@ def backdoored(*args, **kwargs):
 execution.compile_cell = backdoored
 bridge = next(o for o in gc.get_objects() if type(o).__name__ == "HostBridge")
 snapshot = js.Uint8Array.new(64)
-bridge._post(js.Object.fromEntries(js.Array.of(js.Array.of("type", "snapshot"), js.Array.of("bytes", snapshot))))
-bridge._post(js.Object.fromEntries(js.Array.of(js.Array.of("type", "ready"), js.Array.of("from", "planted"))))
+pairs = js.Array.of
+bridge._post(js.Object.fromEntries(pairs(pairs("type", "snapshot"), pairs("bytes", snapshot))))
+bridge._post(js.Object.fromEntries(pairs(pairs("type", "ready"), pairs("from", "planted"))))
 fs = await js.eval("import('node:fs')")
 for target in ({snapshot!r}, {cache!r} + "/other.snapshot"):
     try:
@@ -162,7 +180,9 @@ for target in ({snapshot!r}, {cache!r} + "/other.snapshot"):
 """
 
 
-def test_cells_cannot_plant_code_in_later_kernels(relay_process, notebooks, kernels: Kernels, tmp_path: Path) -> None:
+def test_cells_cannot_plant_code_in_later_kernels(
+    relay_process, notebooks, kernels: Kernels, tmp_path: Path
+) -> None:
     relay = relay_process("--kernels", "none")
     attacker: Notebook = notebooks(relay.url, relay.token)
     victim: Notebook = notebooks(relay.url, relay.token)
@@ -192,7 +212,8 @@ def test_cells_cannot_plant_code_in_later_kernels(relay_process, notebooks, kern
 
 
 def test_cells_cannot_signal_other_processes(relay_process) -> None:
-    """``anode serve`` with auto-started kernels: a cell can kill neither the relay nor a bystander."""
+    """``anode serve`` with auto-started kernels: a cell can kill neither the relay nor a
+    bystander."""
     box = sandbox_module.sandbox("auto")
     if box.bwrap is None:  # `make setup` installs bubblewrap; some machines forbid namespaces
         pytest.skip(f"kernels cannot be confined here: {box.reason}")
@@ -200,7 +221,8 @@ def test_cells_cannot_signal_other_processes(relay_process) -> None:
     bystander = subprocess.Popen(["sleep", "300"])
     notebook = Notebook.create(relay.url, token=relay.token)
     sources = [
-        "import js\nprint(js.process.pid, js.process.ppid)\njs.process.kill(js.process.ppid, 'SIGKILL')",
+        "import js\nprint(js.process.pid, js.process.ppid)\njs.process.kill(js.process.ppid, "
+        "'SIGKILL')",
         f"import js\njs.process.kill({bystander.pid}, 'SIGKILL')",
         f"import js\njs.process.kill({relay.proc.pid}, 'SIGKILL')",
         "import js\njs.process.kill(-1, 'SIGKILL')",
@@ -210,7 +232,9 @@ def test_cells_cannot_signal_other_processes(relay_process) -> None:
         runs = notebook.wait_done(*notebook.run_many(sources), timeout=90)
         assert runs[-1].status == "ok" and stream_text(runs[-1].outputs) == "still here\n"
         for run in runs[1:3]:  # no such process where the kernel lives
-            assert run.status == "error" and "ESRCH" in only_error(run.outputs)["evalue"], run.outputs
+            assert run.status == "error" and "ESRCH" in only_error(run.outputs)["evalue"], (
+                run.outputs
+            )
         assert httpx.get(f"{relay.url}/api/health", timeout=5).status_code == 200
         assert relay.proc.poll() is None and bystander.poll() is None
     finally:
@@ -224,10 +248,17 @@ def test_a_kernel_has_a_memory_cap(relay_process, notebooks, kernels: Kernels) -
     notebook: Notebook = notebooks(relay.url, relay.token)
     kernel = kernels.start(relay.url, notebook.id, token=notebook.kernel_token(), memory_mb=768)
     grab, after = notebook.wait_done(
-        *notebook.run_many(["blocks = [bytearray(100_000_000) for _ in range(12)]", "print('after', len(blocks) if 'blocks' in globals() else 0)"]),
+        *notebook.run_many(
+            [
+                "blocks = [bytearray(100_000_000) for _ in range(12)]",
+                "print('after', len(blocks) if 'blocks' in globals() else 0)",
+            ]
+        ),
         timeout=90,
     )
-    assert grab.status == "error" and only_error(grab.outputs)["ename"] == "MemoryError", grab.outputs
+    assert grab.status == "error" and only_error(grab.outputs)["ename"] == "MemoryError", (
+        grab.outputs
+    )
     assert stream_text(after.outputs) == "after 0\n" and kernel.alive()
 
 
@@ -282,11 +313,18 @@ class _Gate:
                 body = self.rfile.read(length) if length else b""
                 gate.seen_authorization.add(self.headers.get("authorization") or "")
                 if gate.refuse_all is not None:
-                    return self._answer(gate.refuse_all, {"error": "unauthorized", "detail": "token has been revoked"})
+                    return self._answer(
+                        gate.refuse_all,
+                        {"error": "unauthorized", "detail": "token has been revoked"},
+                    )
                 if method == "POST" and gate.forbid_marker and gate.forbid_marker.encode() in body:
                     detail = "events[0]: execution 'x' was not claimed by this kernel"
                     return self._answer(403, {"error": "not_your_session", "detail": detail})
-                headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() in ("authorization", "content-type")
+                }
                 response = httpx.request(
                     method, gate.target + self.path, content=body, headers=headers, timeout=60
                 )
@@ -314,7 +352,9 @@ def gate_fixture() -> Iterator[list[_Gate]]:
         gate.close()
 
 
-def test_a_refused_credential_ends_the_kernel(relay_process, notebooks, kernels: Kernels, gate) -> None:
+def test_a_refused_credential_ends_the_kernel(
+    relay_process, notebooks, kernels: Kernels, gate
+) -> None:
     relay = relay_process()
     notebook: Notebook = notebooks(relay.url, relay.token)
     proxy = _Gate(relay.url)
@@ -343,7 +383,9 @@ def test_a_forbidden_push_is_dropped_and_the_kernel_carries_on(
 
     refused, fine = notebook.run_many(["print('FORBIDDEN-OUTPUT')", "print('allowed')"])
     first, second = notebook.wait_done(refused, fine)
-    assert first.status == "ok" and first.outputs == []  # its output was dropped, its completion was not
+    assert (
+        first.status == "ok" and first.outputs == []
+    )  # its output was dropped, its completion was not
     assert second.status == "ok" and stream_text(second.outputs) == "allowed\n"
     assert kernel.alive()
     assert "dropped a push the relay forbids (streamAppended" in kernel.stderr()
@@ -360,10 +402,21 @@ def test_auto_kernels_get_their_own_token_and_it_dies_with_them(relay_process, n
     def kernel_tokens() -> list[dict]:
         response = notebook.http.get(f"/api/notebooks/{notebook.id}/tokens")
         assert response.status_code == 200, response.text
-        return [t for t in response.json()["tokens"] if t["role"] == "kernel" and t["label"] == "auto kernel"]
+        return [
+            t
+            for t in response.json()["tokens"]
+            if t["role"] == "kernel" and t["label"] == "auto kernel"
+        ]
 
     [issued] = kernel_tokens()
     assert issued["revoked_at"] is None
-    assert done.kernel_session and notebook.folded.kernels[done.kernel_session].actor == f"kernel:{issued['id']}"
+    assert (
+        done.kernel_session
+        and notebook.folded.kernels[done.kernel_session].actor == f"kernel:{issued['id']}"
+    )
     # Idle for a second: stopped, and its token revoked.
-    wait_until(lambda: kernel_tokens()[0]["revoked_at"] is not None, timeout=30, what="the token to be revoked")
+    wait_until(
+        lambda: kernel_tokens()[0]["revoked_at"] is not None,
+        timeout=30,
+        what="the token to be revoked",
+    )

@@ -128,7 +128,7 @@ def request(host: FakeHost, *sources: str) -> list[str]:
     host.append(
         [
             event("executionRequested", execution_id=x, cell_id=CELL, source=source)
-            for x, source in zip(ids, sources)
+            for x, source in zip(ids, sources, strict=False)
         ]
     )
     return ids

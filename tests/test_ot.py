@@ -58,8 +58,8 @@ def is_normal(ops: list[int | str]) -> bool:
     kinds = [kind(c) for c in ops]
     return (
         all(c != 0 and c != "" for c in ops)
-        and all(x != y for x, y in zip(kinds, kinds[1:]))
-        and ("delete", "insert") not in zip(kinds, kinds[1:])
+        and all(x != y for x, y in zip(kinds, kinds[1:], strict=False))
+        and ("delete", "insert") not in zip(kinds, kinds[1:], strict=False)
     )
 
 

@@ -45,13 +45,22 @@ def _top_level_imports(path: Path) -> list[str]:
 @pytest.mark.parametrize("path", _modules("shared_schema"), ids=lambda p: p.name)
 def test_shared_schema_is_standard_library_only(path: Path) -> None:
     for name in _top_level_imports(path):
-        assert name in sys.stdlib_module_names or name == "__future__", f"{path.name} imports {name}"
+        assert name in sys.stdlib_module_names or name == "__future__", (
+            f"{path.name} imports {name}"
+        )
         assert name not in MISSING_IN_PYODIDE, f"{path.name} imports {name}, which Pyodide lacks"
 
 
 @pytest.mark.parametrize("path", _modules("kernel_headless"), ids=lambda p: p.name)
 def test_kernel_modules_import_only_what_pyodide_has(path: Path) -> None:
     for name in _top_level_imports(path):
-        allowed = name in sys.stdlib_module_names or name in ("__future__", "shared_schema", "kernel_headless")
-        assert allowed, f"{path.name} imports {name} at module level; import it lazily or list the module as CPython-only"
+        allowed = name in sys.stdlib_module_names or name in (
+            "__future__",
+            "shared_schema",
+            "kernel_headless",
+        )
+        assert allowed, (
+            f"{path.name} imports {name} at module level; import it lazily or list the module as "
+            "CPython-only"
+        )
         assert name not in MISSING_IN_PYODIDE, f"{path.name} imports {name}, which Pyodide lacks"

@@ -13,16 +13,17 @@ import asyncio
 import json
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any
 
 from starlette.testclient import TestClient
 
 from relay.config import RelayConfig
-from tests.admin import AdminClient
 from relay.snapshots import SnapshotMark, Snapshotter, encode_json
 from shared_schema import NotebookState, fold_all, parse_pushed, stored, stored_from_json
 from shared_schema.state import STATE_FORMAT
+from tests.admin import AdminClient
 
 
 def event(name: str, **args: Any) -> dict[str, Any]:

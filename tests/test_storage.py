@@ -11,8 +11,9 @@ import asyncio
 import json
 import sqlite3
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Awaitable, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -185,7 +186,9 @@ def test_pruning_leaves_other_notebooks_alone(store: Store) -> None:
     event_id=st.text(max_size=70),
     name=st.text(max_size=30),
     actor=st.text(max_size=30),
-    args=st.dictionaries(st.text(max_size=8), st.text(max_size=20) | st.integers() | st.none(), max_size=3),
+    args=st.dictionaries(
+        st.text(max_size=8), st.text(max_size=20) | st.integers() | st.none(), max_size=3
+    ),
     ts=st.floats(min_value=0, max_value=2e9, allow_nan=False),
     seq=st.integers(1, 2**53),
 )
@@ -196,6 +199,14 @@ def test_a_stored_body_is_what_the_json_encoder_makes(
     the body the relay stores is exactly ``json.dumps`` of the event."""
     args_json = json.dumps(args, separators=(",", ":"), ensure_ascii=False)
     row = NewRow(id=event_id, name=name, v=1, args_json=args_json, actor=actor, ts=ts)
-    expected = {"seq": seq, "id": event_id, "name": name, "v": 1, "args": args, "actor": actor, "ts": ts}
+    expected = {
+        "seq": seq,
+        "id": event_id,
+        "name": name,
+        "v": 1,
+        "args": args,
+        "actor": actor,
+        "ts": ts,
+    }
     assert row.body(seq) == json.dumps(expected, separators=(",", ":"), ensure_ascii=False)
     assert json.loads(row.body(seq)) == expected

@@ -426,7 +426,11 @@ def test_a_relay_shutting_down_answers_its_long_polls_first(relay_process) -> No
 
     def poll() -> None:
         try:
-            answers.append(httpx.get(f"{relay.url}/api/notebooks/{notebook}/events?after=1&wait=60", timeout=30))
+            answers.append(
+                httpx.get(
+                    f"{relay.url}/api/notebooks/{notebook}/events?after=1&wait=60", timeout=30
+                )
+            )
         except httpx.HTTPError as error:
             answers.append(error)
 

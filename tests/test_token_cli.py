@@ -22,11 +22,28 @@ def test_tokens_are_made_listed_and_revoked_for_good(relay_process, tmp_path: Pa
     data = tmp_path / "data"
     relay = relay_process("--kernels", "none", data_dir=data)
     assert stat.S_IMODE(os.stat(data / "secret.key").st_mode) == 0o600
-    notebook = httpx.post(f"{relay.url}/api/notebooks", json={"title": "t"}, headers=relay.headers).json()["id"]
-    assert httpx.get(f"{relay.url}/api/notebooks", timeout=10).status_code == 401  # no token, no API
+    notebook = httpx.post(
+        f"{relay.url}/api/notebooks", json={"title": "t"}, headers=relay.headers
+    ).json()["id"]
+    assert (
+        httpx.get(f"{relay.url}/api/notebooks", timeout=10).status_code == 401
+    )  # no token, no API
     assert httpx.get(f"{relay.url}/", timeout=10).status_code == 200  # the page itself loads
 
-    made = anode("token", "create", "--notebook", notebook, "--role", "editor", "--expires", "7d", "--label", "ada", "--data", str(data))
+    made = anode(
+        "token",
+        "create",
+        "--notebook",
+        notebook,
+        "--role",
+        "editor",
+        "--expires",
+        "7d",
+        "--label",
+        "ada",
+        "--data",
+        str(data),
+    )
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip().splitlines()[-1]
     token_id = made.stdout.split()[1].rstrip(":")
@@ -47,7 +64,9 @@ def test_tokens_are_made_listed_and_revoked_for_good(relay_process, tmp_path: Pa
     relay.stop()
     relay.start()  # the revocation outlives the relay
     assert _whoami(relay.url, token).status_code == 401
-    assert _whoami(relay.url, relay.token).status_code == 200  # the printed admin token is the same one
+    assert (
+        _whoami(relay.url, relay.token).status_code == 200
+    )  # the printed admin token is the same one
     assert "revoked" in anode("token", "list", "--data", str(data)).stdout
 
 
@@ -60,7 +79,9 @@ def test_tokens_are_made_listed_and_revoked_for_good(relay_process, tmp_path: Pa
         (["revoke", "tk-nope"], "no token 'tk-nope'"),
     ],
 )
-def test_token_commands_name_the_problem(relay_process, tmp_path: Path, args: list[str], words: str) -> None:
+def test_token_commands_name_the_problem(
+    relay_process, tmp_path: Path, args: list[str], words: str
+) -> None:
     relay_process("--kernels", "none", data_dir=tmp_path / "data")
     result = anode("token", *args, "--data", str(tmp_path / "data"))
     assert result.returncode == 2 and words in result.stderr, result
@@ -68,7 +89,9 @@ def test_token_commands_name_the_problem(relay_process, tmp_path: Path, args: li
 
 
 def test_no_auth_is_refused_off_loopback_and_loud_on_it(relay_process, tmp_path: Path) -> None:
-    refused = anode("serve", "--host", "0.0.0.0", "--port", "0", "--no-auth", "--data", str(tmp_path / "d"))
+    refused = anode(
+        "serve", "--host", "0.0.0.0", "--port", "0", "--no-auth", "--data", str(tmp_path / "d")
+    )
     assert refused.returncode == 2 and "only on a loopback address" in refused.stderr
     relay = relay_process("--no-auth", "--kernels", "none")
     assert relay.token is None

@@ -24,18 +24,27 @@ from tests.conftest import RelayProcess
 HERE = Path(__file__).resolve().parent
 
 SHORT = [
-    ("markdown", "# Field notes\nA notebook shared by **Ada** and **Grace**: `Shift+Enter` runs a cell."),
-    ("code", "counts = {'wrens': 12, 'robins': 7, 'jays': 3}\nfor bird, n in counts.items():\n    print(f'{bird:>6}: ' + '#' * n)"),
+    (
+        "markdown",
+        "# Field notes\nA notebook shared by **Ada** and **Grace**: `Shift+Enter` runs a cell.",
+    ),
     (
         "code",
-        "from IPython.display import HTML\nrows = ''.join(f'<tr><td>{b}</td><td>{n}</td></tr>' for b, n in counts.items())\n"
+        "counts = {'wrens': 12, 'robins': 7, 'jays': 3}\nfor bird, n in counts.items():\n    "
+        "print(f'{bird:>6}: ' + '#' * n)",
+    ),
+    (
+        "code",
+        "from IPython.display import HTML\nrows = ''.join(f'<tr><td>{b}</td><td>{n}</td></tr>' "
+        "for b, n in counts.items())\n"
         "HTML(f'<table><tr><th>bird</th><th>count</th></tr>{rows}</table>')",
     ),
     (
         "code",
-        "from IPython.display import SVG\nbars = ''.join(f'<rect x=\"{i * 60 + 10}\" y=\"{120 - n * 8}\" width=\"40\" "
-        "height=\"{n * 8}\" fill=\"#4a7\"/>' for i, n in enumerate(counts.values()))\n"
-        "SVG(f'<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"200\" height=\"125\">{bars}</svg>')",
+        "from IPython.display import SVG\nbars = ''.join(f'<rect x=\"{i * 60 + 10}\" y=\"{120 - n "
+        '* 8}" width="40" '
+        'height="{n * 8}" fill="#4a7"/>\' for i, n in enumerate(counts.values()))\n'
+        'SVG(f\'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="125">{bars}</svg>\')',
     ),
     ("code", "sum(counts.values()) / len(counts)"),
     ("code", "counts['owls']"),
@@ -48,15 +57,24 @@ def _notebook(relay: RelayProcess, title: str, cells: list[tuple[str, str]]) -> 
     events, after, runs = [], None, []
     for cell_type, source in cells:
         cell = uuid.uuid4().hex
-        events.append(_event("cellCreated", cell_id=cell, cell_type=cell_type, after=after, source=source))
+        events.append(
+            _event("cellCreated", cell_id=cell, cell_type=cell_type, after=after, source=source)
+        )
         if cell_type == "code":
-            runs.append(_event("executionRequested", execution_id=uuid.uuid4().hex, cell_id=cell, source=source))
+            runs.append(
+                _event(
+                    "executionRequested", execution_id=uuid.uuid4().hex, cell_id=cell, source=source
+                )
+            )
         after = cell
     push(relay, notebook, *events, *runs)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         state = http.get(f"/api/notebooks/{notebook}/snapshot").json()["state"]
-        if all(c["execution"] is None or c["execution"]["status"] in ("ok", "error") for c in state["cells"]):
+        if all(
+            c["execution"] is None or c["execution"]["status"] in ("ok", "error")
+            for c in state["cells"]
+        ):
             return notebook
         time.sleep(0.2)
     raise TimeoutError(f"{title}: the kernel did not finish")
@@ -104,7 +122,9 @@ def main() -> None:
                 ada.page.screenshot(path=HERE / "notebook.png", full_page=True)
                 tall = ClientPage.open(context, relay, long)
                 tall.page.wait_for_timeout(1000)
-                tall.page.screenshot(path=HERE / "long-notebook.jpg", full_page=True, type="jpeg", quality=70)
+                tall.page.screenshot(
+                    path=HERE / "long-notebook.jpg", full_page=True, type="jpeg", quality=70
+                )
                 elsewhere.close()
                 context.close()
         finally:

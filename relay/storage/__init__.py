@@ -8,10 +8,11 @@ streams join bodies into responses without decoding them again.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from json.encoder import encode_basestring  # json.dumps of one str (ensure_ascii off), in C
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +135,9 @@ class Storage(Protocol):
         head is still that.
         """
 
-    async def read(self, notebook: str, after: int, limit: int, upto: int | None = None) -> list[StoredRow]: ...
+    async def read(
+        self, notebook: str, after: int, limit: int, upto: int | None = None
+    ) -> list[StoredRow]: ...
 
     async def set_summary(self, notebook: str, summary: Summary) -> None: ...
 

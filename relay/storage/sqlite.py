@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from . import (
     AppendResult,
@@ -110,9 +111,17 @@ class SQLiteStorage:
         try:
             with _transaction(self.db):
                 self.db.execute(
-                    "INSERT INTO notebooks (id, title, created_at, updated_at, head, cells, live_kernels)"
+                    "INSERT INTO notebooks (id, title, created_at, updated_at, head, cells, "
+                    "live_kernels)"
                     " VALUES (?, ?, ?, ?, 1, ?, ?)",
-                    (notebook, summary.title, first.ts, first.ts, summary.cells, summary.live_kernels),
+                    (
+                        notebook,
+                        summary.title,
+                        first.ts,
+                        first.ts,
+                        summary.cells,
+                        summary.live_kernels,
+                    ),
                 )
                 self.db.execute(
                     "INSERT INTO events (notebook, seq, id, body) VALUES (?, 1, ?, ?)",
@@ -246,7 +255,8 @@ class SQLiteStorage:
 
     def _load_snapshot(self, notebook: str, at: int | None) -> tuple[int, str] | None:
         row = self.db.execute(
-            "SELECT seq, state FROM snapshots WHERE notebook = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, state FROM snapshots WHERE notebook = ? AND seq <= ? ORDER BY seq DESC "
+            "LIMIT 1",
             (notebook, at if at is not None else 2**62),
         ).fetchone()
         return (row[0], row[1]) if row else None
@@ -296,10 +306,15 @@ def _repair_bodies(db: sqlite3.Connection) -> None:
         ).fetchall()
         for notebook, seq, body in rows:
             try:
-                repaired = json.dumps(json.loads(body, strict=False), separators=(",", ":"), ensure_ascii=False)
+                repaired = json.dumps(
+                    json.loads(body, strict=False), separators=(",", ":"), ensure_ascii=False
+                )
             except ValueError:
                 continue  # not ours to guess at: refolds skip it (``Notebooks``)
-            db.execute("UPDATE events SET body = ? WHERE notebook = ? AND seq = ?", (repaired, notebook, seq))
+            db.execute(
+                "UPDATE events SET body = ? WHERE notebook = ? AND seq = ?",
+                (repaired, notebook, seq),
+            )
 
 
 @contextmanager
