@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared_schema import events as ev
@@ -83,7 +83,7 @@ class Saved:
     #: Drafts of other tabs (that are gone, or not: ``restore`` decides): (tab, cell id, ops).
     other_drafts: list[tuple[int, str, TextOpsJson]] = field(default_factory=list)
     #: Ids of stored confirmed events, when a gone tab left pending events: one may be in the log
-    # already.
+    #: already.
     confirmed_ids: set[str] = field(default_factory=set)
 
 
@@ -162,6 +162,15 @@ class NotebookModel:
         gone, and are adopted: re-keyed as ours, after ours, in their order.
         """
         model = cls(notebook_id, **kwargs)
+        readable = _readable(saved)
+        # What was dropped is deleted from the store too (what has no usable key is overwritten).
+        model._changes.pending_delete += [
+            key for key, event in saved.pending if type(key) is int and not _is_pushed(event)
+        ]
+        for cell_id in saved.drafts.keys() - readable.drafts.keys():
+            if isinstance(cell_id, str):
+                model._changes.drafts[cell_id] = None
+        saved = readable
         if saved.snapshot is not None:
             try:
                 model.confirmed = NotebookState.load(saved.snapshot)
@@ -169,8 +178,13 @@ class NotebookModel:
             except (ValueError, KeyError, TypeError):
                 log.warning("stored snapshot unreadable; refolding from the stored events")
         for raw in saved.confirmed:
-            if raw["seq"] == model.confirmed.seq + 1:
+            if raw["seq"] != model.confirmed.seq + 1:
+                continue
+            try:
                 advance(model.confirmed, stored_from_json(raw))
+            except (SchemaError, KeyError, TypeError, ValueError):
+                log.warning("stored event %s unreadable; the rest comes from the relay", raw["seq"])
+                break
         own = [(key, event) for key, event in saved.pending if key_owner(key) == model.tab]
         orphans = [
             (key, event) for key, event in saved.pending
@@ -229,7 +243,7 @@ class NotebookModel:
                 for landed in history[event["args"]["base_rev"] :]:
                     _, ops = ot.transform(landed, ops)
                 buffer.edit(ops)
-            except (ot.OTError, KeyError):
+            except (ot.OTError, KeyError, TypeError, ValueError):
                 log.warning("pending edit of cell %s no longer applies; dropped", cell_id)
                 self._remove_pending(event["id"])
                 continue
@@ -242,7 +256,7 @@ class NotebookModel:
                 continue
             try:
                 buffer.edit(ops)
-            except ot.OTError:
+            except (ot.OTError, TypeError, ValueError):
                 log.warning("stored draft of cell %s no longer applies; dropped", cell_id)
                 self._changes.drafts[cell_id] = None
                 continue
@@ -565,3 +579,43 @@ class NotebookModel:
                 self._changes.pending_delete.append(key)
         self.pending = [(k, e) for k, e in self.pending if e["id"] != event_id]
         self._view = None
+
+
+def _readable(saved: Saved) -> Saved:
+    """``saved`` without the records no code of ours could have written (a damaged store,
+    a hand edit): each is dropped with a log line, and the rest restores as usual."""
+    confirmed = [
+        raw for raw in saved.confirmed if isinstance(raw, dict) and type(raw.get("seq")) is int
+    ]
+    pending = [
+        (key, event) for key, event in saved.pending if type(key) is int and _is_pushed(event)
+    ]
+    drafts = {
+        cell_id: ops
+        for cell_id, ops in saved.drafts.items()
+        if isinstance(cell_id, str) and isinstance(ops, list)
+    }
+    others = [
+        (tab, cell_id, ops)
+        for tab, cell_id, ops in saved.other_drafts
+        if type(tab) is int and isinstance(cell_id, str) and isinstance(ops, list)
+    ]
+    dropped = (
+        len(saved.confirmed) - len(confirmed)
+        + len(saved.pending) - len(pending)
+        + len(saved.drafts) - len(drafts)
+        + len(saved.other_drafts) - len(others)
+    )  # fmt: skip
+    if dropped:
+        log.warning("dropped %d unreadable records of the local store", dropped)
+    return replace(saved, confirmed=confirmed, pending=pending, drafts=drafts, other_drafts=others)
+
+
+def _is_pushed(event: object) -> bool:
+    """An event in the shape we push: ``{"id", "name", "v", "args"}`` with an id and args."""
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("id"), str)
+        and isinstance(event.get("name"), str)
+        and isinstance(event.get("args"), dict)
+    )

@@ -685,7 +685,7 @@ class NotebookView:
         #: A line under the header for what a person must know (read-only, no relay).
         self.notice = h("p", {"class": "notice", "role": "status", "hidden": True})
         #: False for a viewer (or a token that does not cover this notebook): nothing changes from
-        # here.
+        #: here.
         self.editable = True
         controls = h("span", {"class": "controls"})
         for label, name, title, action in (

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -218,8 +218,8 @@ def node_permissions(spec: KernelSpec, *, writes: tuple[Path, ...] = ()) -> list
     native addons, WASI, the inspector: no (the model forbids what is not allowed).
     """
     flags = ["--experimental-permission", "--allow-worker"]
-    flags += [f"--allow-fs-read={_directory(path)}" for path in _readable(spec)]
-    flags += [f"--allow-fs-write={_directory(path)}" for path in writes]
+    flags += [f"--allow-fs-read={name}" for name in _directories(_readable(spec))]
+    flags += [f"--allow-fs-write={name}" for name in _directories(writes)]
     # Every thread would print both, on every start.
     flags += ["--disable-warning=ExperimentalWarning", "--disable-warning=SecurityWarning"]
     return flags
@@ -230,7 +230,7 @@ def _readable(spec: KernelSpec) -> list[Path]:
         PACKAGE_DIR,
         *(PROJECT_ROOT / name for name in PYTHON_PACKAGES if name != "kernel_headless"),
     ]
-    reads += [(NODE_MODULES / name).resolve() for name in NODE_PACKAGES]
+    reads += [NODE_MODULES / name for name in NODE_PACKAGES]
     reads += [MICROPIP_DIR, snapshot_dir(spec.cache_dir)]
     return list(dict.fromkeys(path for path in reads if path.exists()))
 
@@ -244,9 +244,14 @@ def _readable(spec: KernelSpec) -> list[Path]:
 NODE_V8_FLAGS = ("--no-wasm-async-compilation",)
 
 
-def _directory(path: Path) -> str:
-    """A directory as a permission flag wants it: absolute, with a trailing slash."""
-    return str(Path(path).resolve()).rstrip("/") + "/"
+def _directories(paths: Iterable[Path]) -> list[str]:
+    """Directories as permission flags want them: absolute, with a trailing slash, under
+    their real path and the name they are reached by (a symlinked node_modules)."""
+    names: dict[str, None] = {}
+    for path in paths:
+        for form in (Path(path).resolve(), Path(path).absolute()):
+            names[str(form).rstrip("/") + "/"] = None
+    return list(names)
 
 
 def _node() -> str:

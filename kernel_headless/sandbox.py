@@ -132,10 +132,13 @@ def _binds(program: str, reads: Iterable[Path], writes: Iterable[Path]) -> list[
     prefix = Path(program).resolve().parent.parent
     if not any(prefix.is_relative_to(system) for system in _SYSTEM):
         flags += ["--ro-bind", str(prefix), str(prefix)]
-    for read in dict.fromkeys(Path(p).resolve() for p in reads):
-        flags += ["--ro-bind", str(read), str(read)]
-    for write in dict.fromkeys(Path(p).resolve() for p in writes):
-        flags += ["--bind", str(write), str(write)]
+    for option, paths in (("--ro-bind", reads), ("--bind", writes)):
+        for named in dict.fromkeys(Path(p).absolute() for p in paths):
+            # Where it really is, and where it is named (a symlinked node_modules):
+            # Node looks a module up by the name and loads it by the real path.
+            real = named.resolve()
+            for place in dict.fromkeys((real, named)):
+                flags += [option, str(real), str(place)]
     return flags
 
 

@@ -15,7 +15,10 @@ decide a race live here:
   updates every shown output with its display id);
 - a text edit is transformed over every edit that landed after its base
   revision (edits already in the log win insert ties), unless that would
-  cost more than ``limits.MAX_REBASE_WORK`` (``rebase_work``): then it is a no-op.
+  cost more than ``limits.MAX_REBASE_WORK`` (``rebase_work``): then it is a no-op;
+- a cell's source has one line ending, ``\n``: a ``\r\n`` or lone ``\r`` in a
+  created source or an inserted text becomes ``\n`` (``ot.normalize_newlines``),
+  as every code editor shows it, so positions mean the same everywhere.
 
 Nothing here reads a clock or raises on a well-formed event: times come from
 the relay's ``ts`` on each event, and an event that no longer applies is a
@@ -93,7 +96,7 @@ def _cell_created(state: NotebookState, stored: StoredEvent) -> None:
     state.cells[event.cell_id] = Cell(
         id=event.cell_id,
         cell_type=event.cell_type,
-        source=event.source,
+        source=ot.normalize_newlines(event.source),
         created_by=stored.actor,
     )
     _insert_after(state.order, event.cell_id, event.after)
@@ -106,7 +109,7 @@ def _cell_source_edited(state: NotebookState, stored: StoredEvent) -> None:
         return
     if rebase_work(cell, event.base_rev, len(event.ops)) > limits.MAX_REBASE_WORK:
         return  # too stale to rebase cheaply; the relay refuses such edits
-    ops = event.ops
+    ops = ot.newlines_in_inserts(event.ops)
     try:
         for landed in cell.history[event.base_rev :]:
             _, ops = ot.transform(landed, ops)

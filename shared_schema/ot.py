@@ -22,7 +22,7 @@ standard-library Python with no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "OTError",
@@ -83,7 +83,7 @@ def normalize(ops: Iterable[int | str]) -> TextOps:
     Dropping zeros and merging neighbours lets ops be compared with ``==``.
     """
     out = _Builder()
-    for i, component in enumerate(ops):
+    for i, component in enumerate(_sequence(ops)):
         if isinstance(component, str):
             out.insert(component)
         elif type(component) is int:
@@ -94,6 +94,18 @@ def normalize(ops: Iterable[int | str]) -> TextOps:
         else:
             raise OTError(f"ops[{i}] must be an int or a str, not {type(component).__name__}")
     return out.result()
+
+
+def normalize_newlines(text: str) -> str:
+    """``text`` with every ``\r\n`` and lone ``\r`` made ``\n``: a cell's one line ending."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def newlines_in_inserts(ops: TextOps) -> TextOps:
+    """``ops`` with its inserted text's line endings normalized (retains and deletes untouched)."""
+    if not any(isinstance(c, str) and "\r" in c for c in ops):
+        return ops
+    return [normalize_newlines(c) if isinstance(c, str) else c for c in ops]
 
 
 def base_length(ops: Iterable[int | str]) -> int:
@@ -236,6 +248,8 @@ def transform_index(index: int, ops: Iterable[int | str], *, own: bool = False) 
     cursor pushes it right only when ``own`` is true: your own typing moves
     your cursor along, someone else's typing at your cursor does not.
     """
+    if type(index) is not int:
+        raise OTError(f"a cursor must be an int, not {type(index).__name__}")
     ops = normalize(ops)
     if not 0 <= index <= base_length(ops):
         raise OTError(f"index {index} is outside the op's base text (length {base_length(ops)})")
@@ -255,8 +269,15 @@ def transform_index(index: int, ops: Iterable[int | str], *, own: bool = False) 
     return moved
 
 
+def _sequence(ops: Iterable[int | str]) -> Sequence[int | str]:
+    """``ops`` if it is a list or tuple: a string, a dict or a set iterates, but is no op."""
+    if not isinstance(ops, (list, tuple)):
+        raise OTError(f"ops must be a list, not {type(ops).__name__}")
+    return ops
+
+
 def _checked(ops: Iterable[int | str]) -> Iterable[int | str]:
-    for i, component in enumerate(ops):
+    for i, component in enumerate(_sequence(ops)):
         if not isinstance(component, str) and type(component) is not int:
             raise OTError(f"ops[{i}] must be an int or a str, not {type(component).__name__}")
         yield component

@@ -28,7 +28,8 @@ TERMINAL: frozenset[str] = frozenset({"ok", "error", "cancelled"})
 #: and the relay then refolds from the log instead.
 #: 2: deleted cells and finished executions that no cell shows any more are
 #: stored as tombstones (arrays) instead of whole records (objects).
-STATE_FORMAT = 2
+#: 3: sources hold only ``\n`` line endings (a format-2 dump may hold ``\r``).
+STATE_FORMAT = 3
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -250,17 +251,16 @@ class ClientPage:
         return self.cell(index).locator(".outputs")
 
     def expect_source(self, index: int, text: str, timeout: float = SYNC_TIMEOUT_MS) -> None:
-        """Wait until cell ``index``'s editor holds exactly ``text``."""
-        try:
-            self.page.wait_for_function(
-                f"async ([index, text]) => ({_TEXT_OF})(index).then(t => t === text)",
-                arg=[index, text],
-                timeout=timeout,
-            )
-        except Exception as error:
-            raise AssertionError(
-                f"cell {index} holds {self.source(index)!r}, not {text!r}"
-            ) from error
+        """Wait until cell ``index``'s editor holds exactly ``text``.
+
+        Polled from here: ``wait_for_function`` takes an async predicate's
+        promise itself for a truthy answer, so it would never wait.
+        """
+        deadline = time.monotonic() + timeout / 1000
+        while (held := self.source(index)) != text:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"cell {index} holds {held!r}, not {text!r}")
+            time.sleep(0.05)
 
     def expect_status(self, index: int, status: str, timeout: float = RUN_TIMEOUT_MS) -> None:
         from playwright.sync_api import expect

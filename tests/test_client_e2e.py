@@ -17,8 +17,10 @@ import json
 import re
 import time
 
+import httpx
 import pytest
 
+from shared_schema.state import NotebookState
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import (
     RUN_TIMEOUT_MS,
@@ -26,11 +28,15 @@ from tests.client_helpers import (
     SYNC_TIMEOUT_MS,
     ClientPage,
     RequestLog,
+    _event,
+    cell_ids,
     cell_source,
     expect_probe_blocked,
     new_notebook,
+    push,
 )
 from tests.conftest import REPO_ROOT, RelayProcess, module_relay
+from tests.kernels import wait_until
 
 # --- the page's files ------------------------------------------------------------------
 
@@ -238,6 +244,40 @@ def test_the_sync_count_shows_only_when_events_wait(relay: RelayProcess, alice) 
     assert cell_source(relay, notebook, 0) == "quick = 1\nslow = 2"
     assert tab.errors == []
     tab.page.close()
+
+
+def _cell_rev(relay: RelayProcess, notebook: str, cell_id: str) -> int:
+    """The cell's revision at the relay (the internal form carries it)."""
+    state = httpx.get(
+        f"{relay.url}/api/notebooks/{notebook}/snapshot", params={"form": "internal"},
+        headers=relay.headers, timeout=30,
+    ).json()["state"]  # fmt: skip
+    return NotebookState.load(state).cells[cell_id].rev
+
+
+@pytest.mark.slow
+def test_a_carriage_return_never_splits_the_editor_from_the_log(relay: RelayProcess, alice) -> None:
+    """A source with ``\r\n`` and a lone ``\r`` (an API insert) shows, types and takes remote
+    edits past them exactly as the log has it: one line ending, ``\n``, everywhere."""
+    notebook = new_notebook(relay, "line endings", source="a = 1\r\nb = 2\rc = 3")
+    tab = ClientPage.open(alice, relay, notebook)
+    tab.expect_source(0, "a = 1\nb = 2\nc = 3")
+    assert cell_source(relay, notebook, 0) == "a = 1\nb = 2\nc = 3"
+    tab.type(0, "  # mine")
+    tab.expect_source(0, "a = 1\nb = 2\nc = 3  # mine")
+    wait_until(
+        lambda: cell_source(relay, notebook, 0) == "a = 1\nb = 2\nc = 3  # mine", 10, "the log"
+    )
+    cell = cell_ids(relay, notebook)[0]
+    rev = _cell_rev(relay, notebook, cell)
+    remote = _event("cellSourceEdited", cell_id=cell, base_rev=rev, ops=[12, "d = 4\r\n", 13])
+    push(relay, notebook, remote)  # past both line ends, with one of its own
+    expected = "a = 1\nb = 2\nd = 4\nc = 3  # mine"
+    tab.expect_source(0, expected)
+    assert cell_source(relay, notebook, 0) == expected
+    tab.type(0, "!")
+    wait_until(lambda: cell_source(relay, notebook, 0) == expected + "!", 10, "the log")
+    assert tab.errors == []
 
 
 @pytest.mark.slow

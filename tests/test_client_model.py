@@ -419,3 +419,83 @@ def test_utf16_positions_round_trip() -> None:
     assert ops_to_changes(text, ops) == [(1, 3, "X"), (6, 6, "!")]
     assert ops_to_changes("abc", ["Z", 1, -1, 1]) == [(0, 0, "Z"), (1, 2, "")]
     assert ops_to_changes("abc", [1, "Z", -1, 1]) == [(1, 2, "Z")]  # insert + delete: one replace
+
+
+def test_a_corrupt_local_store_restores_what_is_readable() -> None:
+    """Records no code of ours wrote (a damaged store, a hand edit) are dropped and deleted;
+    the rest restores, and what is missing comes from the relay as usual."""
+    log: list[dict] = []
+    _relay(
+        log,
+        [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}],
+        "relay",
+    )
+    model = NotebookModel("nb")
+    model.receive(log)
+    cell = model.create_cell(None, source="kept")
+    store = _MemoryStore()
+    store.commit(model)
+    saved = store.load()
+    saved.confirmed.append({"name": "cellCreated"})  # no seq
+    saved.confirmed.append(
+        {
+            "seq": 2,
+            "id": "x",
+            "name": "cellCreated",
+            "v": 1,
+            "args": "not args",
+            "actor": "a",
+            "ts": 1.0,
+        }
+    )
+    bad_keys = [model.tab * TAB_SPAN + 100, model.tab * TAB_SPAN + 101]
+    saved.pending += [
+        (bad_keys[0], "an event, once"),
+        (bad_keys[1], {"id": 7, "name": "cellCreated"}),
+    ]
+    saved.pending.append(
+        ("not a key", {"id": "e", "name": "cellDeleted", "v": 1, "args": {"cell_id": cell}})
+    )
+    saved.drafts = {cell: {"ops": "not a list"}, "other": "abc"}
+
+    restored = NotebookModel.restore("nb", saved)
+    assert restored.text(cell) == "kept" and restored.confirmed.seq == 1
+    assert [event["name"] for event in restored.pending_events()] == ["cellCreated"]
+    changes = restored.take_changes()
+    assert set(bad_keys) <= set(changes.pending_delete)
+    assert changes.drafts == {cell: None, "other": None}
+
+
+def test_a_source_has_one_line_ending_everywhere() -> None:
+    """A ``\\r\\n`` or lone ``\\r`` that reaches the log (an API insert) folds to ``\\n``, so the
+    model, the editor (which shows ``\\n``) and the relay agree on every position."""
+    log: list[dict] = []
+    _relay(
+        log,
+        [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}],
+        "relay",
+    )
+    created = {
+        "id": "c",
+        "name": "cellCreated",
+        "v": 1,
+        "args": {"cell_id": "c1", "source": "a\r\nb\rc"},
+    }
+    _relay(log, [created], "api")
+    model = NotebookModel("nb")
+    model.receive(log)
+    assert model.text("c1") == "a\nb\nc"
+    model.edit("c1", [5, "!"])  # after "c", as the editor counts
+    remote = {
+        "id": "r",
+        "name": "cellSourceEdited",
+        "v": 1,
+        "args": {"cell_id": "c1", "base_rev": 0, "ops": [2, "x\r\n", 3]},
+    }
+    _relay(log, [remote], "api")
+    model.receive(log)
+    for _ in range(3):
+        model.take_edits()
+        _relay(log, model.pending_events(), "me")
+        model.receive(log)
+    assert model.text("c1") == model.confirmed.cells["c1"].source == "a\nx\nb\nc!"

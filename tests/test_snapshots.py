@@ -163,7 +163,7 @@ def test_unreachable_cells_and_runs_are_stored_as_tombstones() -> None:
         event("cellSourceEdited", cell_id="c1", base_rev=0, ops=[8, "# more"]),
     )
     dumped = state.dump()
-    assert dumped["format"] == STATE_FORMAT == 2
+    assert dumped["format"] == STATE_FORMAT == 3
     cells = {item["id"] if isinstance(item, dict) else item[0]: item for item in dumped["cells"]}
     runs = {
         item["id"] if isinstance(item, dict) else item[0]: item for item in dumped["executions"]
