@@ -282,7 +282,8 @@ def test_markdown_code_is_highlighted(relay: RelayProcess, context) -> None:
     tab.cell(0).locator(
         ".markdown-rendered"
     ).dblclick()  # an empty markdown cell: double-click to write
-    tab.page.keyboard.type(text)
+    # Inserted, not typed: typing Enter inside a fence would auto-indent the next line.
+    tab.page.keyboard.insert_text(text)
     tab.expect_source(0, text)
     tab.page.keyboard.press("Control+Enter")
     rendered = tab.cell(0).locator(".markdown-rendered")
