@@ -74,7 +74,7 @@ chromium: | $(VENV)/.installed
 	  fi; \
 	  $(HAVE_CHROMIUM) || $(BIN)/python -m playwright install chromium; }
 
-# bubblewrap confines server-side kernels (kernel_headless/sandbox.py): the
+# bubblewrap confines server-side kernels (kernel_headless/launch/sandbox.py): the
 # system's when there is one; else Debian's package. Without it kernels run
 # under Node's permission model alone, and `anode serve` says so.
 bubblewrap:

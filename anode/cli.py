@@ -295,7 +295,7 @@ def kernel(
     kernel_memory: int,
 ) -> None:
     """Run a headless Pyodide kernel for one notebook (several may serve one notebook)."""
-    from kernel_headless.launcher import EXIT_UNAUTHORIZED, KernelSpec, LaunchError, run_kernel
+    from kernel_headless.launch import EXIT_UNAUTHORIZED, KernelSpec, LaunchError, run_kernel
 
     spec = KernelSpec(
         relay=relay,
@@ -358,7 +358,7 @@ def reset_storage(data_dir: Path, yes: bool) -> None:
 
 def _confinement(mode: str, memory_mb: int) -> str:
     """One line on how kernels will be confined; exits when ``bwrap`` is demanded and not usable."""
-    from kernel_headless.sandbox import SandboxError, sandbox
+    from kernel_headless.launch.sandbox import SandboxError, sandbox
 
     try:
         box = sandbox(mode)

@@ -21,8 +21,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from kernel_headless.launcher import KernelSpec, LaunchError, start_node_kernel
-from kernel_headless.sandbox import DEFAULT_MEMORY_MB
+from kernel_headless.launch import KernelSpec, LaunchError
+from kernel_headless.launch.node import start_node_kernel
+from kernel_headless.launch.sandbox import DEFAULT_MEMORY_MB
 from relay.notebooks import OpenNotebook
 from relay.services import Services
 from relay.tokens import TokenStore

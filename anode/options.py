@@ -21,7 +21,7 @@ data_option = click.option(
 
 
 #: How ``anode serve``'s and ``anode kernel``'s Node kernels are confined
-#: (``kernel_headless/sandbox.py``).
+#: (``kernel_headless/launch/sandbox.py``).
 kernel_sandbox_option = click.option(
     "--kernel-sandbox",
     type=click.Choice(["auto", "bwrap", "off"]),

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import Relay, http_client, push
-from kernel_headless.browser import launch_options
+from kernel_headless.launch.browser import launch_options
 
 #: Added to every page before its own scripts: keydown times, push answers, editor changes.
 _PROBE = """

@@ -6,7 +6,7 @@
 
 Everything is real: the relay runs as a process (``anode serve --kernels
 none``, ``bench.harness``), and each kernel is a Node process started the way
-``anode kernel`` starts one (``kernel_headless.launcher.start_node_kernel``),
+``anode kernel`` starts one (``kernel_headless.launch.node.start_node_kernel``),
 with its Pyodide memory snapshot cached in a directory of this run. The
 script plays the person pressing Run: it pushes ``executionRequested`` (and
 ``interruptRequested``) and watches the log for what the kernel writes back,
@@ -48,8 +48,9 @@ from bench.harness import REPO_ROOT, Relay, create_notebook, http_client, push
 from bench.report import Report, median, p50_p99, percentile, say
 from bench.subscribers import SubscriberProcess
 from bench.workload import Event, event_id
-from kernel_headless import launcher
-from kernel_headless.launcher import KernelSpec, ensure_snapshot, snapshot_dir, start_node_kernel
+from kernel_headless.launch import node as launcher
+from kernel_headless.launch.node import ensure_snapshot, snapshot_dir, start_node_kernel
+from kernel_headless.launch.spec import KernelSpec
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _READY = "anode kernel ready: "

@@ -12,7 +12,7 @@ A test module that shares one browser (or one context) across its tests imports
 ``browser_fixture`` (or ``context_fixture``): the ``browser`` (``context``) fixture.
 
 The executable and flags are the ones the browser kernel launches with
-(``kernel_headless.browser.launch_options``): ``$ANODE_CHROMIUM``, else
+(``kernel_headless.launch.browser.launch_options``): ``$ANODE_CHROMIUM``, else
 ``/usr/bin/chromium`` or a Chromium on PATH, else Playwright's download. When
 there is no Chromium at all, or no Playwright, the test fails loudly and says
 to run ``make setup``: a browser test is never silently skipped.
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kernel_headless.browser import CHROMIUM_ARGS, chromium_executable, launch_options
+from kernel_headless.launch.browser import CHROMIUM_ARGS, chromium_executable, launch_options
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser

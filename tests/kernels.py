@@ -4,7 +4,7 @@
   client does — push events, read the log and the snapshot, fold the log
   with ``shared_schema`` — plus ``wait_for(...)``, which polls until a
   condition holds or a deadline passes (and then says what it saw).
-- ``Kernels``: starts kernels with ``kernel_headless.launcher`` (stdout
+- ``Kernels``: starts kernels with ``kernel_headless.launch`` (stdout
   says when one is ready, stderr goes to a file the failure message shows)
   and always stops every process it started, even when a test fails.
 - ``warm_snapshot()``: builds the Pyodide memory snapshot once, in the
@@ -36,12 +36,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kernel_headless.launcher import (
-    KernelSpec,
-    default_cache_dir,
-    ensure_snapshot,
-    start_node_kernel,
-)
+from kernel_headless.launch.node import ensure_snapshot, start_node_kernel
+from kernel_headless.launch.spec import KernelSpec, default_cache_dir
 from shared_schema import NotebookState, advance, stored_from_json
 from shared_schema.state import Execution
 

@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kernel_headless.browser import PAGE_PATH, SnapshotCache, browser_config
-from kernel_headless.launcher import KernelSpec
+from kernel_headless.launch.browser import PAGE_PATH, SnapshotCache, browser_config
+from kernel_headless.launch.spec import KernelSpec
 from tests.chromium import require_chromium, sync_browser
 from tests.conftest import REPO_ROOT, RelayProcess
 from tests.kernels import read_ready_line

@@ -1,7 +1,7 @@
 """The Node kernel's sandbox: what a cell can and cannot reach, and the kernel's credential.
 
 Cells are other people's code. A real relay and a real Node kernel (under
-Node's permission model, as ``kernel_headless.launcher`` starts it) run cells
+Node's permission model, as ``kernel_headless.launch`` starts it) run cells
 that try to get out through Pyodide's ``js`` module — Node's ``fs``,
 ``child_process``, ``process.binding``, ``createRequire``, the environment,
 the command line — and each attempt must end as an ``error`` output while
@@ -26,14 +26,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-import kernel_headless.sandbox as sandbox_module
-from kernel_headless.launcher import (
-    EXIT_UNAUTHORIZED,
-    KernelSpec,
-    default_cache_dir,
-    ensure_snapshot,
-    snapshot_dir,
-)
+import kernel_headless.launch.sandbox as sandbox_module
+from kernel_headless.launch.node import ensure_snapshot, snapshot_dir
+from kernel_headless.launch.spec import EXIT_UNAUTHORIZED, KernelSpec, default_cache_dir
 from tests.kernels import (  # noqa: F401 - the *_fixture names are fixtures
     Kernels,
     Notebook,

@@ -23,12 +23,12 @@ MISSING_IN_PYODIDE = {
     "ssl", "socket", "select", "selectors", "resource", "termios", "pty",
 }  # fmt: skip
 
-#: kernel_headless modules that run in CPython (the ``anode`` command), never in Pyodide.
-CPYTHON_ONLY = {"launcher.py", "browser.py", "sandbox.py"}
+#: kernel_headless's CPython side (the ``anode`` command's), never loaded into Pyodide.
+CPYTHON_ONLY = ROOT / "kernel_headless" / "launch"
 
 
 def _modules(package: str) -> list[Path]:
-    return sorted(p for p in (ROOT / package).rglob("*.py") if p.name not in CPYTHON_ONLY)
+    return sorted(p for p in (ROOT / package).rglob("*.py") if not p.is_relative_to(CPYTHON_ONLY))
 
 
 def _top_level_imports(path: Path) -> list[str]:

@@ -1,6 +1,6 @@
 // The browser host of a headless kernel: the page's main thread.
 //
-// `kernel_headless/browser.py` opens browser.html in headless Chromium and
+// `kernel_headless/launch/browser.py` opens browser.html in headless Chromium and
 // calls `anode.start(config, token)` with the kernel's config (as node.mjs
 // gets it, plus `python_files`: the paths of the kernel's Python files on the
 // relay) and the relay credential (or null). The token stays in this page's

@@ -96,7 +96,7 @@ async function load(config) {
     // As a Blob, the upload is read by the browser process: with the bytes
     // themselves as the body, this worker stalled for seconds while it went.
     // Awaited before the kernel starts: the cache takes an upload only
-    // before any cell can have run (kernel_headless/browser.py: SnapshotCache).
+    // before any cell can have run (kernel_headless/launch/browser.py: SnapshotCache).
     const bytes = pyodide.makeMemorySnapshot();
     const body = new Blob([bytes]);
     try {

@@ -3,7 +3,7 @@
 //   node kernel_headless/host/node.mjs '<config JSON>'
 //
 // Config: {relay, notebook, session_id, lease_seconds, label, snapshot_file,
-//          python_dirs: [dirs of packages to load], micropip_wheel, index_urls,
+//          python_files: ["pkg/mod.py", ...], micropip_wheel, index_urls,
 //          output_cap_bytes, shutdown_on_eof}
 // Environment (read, then deleted, before any cell can run):
 //   ANODE_KERNEL_TOKEN  the relay credential, sent as `Authorization: Bearer`.
@@ -15,7 +15,7 @@
 // shutdown_on_eof (the launcher's way in: inside a PID namespace of its own,
 // no signal from outside reaches this process).
 //
-// kernel_headless/launcher.py starts this under Node's permission model
+// kernel_headless/launch/node.py starts this under Node's permission model
 // (and bubblewrap), and cells run in the worker, so the worker gets nothing
 // secret: no token, an empty process.env. Only this main thread talks to
 // the relay with the token. What the worker sends is a kernel's own
@@ -25,7 +25,7 @@ import { MessageChannel, Worker } from "node:worker_threads";
 import fs from "node:fs";
 
 import { KernelHost } from "./host.mjs";
-import { pythonFiles } from "./node_pyodide.mjs";
+import { readPythonFiles } from "./node_pyodide.mjs";
 
 // The secret, taken out of the environment before anything else runs.
 const TOKEN = process.env.ANODE_KERNEL_TOKEN || null;
@@ -47,13 +47,13 @@ function loadSnapshot(file) {
 
 function main() {
   const config = JSON.parse(process.argv[2] ?? process.env.ANODE_KERNEL_CONFIG ?? "{}");
-  for (const key of ["relay", "notebook", "session_id", "python_dirs"]) {
+  for (const key of ["relay", "notebook", "session_id", "python_files"]) {
     if (config[key] == null) {
       log(`missing config key ${key}`);
       process.exit(2);
     }
   }
-  const files = pythonFiles(config.python_dirs);
+  const files = readPythonFiles(config.python_files);
   const started = performance.now();
   let announced = false;
 

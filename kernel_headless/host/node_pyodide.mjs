@@ -21,20 +21,12 @@ export function allowConstantsBinding() {
     name === "constants" ? { fs: fsConstants, os: osConstants } : binding.call(process, name);
 }
 
-/** Every .py file under each dir, as {path: "pkg/mod.py", text}; sorted by path. */
-export function pythonFiles(dirs) {
-  const files = [];
-  const walk = (root, rel) => {
-    for (const entry of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-      const child = path.posix.join(rel, entry.name);
-      if (entry.isDirectory() && entry.name !== "__pycache__" && !entry.name.startsWith(".")) walk(root, child);
-      else if (entry.isFile() && entry.name.endsWith(".py")) {
-        files.push({ path: child, text: fs.readFileSync(path.join(root, child), "utf8") });
-      }
-    }
-  };
-  for (const dir of dirs) walk(path.dirname(path.resolve(dir)), path.basename(path.resolve(dir)));
-  return files.sort((a, b) => (a.path < b.path ? -1 : 1));
+/** The project's root: the paths in `config.python_files` are relative to it. */
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** The kernel's Python files (paths like "pkg/mod.py", listed by the launcher) as {path, text}. */
+export function readPythonFiles(paths) {
+  return paths.map((file) => ({ path: file, text: fs.readFileSync(path.join(ROOT, file), "utf8") }));
 }
 
 /** Write the files into Pyodide's file system under `home`, and put `home` on sys.path. */

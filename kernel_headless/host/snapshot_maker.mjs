@@ -1,8 +1,8 @@
 // Makes the Pyodide memory snapshot that Node kernels start from.
 //
-//   node kernel_headless/host/snapshot_maker.mjs '{"python_dirs": [...], "snapshot_file": "..."}'
+//   node kernel_headless/host/snapshot_maker.mjs '{"python_files": [...], "snapshot_file": "..."}'
 //
-// kernel_headless/launcher.py runs this as a process of its own, confined
+// kernel_headless/launch/node.py runs this as a process of its own, confined
 // like a kernel but allowed to write the snapshot directory (kernels may
 // only read it). It loads Pyodide cold, imports the kernel's modules, and
 // writes the snapshot atomically: nothing in it has seen a cell, a relay or
@@ -12,19 +12,19 @@ import fs from "node:fs";
 import path from "node:path";
 import { loadPyodide } from "pyodide/pyodide.mjs";
 
-import { HOME, allowConstantsBinding, indexURL, pythonFiles, writeFiles } from "./node_pyodide.mjs";
+import { HOME, allowConstantsBinding, indexURL, readPythonFiles, writeFiles } from "./node_pyodide.mjs";
 
 allowConstantsBinding();
 const log = (line) => process.stderr.write(`anode kernel: ${line}\n`);
 
 const config = JSON.parse(process.argv[2] ?? "{}");
-if (!Array.isArray(config.python_dirs) || typeof config.snapshot_file !== "string") {
-  log("the snapshot maker needs python_dirs and snapshot_file");
+if (!Array.isArray(config.python_files) || typeof config.snapshot_file !== "string") {
+  log("the snapshot maker needs python_files and snapshot_file");
   process.exit(2);
 }
 const quiet = () => {};
 const pyodide = await loadPyodide({ indexURL, stdout: quiet, stderr: log, _makeSnapshot: true });
-writeFiles(pyodide, pythonFiles(config.python_dirs), HOME);
+writeFiles(pyodide, readPythonFiles(config.python_files), HOME);
 pyodide.runPython("import kernel_headless.main, kernel_headless.session, shared_schema");
 const bytes = pyodide.makeMemorySnapshot();
 const temporary = `${config.snapshot_file}.${process.pid}.tmp`;

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .launcher import PROJECT_ROOT, KernelSpec, LaunchError
+from .spec import PROJECT_ROOT, KernelSpec, LaunchError
 
 PAGE_PATH = "kernel_headless/host/browser.html"
 
@@ -88,17 +88,6 @@ def launch_options(headless: bool = True) -> dict[str, Any]:
     return options
 
 
-def python_files(dirs: list[str]) -> list[str]:
-    """Every ``.py`` file under each package dir, as relay paths (``pkg/mod.py``), sorted."""
-    files: list[str] = []
-    for directory in map(Path, dirs):
-        for path in directory.rglob("*.py"):
-            relative = path.relative_to(directory.parent)
-            if not any(part == "__pycache__" or part.startswith(".") for part in relative.parts):
-                files.append(relative.as_posix())
-    return sorted(files)
-
-
 def browser_config(spec: KernelSpec, snapshot_url: str | None = None) -> dict[str, Any]:
     """The host config for the page: paths on this machine become paths on the relay.
 
@@ -108,7 +97,6 @@ def browser_config(spec: KernelSpec, snapshot_url: str | None = None) -> dict[st
     """
     config = spec.host_config()
     config["host"] = "browser"
-    config["python_files"] = python_files(config.pop("python_dirs"))
     del config["cache_dir"]
     config["snapshot_url"] = snapshot_url
     wheel = config["micropip_wheel"]

@@ -1,7 +1,7 @@
-"""Start a headless kernel from CPython: the Node host, or a browser page.
+"""The Node host of a kernel, started from CPython.
 
 This module runs in CPython (the ``anode`` command), never in Pyodide. It
-builds the host's configuration and starts the host as a child process.
+builds the host's command line and starts the host as a child process.
 
 The Node host runs under Node's permission model (see ``node_permissions``
 and "The sandbox" in docs/kernels.md) and, where the machine allows, inside
@@ -27,22 +27,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from shared_schema.ids import SessionId, new_session_id
+from .sandbox import SandboxError, sandbox, wrap
+from .spec import MICROPIP_DIR, PACKAGE_DIR, PROJECT_ROOT, KernelSpec, LaunchError, python_files
 
-from .sandbox import DEFAULT_MEMORY_MB, SandboxError, sandbox, wrap
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = PACKAGE_DIR.parent
 NODE_HOST = PACKAGE_DIR / "host" / "node.mjs"
 SNAPSHOT_MAKER = PACKAGE_DIR / "host" / "snapshot_maker.mjs"
-MICROPIP_DIR = PROJECT_ROOT / "vendor" / "micropip"
 NODE_MODULES = PROJECT_ROOT / "node_modules"
 #: What Pyodide imports in Node: itself, and ``ws`` (its Node glue imports it).
 NODE_PACKAGES = ("pyodide", "ws")
@@ -51,65 +45,8 @@ NODE_PACKAGES = ("pyodide", "ws")
 TOKEN_ENV = "ANODE_KERNEL_TOKEN"
 #: The only variables of our own environment a Node host inherits.
 _INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
-#: The Node host's exit code when the relay refuses its credential (sysexits' EX_NOPERM).
-EXIT_UNAUTHORIZED = 77
 #: A snapshot maker that has not finished after this long is taken for dead.
 _MAKER_STALE_SECONDS = 120.0
-
-#: Python packages the kernel's interpreter loads.
-PYTHON_PACKAGES = ("shared_schema", "kernel_headless")
-
-HOSTS = ("node", "browser")
-
-
-class LaunchError(Exception):
-    """A kernel cannot start here (no Node, no Pyodide, ...); the message says why."""
-
-
-def default_cache_dir() -> Path:
-    """``$ANODE_CACHE``, else ``$XDG_CACHE_HOME/anode``, else ``~/.cache/anode``."""
-    if os.environ.get("ANODE_CACHE"):
-        return Path(os.environ["ANODE_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "anode"
-
-
-@dataclass
-class KernelSpec:
-    relay: str
-    notebook: str
-    host: str = "node"
-    session_id: SessionId = field(default_factory=new_session_id)
-    lease_seconds: float = 5.0
-    label: str = ""
-    cache_dir: Path = field(default_factory=default_cache_dir)
-    #: Package indexes for %pip, tried in order (the relay's wheelhouse first).
-    index_urls: list[str] = field(default_factory=list)
-    output_cap_bytes: int = 5_000_000
-    #: ``auto``, ``bwrap`` or ``off`` (``sandbox.MODES``): how a Node host is confined.
-    sandbox: str = "auto"
-    #: The kernel's memory cap in MiB (0: none).
-    memory_mb: int = DEFAULT_MEMORY_MB
-    #: The relay credential (``at1.…``), sent as ``Authorization: Bearer``; None without auth.
-    token: str | None = field(default=None, repr=False)
-
-    def host_config(self) -> dict:
-        """What the host (``node.mjs`` or the browser page) is started with.
-
-        Never the token: the config reaches the kernel's worker, where cells run.
-        """
-        config = asdict(self)
-        for local in ("token", "sandbox", "memory_mb"):
-            del config[local]
-        config["relay"] = self.relay.rstrip("/")
-        config["cache_dir"] = str(self.cache_dir)
-        config["python_dirs"] = [str(PROJECT_ROOT / name) for name in PYTHON_PACKAGES]
-        config["index_urls"] = self.index_urls or [
-            f"{config['relay']}/wheels/simple/",
-            "https://pypi.org/simple/",
-        ]
-        wheel = next(iter(sorted(MICROPIP_DIR.glob("micropip-*.whl"))), None)
-        config["micropip_wheel"] = str(wheel) if wheel else None
-        return config
 
 
 def snapshot_dir(cache_dir: Path) -> Path:
@@ -121,15 +58,8 @@ def snapshot_file(cache_dir: Path) -> Path:
     """The snapshot for this Pyodide and this kernel code: its name hashes both."""
     version = json.loads((NODE_MODULES / "pyodide" / "package.json").read_text())["version"]
     digest = hashlib.sha256(version.encode())
-    for package in PYTHON_PACKAGES:
-        root = PROJECT_ROOT / package
-        for path in sorted(root.rglob("*.py")):
-            relative = path.relative_to(PROJECT_ROOT)
-            if "__pycache__" in relative.parts or any(
-                part.startswith(".") for part in relative.parts
-            ):
-                continue
-            digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for relative in python_files():
+        digest.update(relative.encode() + b"\0" + (PROJECT_ROOT / relative).read_bytes() + b"\0")
     return snapshot_dir(cache_dir) / f"kernel-pyodide-{version}-{digest.hexdigest()[:16]}.snapshot"
 
 
@@ -228,7 +158,7 @@ def node_permissions(spec: KernelSpec, *, writes: tuple[Path, ...] = ()) -> list
 def _readable(spec: KernelSpec) -> list[Path]:
     reads = [
         PACKAGE_DIR,
-        *(PROJECT_ROOT / name for name in PYTHON_PACKAGES if name != "kernel_headless"),
+        PROJECT_ROOT / "shared_schema",
     ]
     reads += [NODE_MODULES / name for name in NODE_PACKAGES]
     reads += [MICROPIP_DIR, snapshot_dir(spec.cache_dir)]
@@ -295,7 +225,7 @@ def _maker_command(spec: KernelSpec, target: Path) -> list[str]:
     """The snapshot maker: the kernel's code and Pyodide, no cell, no relay, no token."""
     node = _node()
     writes = (target.parent,)
-    config = {"python_dirs": spec.host_config()["python_dirs"], "snapshot_file": str(target)}
+    config = {"python_files": python_files(), "snapshot_file": str(target)}
     command = [
         node,
         *NODE_V8_FLAGS,
@@ -348,29 +278,3 @@ def start_node_kernel(spec: KernelSpec, **popen: object) -> NodeKernelProcess:
     return NodeKernelProcess(  # type: ignore[call-overload]
         command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.PIPE, start_new_session=True, **popen
     )
-
-
-def run_kernel(spec: KernelSpec) -> int:
-    """Run one kernel in the foreground until it ends (Ctrl+C ends it cleanly)."""
-    if spec.host == "browser":
-        from .browser import run_browser_kernel
-
-        return run_browser_kernel(spec)
-    process = start_node_kernel(spec)
-
-    def end_session(signum: int, frame: object) -> None:
-        process.send_signal(signal.SIGTERM)  # the host ends its session, then exits
-
-    previous = signal.signal(signal.SIGTERM, end_session)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        try:
-            return process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        sys.stdout.flush()

@@ -1,7 +1,7 @@
 """Confining a server-side kernel: bubblewrap around the Node host, and a memory cap.
 
 CPython only (the ``anode`` command). Node's permission model
-(``launcher.node_permissions``) keeps a cell away from the host's files,
+(``node.node_permissions``) keeps a cell away from the host's files,
 child processes and native code, but it does not cover signals:
 ``process.kill(process.ppid, "SIGKILL")`` from a cell would end the relay.
 So a Node host also runs inside bubblewrap (``bwrap``, Debian's
