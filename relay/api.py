@@ -26,8 +26,9 @@ from .auth import EventPolicy, Forbidden, Unauthorized, credential, require
 from .config import RelayConfig
 from .errors import BadRequest, TooManyRequests
 from .notebooks import Notebooks
-from .params import float_param, int_param, json_body
+from .params import float_param, int_param, json_body, only_fields
 from .presence import Entry, NotYours, TooManyEntries
+from .pushes import parse_push
 from .services import Services
 from .stream import stream
 from .token_api import token_routes
@@ -92,9 +93,7 @@ async def create_notebook(request: Request) -> Response:
     grant = require(request, "create")
     config = services(request).config
     body = await json_body(request, config.max_body_bytes)
-    unknown = set(body) - {"title", "id"}
-    if unknown:
-        raise BadRequest(f"unknown field {sorted(unknown)[0][:64]!r}", code="unexpected_field")
+    only_fields(body, {"title", "id"})
     title = body.get("title", "")
     if not isinstance(title, str) or len(title) > MAX_TITLE:
         raise BadRequest(
@@ -118,29 +117,10 @@ async def push_events(request: Request) -> Response:
     await svc.notebooks.open(notebook_id)  # 404 before reading a body for nothing
     svc.push_limiter.take(grant.token_id)
     body = await json_body(request, svc.config.max_body_bytes)
-    unknown = set(body) - {"events"}
-    if unknown:
-        raise BadRequest(f"unknown field {sorted(unknown)[0][:64]!r}", code="unexpected_field")
-    if "events" not in body:
-        raise BadRequest('the body must be {"events": [...]}', code="invalid_body")
-    _refuse_claimed_actors(body["events"], grant.actor)
+    pushed = parse_push(body, svc.config.max_batch_events)
     policy = EventPolicy(grant, svc.config.max_outputs_per_execution)
-    seqs, head = await svc.notebooks.push(notebook_id, body["events"], grant.actor, policy)
+    seqs, head = await svc.notebooks.push(notebook_id, pushed, grant.actor, policy)
     return JSONResponse({"head": head, "seqs": seqs})
-
-
-def _refuse_claimed_actors(raw_events: object, actor: str) -> None:
-    """The relay sets ``actor`` from the credential; a body speaking for someone else is refused."""
-    if not isinstance(raw_events, list):
-        return
-    for index, raw in enumerate(raw_events):
-        if isinstance(raw, dict) and "actor" in raw and raw["actor"] != actor:
-            raise Forbidden(
-                f"events[{index}].actor: this credential writes as {actor!r}, not "
-                f"{str(raw['actor'])[:80]!r}",
-                code="actor_mismatch",
-                extra={"path": f"events[{index}].actor"},
-            )
 
 
 async def pull_events(request: Request) -> Response:
@@ -201,9 +181,7 @@ async def post_presence(request: Request) -> Response:
     opened = await svc.notebooks.open(notebook_id)
     svc.presence_limiter.take(grant.token_id)
     body = await json_body(request, config.max_presence_bytes)
-    unknown = set(body) - {"client_id", "kind", "state", "ttl", "gone"}
-    if unknown:
-        raise BadRequest(f"unknown field {sorted(unknown)[0][:64]!r}", code="unexpected_field")
+    only_fields(body, {"client_id", "kind", "state", "ttl", "gone"})
     client_id = body.get("client_id")
     if not is_valid_id(client_id):
         raise BadRequest(

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from shared_schema import NotebookState, limits
+from shared_schema import NotebookState, PushedEvent, limits
 from shared_schema import events as ev
 from shared_schema.events import Event
 from shared_schema.materializer import rebase_work
 
-from .errors import ApiError, PayloadTooLarge
+from .errors import ApiError, BadRequest, PayloadTooLarge
 from .tokens import ALL_NOTEBOOKS, Grant, InvalidToken, TokenStore
 
 #: The credential every request carries when the relay runs with ``--no-auth``.
@@ -123,10 +123,19 @@ class EventPolicy:
     #: Output entries one execution may hold (``RelayConfig.max_outputs_per_execution``).
     max_outputs: int
 
-    def __call__(self, state: NotebookState, events: Iterable[Event]) -> None:
+    def __call__(self, state: NotebookState, pushed: Iterable[PushedEvent]) -> None:
         writers = ROLE_WRITERS[self.grant.role]
         batch = _BatchView()
-        for index, event in enumerate(events):
+        for index, item in enumerate(pushed):
+            event = item.event
+            if item.claims_actor:
+                self._refuse_claimed_actor(index, item.claimed_actor)
+            if event.writer == "relay":
+                raise BadRequest(
+                    f"events[{index}]: {event.name} is written only by the relay",
+                    code="relay_only_event",
+                    extra={"path": f"events[{index}].name"},
+                )
             if event.writer not in writers:
                 raise Forbidden(
                     f"events[{index}]: a {self.grant.role} token may not write {event.name}",
@@ -141,6 +150,23 @@ class EventPolicy:
                 _check_rebase(state, index, event, batch)
             elif isinstance(event, ev.ExecutionAssigned):
                 batch.note_claim(state, event)
+
+    def _refuse_claimed_actor(self, index: int, claimed: object) -> None:
+        """The relay sets ``actor`` from the credential: a body that names one is refused,
+        and one speaking for someone else is forbidden."""
+        where = f"events[{index}].actor"
+        if claimed != self.grant.actor:
+            raise Forbidden(
+                f"{where}: this credential writes as {self.grant.actor!r},"
+                f" not {str(claimed)[:80]!r}",
+                code="actor_mismatch",
+                extra={"path": where},
+            )
+        raise BadRequest(
+            f"{where}: actor is set by the relay, not by the author",
+            code="relay_field",
+            extra={"path": where},
+        )
 
     def _check_output_cap(
         self,

@@ -14,10 +14,12 @@ times.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from .frames import frame
+from .storage import StoredRow
 
 
 @dataclass(slots=True, eq=False)
@@ -29,6 +31,11 @@ class EventBatch:
 
     kind: Literal["events"] = "events"
     _frame: bytes | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def of(cls, rows: Sequence[StoredRow]) -> EventBatch:
+        """The batch of stored rows (in seq order), as storage hands them out."""
+        return cls(tuple(row.seq for row in rows), tuple(row.body for row in rows))
 
     @property
     def last_seq(self) -> int:

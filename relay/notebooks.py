@@ -23,17 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared_schema import (
-    NotebookState,
-    SchemaError,
-    advance,
-    parse_pushed,
-    stored,
-    stored_from_json,
-)
+from shared_schema import NotebookState, PushedEvent, advance, stored, stored_from_json
 from shared_schema import events as ev
 from shared_schema.events import Event
-from shared_schema.ids import RELAY_ACTOR, is_valid_id
+from shared_schema.ids import RELAY_ACTOR, EventId, is_valid_id
 
 from .config import RelayConfig
 from .errors import BadRequest, Conflict, NotFound
@@ -52,7 +45,7 @@ from .storage import (
 )
 
 #: Checks a batch against the state it would land on; raises to refuse it.
-Authorize = Callable[[NotebookState, list[Event]], None]
+Authorize = Callable[[NotebookState, list[PushedEvent]], None]
 
 #: Rows read from storage per call when refolding.
 _PAGE = 5_000
@@ -133,7 +126,7 @@ class Notebooks:
         mark = SnapshotMark(tail=len(row.body))
         opened = OpenNotebook(notebook_id, state, summary, mark, last_ts=first.ts)
         self._open[notebook_id] = opened
-        self.hub.publish(notebook_id, EventBatch((1,), (row.body,)))
+        self.hub.publish(notebook_id, EventBatch.of([row]))
         return opened
 
     async def list_notebooks(self) -> list[NotebookInfo]:
@@ -199,59 +192,29 @@ class Notebooks:
     # --- events -----------------------------------------------------------------
 
     async def push(
-        self, notebook_id: str, raw_events: Any, actor: str, authorize: Authorize | None = None
+        self,
+        notebook_id: str,
+        pushed: list[PushedEvent],
+        actor: str,
+        authorize: Authorize | None = None,
     ) -> tuple[list[int], int]:
-        """Validate a whole batch, then append, fold and fan it out. Returns (seqs, head).
+        """Append, fold and fan out a parsed batch (``pushes.parse_push``). Returns (seqs, head).
 
-        ``authorize(state, events)`` runs under the notebook's write lock, on
+        ``authorize(state, pushed)`` runs under the notebook's write lock, on
         the state the batch would land on, and raises to refuse the batch.
         """
-        if not isinstance(raw_events, list):
-            raise BadRequest('the body must be {"events": [...]}', code="invalid_body")
-        if not raw_events:
-            raise BadRequest("a push needs at least one event", code="empty_batch")
-        if len(raw_events) > self.config.max_batch_events:
-            raise BadRequest(
-                f"a push holds at most {self.config.max_batch_events} events, not "
-                f"{len(raw_events)}",
-                code="batch_too_large",
-            )
-        pushed = []
-        by_id: dict[str, Event] = {}
-        for index, raw in enumerate(raw_events):
-            try:
-                item = parse_pushed(raw)
-            except SchemaError as error:
-                where = f"events[{index}].{error.path}".rstrip(".")
-                raise BadRequest(
-                    f"{where}: {error.detail}", code=error.code, extra={"path": where}
-                ) from None
-            if item.event.writer == "relay":
-                raise BadRequest(
-                    f"{item.event.name} is written only by the relay",
-                    code="relay_only_event",
-                    extra={"path": f"events[{index}].name"},
-                )
-            if by_id.setdefault(item.id, item.event) != item.event:
-                raise Conflict(
-                    f"event id {item.id!r} appears twice in this batch with different content",
-                    code="event_id_reused",
-                    extra={"path": f"events[{index}].id"},
-                )
-            pushed.append(item)
         opened = await self.open(notebook_id)
-        return await self._append(
-            opened, [(item.id, item.event) for item in pushed], actor, authorize
-        )
+        return await self._append(opened, pushed, actor, authorize)
 
     async def append_as_relay(self, notebook_id: str, event: Event) -> None:
         opened = await self.open(notebook_id)
-        await self._append(opened, [(f"relay-{secrets.token_hex(12)}", event)], RELAY_ACTOR)
+        relay_id = EventId(f"relay-{secrets.token_hex(12)}")
+        await self._append(opened, [PushedEvent(relay_id, event)], RELAY_ACTOR)
 
     async def _append(
         self,
         opened: OpenNotebook,
-        items: list[tuple[str, Event]],
+        items: list[PushedEvent],
         actor: str,
         authorize: Authorize | None = None,
     ) -> tuple[list[int], int]:
@@ -259,12 +222,12 @@ class Notebooks:
             if opened.dropped:  # reloaded while this push waited for the lock
                 return await self._append(await self.open(opened.id), items, actor, authorize)
             if authorize is not None:
-                authorize(opened.state, [event for _, event in items])
+                authorize(opened.state, items)
             ts = max(self.clock(), opened.last_ts)
-            rows = [_row(event_id, event, actor, ts) for event_id, event in items]
-            batch = _Batch(rows, dict(items), actor, ts)
+            rows = [_row(item.id, item.event, actor, ts) for item in items]
+            batch = _Batch(rows, {item.id: item.event for item in items}, actor, ts)
             try:
-                if any(isinstance(event, _SUMMARY_EVENTS) for _, event in items):
+                if any(isinstance(item.event, _SUMMARY_EVENTS) for item in items):
                     result = await self._append_with_summary(opened, batch)
                 else:
                     result = await self._append_then_fold(opened, batch)
@@ -275,12 +238,7 @@ class Notebooks:
                 ) from None
             if result.stored:
                 opened.last_ts = ts
-                self.hub.publish(
-                    opened.id,
-                    EventBatch(
-                        tuple(r.seq for r in result.stored), tuple(r.body for r in result.stored)
-                    ),
-                )
+                self.hub.publish(opened.id, EventBatch.of(result.stored))
                 self.snapshots.maybe_take(opened.id, opened.state, opened.snapshot)
             return result.seqs, result.head
 
@@ -357,6 +315,7 @@ class Notebooks:
             opened.snapshot.tail += sum(len(row.body) for row in rows)
 
     async def pull(self, notebook_id: str, after: int, limit: int) -> tuple[list[StoredRow], int]:
+        """Up to ``limit`` stored events past ``after``, and the head."""
         opened = await self.open(notebook_id)
         rows = await self.storage.read(notebook_id, after, limit)
         return rows, max(opened.state.seq, rows[-1].seq if rows else 0)

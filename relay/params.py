@@ -57,6 +57,13 @@ async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
     return body
 
 
+def only_fields(body: dict[str, Any], allowed: frozenset[str] | set[str]) -> None:
+    """400 ``unexpected_field`` naming the first field of ``body`` not in ``allowed``."""
+    unknown = body.keys() - allowed
+    if unknown:
+        raise BadRequest(f"unknown field {sorted(unknown)[0][:64]!r}", code="unexpected_field")
+
+
 def int_param(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":

@@ -71,10 +71,10 @@ async def _follow(
     """
     sent = after
     while sent < opened.state.seq and not subscriber.ended:
-        rows = await svc.storage.read(notebook_id, sent, _BACKLOG_PAGE)
+        rows, _ = await svc.notebooks.pull(notebook_id, sent, _BACKLOG_PAGE)
         if not rows:
             break
-        batch = EventBatch(tuple(r.seq for r in rows), tuple(r.body for r in rows))
+        batch = EventBatch.of(rows)
         yield batch.frame()
         sent = batch.last_seq
     for signal in svc.presence.current(notebook_id):
@@ -93,9 +93,9 @@ async def _follow(
         if fresh is None:
             continue
         if fresh.seqs[0] != sent + 1:  # a gap: fill it from storage first
-            rows = await svc.storage.read(notebook_id, sent, fresh.seqs[0] - sent - 1)
+            rows, _ = await svc.notebooks.pull(notebook_id, sent, fresh.seqs[0] - sent - 1)
             if rows:
-                gap = EventBatch(tuple(r.seq for r in rows), tuple(r.body for r in rows))
+                gap = EventBatch.of(rows)
                 yield gap.frame()
         yield fresh.frame()  # encoded once for all subscribers (``EventBatch.frame``)
         sent = fresh.last_seq

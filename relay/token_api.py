@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from .auth import Forbidden, require
 from .errors import BadRequest, NotFound
-from .params import json_body
+from .params import json_body, only_fields
 from .tokens import MAX_LABEL, NOTEBOOK_ROLES, TokenStore
 
 #: The longest a token made over HTTP may live (a year); ``anode token create`` has no cap.
@@ -31,9 +31,7 @@ async def create_token(request: Request) -> Response:
     svc = request.app.state.services
     await svc.notebooks.open(notebook_id)
     body = await json_body(request, 4096)
-    unknown = set(body) - {"role", "expires_in", "label"}
-    if unknown:
-        raise BadRequest(f"unknown field {sorted(unknown)[0][:64]!r}", code="unexpected_field")
+    only_fields(body, {"role", "expires_in", "label"})
     role = body.get("role")
     if role not in NOTEBOOK_ROLES:
         raise BadRequest(f"role must be one of {', '.join(NOTEBOOK_ROLES)}", code="invalid_role")

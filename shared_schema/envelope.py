@@ -16,12 +16,24 @@ from .ids import Actor, EventId, Seq, is_valid_id
 
 PUSH_KEYS = frozenset({"id", "name", "v", "args"})
 RELAY_KEYS = frozenset({"seq", "actor", "ts"})
+_NO_ACTOR = object()
 
 
 @dataclass(frozen=True, slots=True)
 class PushedEvent:
     id: EventId
     event: Event
+    #: The ``actor`` the body named, if it named one: the relay sets ``actor``,
+    #: so its policy refuses any (``relay.auth``); the value says how.
+    claimed_actor: object = _NO_ACTOR
+
+    @property
+    def claims_actor(self) -> bool:
+        return self.claimed_actor is not _NO_ACTOR
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as pushed: ``{"id", "name", "v", "args"}``."""
+        return {"id": self.id, **self.event.to_json()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +66,11 @@ def parse_pushed(value: Any) -> PushedEvent:
     """Validate one event of a push batch (untrusted JSON)."""
     if not isinstance(value, dict):
         raise SchemaError("invalid_event", "an event must be an object")
-    relay_set = RELAY_KEYS & value.keys()
+    relay_set = (RELAY_KEYS - {"actor"}) & value.keys()  # actor: the relay's policy decides
     if relay_set:
         key = sorted(relay_set)[0]
         raise SchemaError("relay_field", f"{key} is set by the relay, not by the author", key)
-    unknown = value.keys() - PUSH_KEYS
+    unknown = value.keys() - PUSH_KEYS - {"actor"}
     if unknown:
         key = str(sorted(unknown)[0])[:64]
         raise SchemaError("unexpected_field", f"an event has no field {key!r}", key)
@@ -70,7 +82,7 @@ def parse_pushed(value: Any) -> PushedEvent:
             "invalid_id", "id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'", "id"
         )
     event = events.decode(value["name"], value["v"], value.get("args", {}))
-    return PushedEvent(id=EventId(value["id"]), event=event)
+    return PushedEvent(EventId(value["id"]), event, value.get("actor", _NO_ACTOR))
 
 
 def stored_from_json(value: dict[str, Any], *, trusted: bool = False) -> StoredEvent:
