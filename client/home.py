@@ -20,6 +20,10 @@ from typing import Any
 import js
 from pyodide.ffi import JsProxy
 
+from shared_schema.envelope import PushedEvent
+from shared_schema.events import CellCreated
+from shared_schema.ids import CellId, EventId
+
 from .browser import Listeners, site_link
 from .dom import clear, h
 from .model import NotebookModel, Saved, new_id
@@ -198,12 +202,7 @@ class HomeView:
         status, body = await self._relay.request("POST", "/api/notebooks", {"title": title})
         if status != 201:
             raise NetworkError(f"HTTP {status}: {(body or {}).get('detail', body)}")
-        first_cell = {
-            "id": new_id(),
-            "name": "cellCreated",
-            "v": 1,
-            "args": {"cell_id": new_id(), "cell_type": "code", "after": None},
-        }
+        first_cell = PushedEvent(EventId(new_id()), CellCreated(cell_id=CellId(new_id()))).to_json()
         await self._relay.request(
             "POST", f"/api/notebooks/{body['id']}/events", {"events": [first_cell]}
         )

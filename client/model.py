@@ -30,8 +30,9 @@ from typing import Any
 from shared_schema import events as ev
 from shared_schema import ot
 from shared_schema.editing import CellEditBuffer
-from shared_schema.envelope import stored, stored_from_json
+from shared_schema.envelope import PushedEvent, stored, stored_from_json
 from shared_schema.errors import SchemaError
+from shared_schema.ids import CellId, EventId, ExecutionId
 from shared_schema.materializer import advance
 from shared_schema.state import NotebookState
 
@@ -291,7 +292,7 @@ class NotebookModel:
             self._view = view
         return self._view
 
-    def text(self, cell_id: str) -> str:
+    def text(self, cell_id: CellId) -> str:
         """The source an editor for this cell shows (creating its buffer)."""
         buffer = self.buffer(cell_id)
         return buffer.text if buffer is not None else ""
@@ -348,7 +349,7 @@ class NotebookModel:
         return result
 
     def _rebase_buffer(
-        self, cell_id: str, event_id: str, rev_before: int | None, result: Received
+        self, cell_id: CellId, event_id: str, rev_before: int | None, result: Received
     ) -> bool:
         """Bring the cell's buffer over a confirmed edit; True if it was our in-flight edit, landed
         as sent."""
@@ -381,7 +382,7 @@ class NotebookModel:
         self._changes.drafts[cell_id] = buffer.buffered
         return False
 
-    def _reset_buffer(self, cell_id: str, result: Received) -> None:
+    def _reset_buffer(self, cell_id: CellId, result: Received) -> None:
         cell = self.confirmed.cells[cell_id]
         log.warning("cell %s: local edits no longer fit the log; showing the log's text", cell_id)
         self.buffers[cell_id] = CellEditBuffer(cell.source, cell.rev)
@@ -441,27 +442,29 @@ class NotebookModel:
 
     # --- commands -------------------------------------------------------------------
 
-    def create_cell(self, after: str | None, cell_type: str = "code", source: str = "") -> str:
-        cell_id = self._make_id()
-        self._add("cellCreated", cell_id=cell_id, cell_type=cell_type, after=after, source=source)
+    def create_cell(
+        self, after: CellId | None, cell_type: str = "code", source: str = ""
+    ) -> CellId:
+        cell_id = CellId(self._make_id())
+        self._add(ev.CellCreated(cell_id=cell_id, cell_type=cell_type, after=after, source=source))
         return cell_id
 
-    def delete_cell(self, cell_id: str) -> None:
-        self._add("cellDeleted", cell_id=cell_id)
+    def delete_cell(self, cell_id: CellId) -> None:
+        self._add(ev.CellDeleted(cell_id=cell_id))
 
-    def move_cell(self, cell_id: str, after: str | None) -> None:
-        self._add("cellMoved", cell_id=cell_id, after=after)
+    def move_cell(self, cell_id: CellId, after: CellId | None) -> None:
+        self._add(ev.CellMoved(cell_id=cell_id, after=after))
 
-    def change_type(self, cell_id: str, cell_type: str) -> None:
-        self._add("cellTypeChanged", cell_id=cell_id, cell_type=cell_type)
+    def change_type(self, cell_id: CellId, cell_type: str) -> None:
+        self._add(ev.CellTypeChanged(cell_id=cell_id, cell_type=cell_type))
 
     def set_title(self, title: str) -> None:
-        self._add("notebookTitleChanged", title=title)
+        self._add(ev.NotebookTitleChanged(title=title))
 
-    def clear_outputs(self, cell_id: str | None) -> None:
-        self._add("cellOutputsCleared", cell_id=cell_id)
+    def clear_outputs(self, cell_id: CellId | None) -> None:
+        self._add(ev.CellOutputsCleared(cell_id=cell_id))
 
-    def edit(self, cell_id: str, ops: ot.TextOps) -> None:
+    def edit(self, cell_id: CellId, ops: ot.TextOps) -> None:
         """A local change to what the cell's editor showed (``self.text(cell_id)``)."""
         buffer = self.buffer(cell_id)
         if buffer is None:
@@ -475,29 +478,28 @@ class NotebookModel:
             else:
                 self._view = None
 
-    def run(self, cell_id: str) -> str | None:
+    def run(self, cell_id: CellId) -> ExecutionId | None:
         """Ask for an execution of what is on screen; ``None`` for a non-code cell."""
         cell = self.state().cells.get(cell_id)
         if cell is None or cell.deleted or cell.cell_type != "code":
             return None
-        execution_id = self._make_id()
+        execution_id = ExecutionId(self._make_id())
         self.take_edits()
         self._add(
-            "executionRequested",
-            execution_id=execution_id,
-            cell_id=cell_id,
-            source=self.text(cell_id),
+            ev.ExecutionRequested(
+                execution_id=execution_id, cell_id=cell_id, source=self.text(cell_id)
+            )
         )
         return execution_id
 
-    def interrupt(self, execution_id: str) -> None:
-        self._add("interruptRequested", execution_id=execution_id)
+    def interrupt(self, execution_id: ExecutionId) -> None:
+        self._add(ev.InterruptRequested(execution_id=execution_id))
 
-    def cancel(self, execution_id: str) -> None:
-        self._add("executionCancelled", execution_id=execution_id)
+    def cancel(self, execution_id: ExecutionId) -> None:
+        self._add(ev.ExecutionCancelled(execution_id=execution_id))
 
     def restart_kernels(self) -> None:
-        self._add("kernelRestartRequested", session_id=None)
+        self._add(ev.KernelRestartRequested(session_id=None))
 
     def take_edits(self) -> bool:
         """Turn each cell's buffered keystrokes into a pending edit, where one may go."""
@@ -508,9 +510,8 @@ class NotebookModel:
                 continue
             base_rev, ops = outgoing
             # What is shown does not change: the buffer's text is laid over the cell already.
-            event_id = self._add(
-                "cellSourceEdited", cell_id=cell_id, base_rev=base_rev, ops=ops, keep_view=True
-            )
+            edit = ev.CellSourceEdited(cell_id=cell_id, base_rev=base_rev, ops=ops)
+            event_id = self._add(edit, keep_view=True)
             self._in_flight[cell_id] = event_id
             self._changes.drafts[cell_id] = None
             added = True
@@ -523,7 +524,7 @@ class NotebookModel:
 
     # --- buffers -------------------------------------------------------------------
 
-    def buffer(self, cell_id: str) -> CellEditBuffer | None:
+    def buffer(self, cell_id: CellId) -> CellEditBuffer | None:
         buffer = self.buffers.get(cell_id)
         if buffer is None:
             buffer = self._base_buffer(cell_id)
@@ -531,7 +532,7 @@ class NotebookModel:
                 self.buffers[cell_id] = buffer
         return buffer
 
-    def _base_buffer(self, cell_id: str) -> CellEditBuffer | None:
+    def _base_buffer(self, cell_id: CellId) -> CellEditBuffer | None:
         """A buffer at the cell's confirmed text, or its creation text if not yet confirmed."""
         cell = self.confirmed.cells.get(cell_id)
         if cell is not None:
@@ -541,28 +542,28 @@ class NotebookModel:
                 return CellEditBuffer(event["args"].get("source", ""), 0)
         return None
 
-    def _forget_buffer(self, cell_id: str) -> None:
+    def _forget_buffer(self, cell_id: CellId) -> None:
         self.buffers.pop(cell_id, None)
         self._in_flight.pop(cell_id, None)
         self._changes.drafts[cell_id] = None
 
-    def _history(self, cell_id: str) -> list[ot.TextOps]:
+    def _history(self, cell_id: CellId) -> list[ot.TextOps]:
         cell = self.confirmed.cells.get(cell_id)
         return cell.history if cell is not None else []
 
-    def _confirmed_rev(self, cell_id: str) -> int | None:
+    def _confirmed_rev(self, cell_id: CellId) -> int | None:
         cell = self.confirmed.cells.get(cell_id)
         return cell.rev if cell is not None else None
 
     # --- pending -------------------------------------------------------------------
 
-    def _add(self, name: str, keep_view: bool = False, **args: Any) -> str:
-        """Validate a new event, queue it as pending, and return its id."""
-        event = ev.decode(name, ev.REGISTRY[name].version, args)  # raises on a bug of ours
+    def _add(self, event: ev.Event, keep_view: bool = False) -> str:
+        """Check a new event as the relay will, queue it as pending, and return its id."""
+        ev.decode(event.name, event.version, event.to_args())  # raises on a bug of ours
         event_id = self._make_id()
-        self._put_pending({"id": event_id, **event.to_json()})
-        if name == "cellDeleted":
-            self._forget_buffer(args["cell_id"])
+        self._put_pending(PushedEvent(EventId(event_id), event).to_json())
+        if isinstance(event, ev.CellDeleted):
+            self._forget_buffer(event.cell_id)
         if not keep_view:
             self._view = None
         return event_id

@@ -14,6 +14,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shared_schema import PushedEvent
+from shared_schema import events as ev
+from shared_schema.events import Event
+from shared_schema.ids import EventId, ExecutionId
+
 from .bridge import HostBridge
 
 
@@ -27,9 +32,13 @@ class EventIds:
         return f"{self._prefix}-{self._count}"
 
 
-def event(ids: EventIds, name: str, **args: Any) -> dict[str, Any]:
-    """A pushable event: ``{"id", "name", "v", "args"}``."""
-    return {"id": ids.next(), "name": name, "v": 1, "args": args}
+def pushed(ids: EventIds, event: Event) -> dict[str, Any]:
+    """``event`` as pushed, ``{"id", "name", "v", "args"}``, with the next id.
+
+    Built from the schema's dataclass, so a renamed field or a new version is
+    a failure in a CPython test, not a 400 from the relay.
+    """
+    return PushedEvent(EventId(ids.next()), event).to_json()
 
 
 #: Events an ``EventSink`` holds at most before it sends them.
@@ -63,7 +72,7 @@ class EventSink:
         self,
         bridge: HostBridge,
         ids: EventIds,
-        execution_id: str,
+        execution_id: ExecutionId,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._bridge = bridge
@@ -93,8 +102,8 @@ class EventSink:
         if not self.closed:
             self.send()
 
-    def _send(self, name: str, **args: Any) -> None:
-        self._held.append(event(self._ids, name, execution_id=self._execution_id, **args))
+    def _send(self, event: Event) -> None:
+        self._held.append(pushed(self._ids, event))
         if len(self._held) >= MAX_HELD or self._clock() >= self._hold_until:
             self.send()
         elif not self._scheduled:
@@ -107,13 +116,16 @@ class EventSink:
             loop.call_soon(self._send_soon)
 
     def stream(self, name: str, text: str) -> None:
-        self._send("streamAppended", stream=name, text=text)
+        self._send(ev.StreamAppended(execution_id=self._execution_id, stream=name, text=text))
 
     def output(self, output: dict) -> None:
-        self._send("outputAdded", output=output)
+        self._send(ev.OutputAdded(execution_id=self._execution_id, output=output))
 
     def update_display(self, display_id: str, data: dict, metadata: dict) -> None:
-        self._send("displayUpdated", display_id=display_id, data=data, metadata=metadata)
+        update = ev.DisplayUpdated(
+            execution_id=self._execution_id, display_id=display_id, data=data, metadata=metadata
+        )
+        self._send(update)
 
     def clear(self, wait: bool) -> None:
-        self._send("outputsCleared", wait=wait)
+        self._send(ev.OutputsCleared(execution_id=self._execution_id, wait=wait))

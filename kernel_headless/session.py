@@ -37,7 +37,9 @@ from dataclasses import dataclass
 from types import FrameType
 
 from shared_schema import NotebookState, advance, stored_from_json
-from shared_schema.ids import new_session_id
+from shared_schema import events as ev
+from shared_schema.events import Event
+from shared_schema.ids import SessionId, new_session_id
 from shared_schema.state import Execution
 
 from . import bridge as _bridge
@@ -46,7 +48,7 @@ from . import sink as _sink
 from . import streams as _streams
 from .bridge import HostBridge, PushFailed
 from .execution import Runner
-from .outbox import EventIds, EventSink, event
+from .outbox import EventIds, EventSink, pushed
 from .sink import DEFAULT_CAP_BYTES, CappedSink
 
 Installer = Callable[[list[str]], Awaitable[None]]
@@ -57,7 +59,7 @@ _OUTPUT_PATH = frozenset(module.__file__ for module in (_streams, _sink, _outbox
 
 @dataclass(frozen=True, slots=True)
 class KernelConfig:
-    session_id: str
+    session_id: SessionId
     lease_seconds: float = 5.0
     host: str = "node"
     label: str = ""
@@ -197,17 +199,17 @@ class Kernel:
         await self._await_announcement(self._send_announcement(restarted))
 
     def _send_announcement(self, restarted: bool) -> int:
+        announcement: Event
         if restarted:
-            first = event(self.ids, "kernelRestarted", session_id=self.session_id)
+            announcement = ev.KernelRestarted(session_id=self.session_id)
         else:
-            first = event(
-                self.ids,
-                "kernelSessionStarted",
+            announcement = ev.KernelSessionStarted(
                 session_id=self.session_id,
                 host=self.config.host,
                 lease_seconds=self.config.lease_seconds,
                 label=self.config.label,
             )
+        first = pushed(self.ids, announcement)
         self.bridge.send(
             {
                 "type": "session",
@@ -224,7 +226,7 @@ class Kernel:
     async def _end(self, reason: str) -> int:
         try:
             await self.bridge.push(
-                [event(self.ids, "kernelSessionEnded", session_id=self.session_id, reason=reason)]
+                [pushed(self.ids, ev.KernelSessionEnded(session_id=self.session_id, reason=reason))]
             )
         except PushFailed as error:
             log(f"could not end the session cleanly: {error}")
@@ -244,13 +246,12 @@ class Kernel:
     async def _claim_and_run(self, run: Execution) -> None:
         count = self.runner.execution_count + 1
         claim = [
-            event(self.ids, "executionAssigned", execution_id=run.id, session_id=self.session_id),
-            event(
+            pushed(self.ids, ev.ExecutionAssigned(execution_id=run.id, session_id=self.session_id)),
+            pushed(
                 self.ids,
-                "executionStarted",
-                execution_id=run.id,
-                session_id=self.session_id,
-                execution_count=count,
+                ev.ExecutionStarted(
+                    execution_id=run.id, session_id=self.session_id, execution_count=count
+                ),
             ),
         ]
         finished, self._finished = self._finished, []
@@ -281,13 +282,14 @@ class Kernel:
         sink.finish()
         self._events = None
         self.bridge.idle()
-        completed = event(
+        completed = pushed(
             self.ids,
-            "executionCompleted",
-            execution_id=run.id,
-            session_id=self.session_id,
-            status=status,
-            execution_count=self.runner.execution_count,
+            ev.ExecutionCompleted(
+                execution_id=run.id,
+                session_id=self.session_id,
+                status=status,
+                execution_count=self.runner.execution_count,
+            ),
         )
         # Sent by `_step`: with the next claim when there is one, else at once.
         self._finished = [*events.take(), [completed]]
