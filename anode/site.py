@@ -73,7 +73,7 @@ def build(out: Path, relay: str | None, root: Path = ROOT) -> list[Path]:
         shutil.copytree(source, out / target, ignore=ignore)
     shutil.copyfile(root / "index.html", out / "index.html")
     shutil.copyfile(
-        root / "client" / "sw.js", out / "sw.js"
+        root / "client" / "js" / "sw.js", out / "sw.js"
     )  # at the root: it serves the whole site
     (out / "config.json").write_text(json.dumps({"relay": relay}, indent=2) + "\n")
     return sorted(out.iterdir())

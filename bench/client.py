@@ -14,7 +14,7 @@ executable and flags) loads it with the service worker allowed.
   (nothing cached, Pyodide's wasm compiled for the first time). *Cached*:
   later tabs of that context once the service worker holds the files
   (``data-offline="ready"``) and the page has made its Pyodide memory
-  snapshot (``data-snapshot="ready"``, client/snapshot.js), so the files,
+  snapshot (``data-snapshot="ready"``, client/js/snapshot.js), so the files,
   the compiled wasm and the snapshot are cached.
 - **Keystroke to push acknowledged**: a key's ``keydown`` to the moment the
   relay answered the POST that carried its ``cellSourceEdited`` (the client

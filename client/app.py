@@ -34,10 +34,11 @@ from .offline import keep_for_offline
 from .presence import Presence
 from .relay import NetworkError, Relay, find_relay
 from .share import ShareDialog
+from .status import SyncStatus
 from .store import Store, StoreError
 from .sync import Sync
 from .tabs import claim_tab
-from .view import NotebookView, SyncStatus
+from .view import NotebookView
 
 log = logging.getLogger("anode.client")
 

@@ -1,6 +1,6 @@
 """Opening the page with no network: a service worker keeps the page's own files.
 
-``client/sw.js`` is served at the site's root (``/sw.js``: a service worker
+``client/js/sw.js`` is served at the site's root (``/sw.js``: a service worker
 controls only its own folder and below). Once the page is up,
 ``keep_for_offline`` registers it and hands it every URL the page loaded
 (the Performance API lists them: the page, its Python, PyScript, Pyodide
@@ -10,7 +10,7 @@ even when neither the relay nor the static host answers, and the notebook
 comes from IndexedDB as before. ``<body data-offline="ready">`` says the
 files are kept (tests wait on it).
 
-How the worker answers is in ``client/sw.js``: the network first (so a new
+How the worker answers is in ``client/js/sw.js``: the network first (so a new
 version is seen at once), the cache when the network fails.
 """
 

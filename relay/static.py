@@ -3,7 +3,7 @@
 URL layout (the same in ``anode build-site`` output):
 
     /                       index.html
-    /sw.js                  client/sw.js, the service worker (at the root: it controls the site)
+    /sw.js                  client/js/sw.js, the service worker (at the root: it controls the site)
     /config.json            {"relay": ""}: the relay is this origin (build-site writes its own)
     /client/...             the client's Python
     /shared_schema/...      the shared schema, loaded by the client in Pyodide
@@ -112,12 +112,12 @@ def _output_frame(root: Path):
 
 
 def _service_worker(root: Path):
-    script = root / "client" / "sw.js"
+    script = root / "client" / "js" / "sw.js"
 
     async def service_worker(request) -> Response:
         if not script.is_file():
             raise NotFound(
-                "this relay serves no client (client/sw.js is missing)", code="no_client"
+                "this relay serves no client (client/js/sw.js is missing)", code="no_client"
             )
         # Never cached by HTTP: a new worker must be seen on the next visit.
         return FileResponse(

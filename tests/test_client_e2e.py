@@ -43,7 +43,7 @@ from tests.kernels import wait_until
 
 def test_pyscript_config_lists_every_python_file() -> None:
     """client/pyscript.json names each module of shared_schema and client (main.py runs itself):
-    PyScript writes those into Pyodide's FS, and client/snapshot.js imports them into a snapshot."""
+    PyScript writes those into Pyodide's FS, and client/js/snapshot.js imports them into a snapshot."""
     config = json.loads((REPO_ROOT / "client" / "pyscript.json").read_text())
     listed = sorted(config["files"].values())
     expected = sorted(
@@ -461,7 +461,7 @@ new MutationObserver(() => window.__snapshotStates.push(document.body.dataset.sn
 );
 """
 
-#: The snapshot worker waits this long without input (client/interpreter.mjs ``PAUSE_MS``).
+#: The snapshot worker waits this long without input (client/js/interpreter.mjs ``PAUSE_MS``).
 SNAPSHOT_PAUSE_MS = 2000
 
 
@@ -469,7 +469,7 @@ SNAPSHOT_PAUSE_MS = 2000
 def test_a_snapshot_is_made_in_a_pause_and_restored_by_the_next_start(
     relay: RelayProcess, browser
 ) -> None:
-    """A first start makes a Pyodide memory snapshot (client/snapshot.js) when input pauses:
+    """A first start makes a Pyodide memory snapshot (client/js/snapshot.js) when input pauses:
     typing keeps the worker away (it takes a core for seconds) and a key stops a running one.
     The next start, still through PyScript, restores it, without JSPI, and edits and syncs."""
     from playwright.sync_api import expect
@@ -505,7 +505,7 @@ def test_a_snapshot_is_made_in_a_pause_and_restored_by_the_next_start(
     second = ClientPage.open(context, relay, notebook)
     expect(second.page.locator("body")).to_have_attribute("data-snapshot", "used")
     assert second.page.locator("script-py").count() == 1  # PyScript ran client/main.py
-    assert second.page.evaluate("'Suspending' in WebAssembly") is False  # client/startup.js
+    assert second.page.evaluate("'Suspending' in WebAssembly") is False  # client/js/startup.js
     second.expect_source(0, "x = 1" + "a" * 10 + "b")
     second.type(0, "\ny = 2")
     first.expect_source(0, "x = 1" + "a" * 10 + "b\ny = 2")

@@ -89,7 +89,7 @@ def test_build_site_writes_a_complete_site(tmp_path: Path) -> None:
     build(out, "https://relay.example")
     assert json.loads((out / "config.json").read_text()) == {"relay": "https://relay.example"}
     for name in ("index.html", "sw.js", "client/frame.html", "client/style.css",
-                 "client/interpreter.mjs", "client/snapshot.js", "client/startup.js",
+                 "client/js/interpreter.mjs", "client/js/snapshot.js", "client/js/startup.js",
                  "vendor/pyscript/core.js", "vendor/pyodide/pyodide.mjs",
                  "vendor/pyodide/pyodide.asm.wasm", "vendor/pyodide/python_stdlib.zip",
                  "vendor/bundles/editor.js",

@@ -5,7 +5,7 @@
 // Pyodide's own, then does what it always does: writes the files
 // pyscript.json lists, adds its `pyscript` package, runs client/main.py.
 // Most of a start is CPython initialising itself; a snapshot (Pyodide's
-// memory with the client already imported, made by client/snapshot.js once
+// memory with the client already imported, made by client/js/snapshot.js once
 // a page is ready) skips that. One that fails to load is skipped: a cold
 // start. docs/client.md, "Booting the page".
 
@@ -16,7 +16,7 @@ export { version };
 
 withoutJspi();
 
-const INDEX_URL = new URL("../vendor/pyodide/", import.meta.url).href;
+const INDEX_URL = new URL("../../vendor/pyodide/", import.meta.url).href;
 const STORED = window.isSecureContext && "caches" in window;
 
 /** The snapshot this browser made for this Pyodide and these files, or null (looked up at once, while PyScript starts). */

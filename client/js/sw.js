@@ -11,7 +11,7 @@
 
 // v2: keys hold no token (v1 kept the page under its ?token= address).
 const CACHE = "anode-shell-v2";
-// Kept by client/snapshot.js (a Pyodide memory snapshot), not by this worker.
+// Kept by client/js/snapshot.js (a Pyodide memory snapshot), not by this worker.
 const OTHERS = ["anode-snapshot"];
 
 self.addEventListener("install", () => self.skipWaiting());

@@ -1,4 +1,4 @@
-// What client/interpreter.mjs (the page) and client/snapshot.js (a worker)
+// What client/js/interpreter.mjs (the page) and client/js/snapshot.js (a worker)
 // share: the client's Python files, and where a Pyodide memory snapshot is kept.
 //
 // A snapshot holds Pyodide with the client already imported, so it is keyed
@@ -25,7 +25,7 @@ export function withoutJspi() {
 const RUNTIME = "no-jspi";
 
 /** PyScript's config: its `files` is the one list of the client's Python. */
-export const CONFIG = new URL("pyscript.json", import.meta.url);
+export const CONFIG = new URL("../pyscript.json", import.meta.url);
 
 /**
  * The client's Python: [{target, text}] for every file client/pyscript.json
@@ -46,5 +46,5 @@ export async function snapshotKey(pyodideVersion, files) {
   const text = [pyodideVersion, RUNTIME, ...files.flatMap(({ target, text }) => [target, text])].join("\0");
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
   const hex = Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
-  return new URL(`../.anode-snapshot/pyodide-${pyodideVersion}-${hex.slice(0, 32)}`, import.meta.url).href;
+  return new URL(`../../.anode-snapshot/pyodide-${pyodideVersion}-${hex.slice(0, 32)}`, import.meta.url).href;
 }

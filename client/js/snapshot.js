@@ -1,10 +1,10 @@
-// A worker that makes the Pyodide memory snapshot client/interpreter.mjs
+// A worker that makes the Pyodide memory snapshot client/js/interpreter.mjs
 // starts from.
 //
 // The page starts it once it is ready, when it started without a snapshot:
 // it loads Pyodide, writes the client's Python where PyScript writes it and
 // imports it, snapshots the memory and keeps it in Cache Storage
-// (client/startup.js has the key). The next start restores that memory
+// (client/js/startup.js has the key). The next start restores that memory
 // instead of running CPython's start-up and the imports again; PyScript then
 // does on top what it always does (writes the files again, adds its own
 // `pyscript` package, runs client/main.py). Only this site's own scripts can
@@ -28,7 +28,7 @@ withoutJspi();
 
 try {
   const files = await pythonFiles();
-  const pyodide = await loadPyodide({ indexURL: new URL("../vendor/pyodide/", import.meta.url).href, _makeSnapshot: true });
+  const pyodide = await loadPyodide({ indexURL: new URL("../../vendor/pyodide/", import.meta.url).href, _makeSnapshot: true });
   for (const { target, text } of files) {
     const path = `${pyodide.FS.cwd()}/${target.replace(/^\.\//, "")}`;
     pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
