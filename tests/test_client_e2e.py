@@ -43,7 +43,8 @@ from tests.kernels import wait_until
 
 def test_pyscript_config_lists_every_python_file() -> None:
     """client/pyscript.json names each module of shared_schema and client (main.py runs itself):
-    PyScript writes those into Pyodide's FS, and client/js/snapshot.js imports them into a snapshot."""
+    PyScript writes those into Pyodide's FS, and client/js/snapshot.js imports them into a
+    snapshot."""
     config = json.loads((REPO_ROOT / "client" / "pyscript.json").read_text())
     listed = sorted(config["files"].values())
     expected = sorted(

@@ -9,7 +9,7 @@
 // a page is ready) skips that. One that fails to load is skipped: a cold
 // start. docs/client.md, "Booting the page".
 
-import { loadPyodide as loadVendored, version } from "../vendor/pyodide/pyodide.mjs";
+import { loadPyodide as loadVendored, version } from "../../vendor/pyodide/pyodide.mjs";
 import { SNAPSHOT_CACHE, pythonFiles, snapshotKey, withoutJspi } from "./startup.js";
 
 export { version };

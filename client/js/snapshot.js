@@ -17,7 +17,7 @@
 // So it holds only what imports without a browser: the client's modules,
 // not PyScript's (which looks at `document` when imported).
 
-import { loadPyodide, version as PYODIDE_VERSION } from "../vendor/pyodide/pyodide.mjs";
+import { loadPyodide, version as PYODIDE_VERSION } from "../../vendor/pyodide/pyodide.mjs";
 import { SNAPSHOT_CACHE, pythonFiles, snapshotKey, withoutJspi } from "./startup.js";
 
 /** "./client/app.py" -> "client.app"; "./client/__init__.py" -> "client". */
