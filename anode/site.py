@@ -43,7 +43,8 @@ _SKIPPED = (
     "console*.html",
     "__pycache__",
     "*.pyc",
-    "js",
+    "editor.mjs",  # client/js/'s bundle sources: the page loads vendor/bundles/ instead
+    "markdown.mjs",
     "contrib",
     "katex*.js",
     "katex.mjs",
@@ -72,9 +73,8 @@ def build(out: Path, relay: str | None, root: Path = ROOT) -> list[Path]:
         shutil.rmtree(out / target, ignore_errors=True)
         shutil.copytree(source, out / target, ignore=ignore)
     shutil.copyfile(root / "index.html", out / "index.html")
-    shutil.copyfile(
-        root / "client" / "js" / "sw.js", out / "sw.js"
-    )  # at the root: it serves the whole site
+    # At the root, so that it serves the whole site.
+    shutil.copyfile(root / "client" / "js" / "sw.js", out / "sw.js")
     (out / "config.json").write_text(json.dumps({"relay": relay}, indent=2) + "\n")
     return sorted(out.iterdir())
 
