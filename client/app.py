@@ -18,6 +18,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import js
@@ -55,38 +56,107 @@ def _editing(action: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(action)
     def guarded(self: NotebookPage, *args: Any, **kwargs: Any) -> Any:
-        if self.view is not None and not self.view.editable:
+        if not self.view.editable:
             return None
         return action(self, *args, **kwargs)
 
     return guarded
 
 
+@dataclass
+class Opened:
+    """What a notebook page starts from: its model, restored, and where it keeps it."""
+
+    model: NotebookModel
+    #: None when IndexedDB is not available to this tab; ``storage_problem`` says why.
+    store: Store | None
+    storage_problem: str = ""
+
+
+async def open_notebook(notebook_id: str, relay: Relay | None) -> Opened | None:
+    """The notebook from IndexedDB, or from the relay's state when this browser holds
+    nothing of it; None when the relay says there is no such notebook."""
+    saved = Saved()
+    store: Store | None = None
+    problem = ""
+    tab = await claim_tab()
+    try:
+        store = await Store.open()
+        saved = await store.load(notebook_id, tab.number)
+    except StoreError as error:  # private mode, quota, a blocked upgrade: the network only
+        store, problem = None, _storage_problem(str(error))
+    relay_state: dict[str, Any] | None = None
+    if not (saved.snapshot or saved.confirmed or saved.pending):
+        found, relay_state = await _relay_state(relay, notebook_id)
+        if not found:
+            return None
+    live = tab.others
+    if live is None:  # no Web Locks: adopt nothing another numbered tab wrote
+        live = frozenset(key_owner(key) for key, _ in saved.pending) | {
+            t for t, _, _ in saved.other_drafts
+        }
+        live -= {0}
+    model = NotebookModel.restore(notebook_id, saved, tab=tab.number, live_tabs=live)
+    if relay_state is not None:  # asked for only when nothing, pending included, is stored
+        try:
+            model.start_from(relay_state)
+        except ValueError as error:  # another materializer's format: fold the log instead
+            log.info("the relay's state is not one this page loads (%s); reading its log", error)
+    js.document.body.dataset.tab = str(tab.number)
+    return Opened(model, store, problem)
+
+
+async def _relay_state(relay: Relay | None, notebook_id: str) -> tuple[bool, dict[str, Any] | None]:
+    """For a notebook this browser holds nothing of: ``(known, the relay's state dump)``.
+
+    One request instead of the whole log (``?form=internal``, docs/protocol.md).
+    Unknown only when the relay says 404; offline, or with no relay, we
+    cannot tell, and the stream (if any) brings the log later.
+    """
+    if relay is None:
+        return True, None
+    path = f"/api/notebooks/{js.encodeURIComponent(notebook_id)}/snapshot?form=internal"
+    try:
+        status, body = await relay.request("GET", path)
+    except NetworkError:
+        return True, None
+    if status == 404:
+        return False, None
+    state = body.get("state") if status == 200 and isinstance(body, dict) else None
+    return True, state if isinstance(state, dict) else None
+
+
+def _storage_problem(why: str) -> str:
+    log.warning("IndexedDB unavailable (%s): this tab keeps nothing across reloads", why)
+    return (
+        f"This tab cannot keep the notebook in the browser ({why}): your edits reach "
+        "the relay while online, but are not kept across a reload."
+    )
+
+
 class NotebookPage:
-    """One open notebook: the ``Actions`` the view calls, and the sync callbacks."""
+    """One open notebook: the ``Actions`` the view calls, and the sync callbacks.
+
+    Made whole from an ``Opened`` notebook: the view exists from the start;
+    the sync loop and presence exist when there is a relay.
+    """
 
     def __init__(
         self,
         root: Any,
         relay: Relay | None,
         credentials: Credentials | None,
-        notebook_id: str,
+        opened: Opened,
         cm: Any,
         md: Any,
     ) -> None:
-        self.notebook_id = notebook_id
-        self._root = root
+        self.model = opened.model
+        self.notebook_id = self.model.notebook_id
+        self.store = opened.store
+        #: Why IndexedDB is not available to this tab (shown under the header), if it is not.
+        self._storage_problem = opened.storage_problem
         self._relay = relay
         self._credentials = credentials
-        self._cm = cm
-        self._md = md
-        self.store: Store | None = None
-        self.model = NotebookModel(notebook_id)
-        self.view: NotebookView | None = None
-        self.sync: Sync | None = None
-        self.presence = (
-            Presence(relay, notebook_id, self._schedule_render) if relay is not None else None
-        )
         self.identity: Identity = UNKNOWN
         self._share: ShareDialog | None = None
         self._render_scheduled = False
@@ -96,51 +166,35 @@ class NotebookPage:
         self._unsynced_since: float | None = None
         self._sync_notice: asyncio.TimerHandle | None = None
         self._saving = 0
-        #: Why IndexedDB is not available to this tab (shown under the header), if it is not.
-        self._storage_problem = ""
+        self.view = NotebookView(root, cm, md, self)
+        self.sync: Sync | None = None
+        self.presence: Presence | None = None
+        if relay is not None:
+            self.presence = Presence(relay, self.notebook_id, self._schedule_render)
+            self.sync = Sync(
+                relay,
+                self.notebook_id,
+                pending=self.model.pending_events,
+                head=lambda: self.model.confirmed.seq,
+                on_events=self._on_events,
+                on_rejected=self._on_rejected,
+                on_pushed=self._on_pushed,
+                on_presence=self._on_presence,
+                on_status=self._schedule_render,
+            )
+            self.view.start_command = _kernel_command(relay, self.notebook_id)
 
     async def start(self) -> None:
-        saved = Saved()
-        tab = await claim_tab()
-        try:
-            self.store = await Store.open()
-            saved = await self.store.load(self.notebook_id, tab.number)
-        except (
-            StoreError
-        ) as error:  # private mode, quota, a blocked upgrade: work from the network only
-            self._lose_store(str(error))
-        relay_state: dict[str, Any] | None = None
-        if not (saved.snapshot or saved.confirmed or saved.pending):
-            found, relay_state = await self._relay_state()
-            if not found:
-                self._root.replaceChildren(_unknown_notebook(self.notebook_id))
-                js.document.body.dataset.anode = "ready"
-                return
-        live = tab.others
-        if live is None:  # no Web Locks: adopt nothing another numbered tab wrote
-            live = frozenset(key_owner(key) for key, _ in saved.pending) | {
-                t for t, _, _ in saved.other_drafts
-            }
-            live -= {0}
-        self.model = NotebookModel.restore(self.notebook_id, saved, tab=tab.number, live_tabs=live)
-        if relay_state is not None:  # asked for only when nothing, pending included, is stored
-            try:
-                self.model.start_from(relay_state)
-            except ValueError as error:  # another materializer's format: fold the log instead
-                log.info(
-                    "the relay's state is not one this page loads (%s); reading its log", error
-                )
-        js.document.body.dataset.tab = str(tab.number)
+        """Show the notebook at once, then follow the relay (when there is one)."""
         self._save()  # records adopted from a tab that is gone are ours now
         js.document.body.dataset.saving = "0"
-        self.view = NotebookView(self._root, self._cm, self._md, self)
         self.view.show_notice(self._storage_problem)
         if self._credentials is not None:
             self._set_identity(self._credentials.lookup(self.notebook_id)[1] or UNKNOWN)
         self._render()
         self._pagehide = create_proxy(lambda _event: self._leave())
         js.window.addEventListener("pagehide", self._pagehide)
-        if self._relay is None:
+        if self.sync is None or self.presence is None:
             self.view.show_notice(
                 self._storage_problem
                 or "A local notebook: it lives in this browser only. Running code needs a kernel, "
@@ -148,21 +202,8 @@ class NotebookPage:
             )
             js.document.body.dataset.anode = "ready"
             return
-        self.sync = Sync(
-            self._relay,
-            self.notebook_id,
-            pending=self.model.pending_events,
-            head=lambda: self.model.confirmed.seq,
-            on_events=self._on_events,
-            on_rejected=self._on_rejected,
-            on_pushed=self._on_pushed,
-            on_presence=self._on_presence,
-            on_status=self._schedule_render,
-        )
         self.sync.start()
-        self.view.start_command = _kernel_command(self._relay, self.notebook_id)
-        asyncio.ensure_future(self._read_kernel_mode())
-        assert self.presence is not None
+        asyncio.ensure_future(self._read_kernel_mode(self._relay))
         self.presence.start()
         self.view.show_my_name(self.presence.name)
         js.document.body.dataset.anode = "ready"
@@ -173,44 +214,23 @@ class NotebookPage:
 
     def _set_identity(self, identity: Identity) -> None:
         self.identity = identity
-        if self.view is not None:
-            self.view.set_access(
-                identity.can_edit(self.notebook_id), identity.can_share(self.notebook_id)
-            )
-            js.document.body.dataset.role = identity.role
-            if self._storage_problem:  # the graver notice wins over "read-only"
-                self.view.show_notice(self._storage_problem)
+        self.view.set_access(
+            identity.can_edit(self.notebook_id), identity.can_share(self.notebook_id)
+        )
+        js.document.body.dataset.role = identity.role
+        if self._storage_problem:  # the graver notice wins over "read-only"
+            self.view.show_notice(self._storage_problem)
 
-    async def _read_kernel_mode(self) -> None:
+    async def _read_kernel_mode(self, relay: Relay) -> None:
         """Whether the relay starts kernels itself (``/api/health``'s ``kernels``, when it says)."""
-        assert self._relay is not None
         try:
-            status, data = await self._relay.request("GET", "/api/health")
+            status, data = await relay.request("GET", "/api/health")
         except NetworkError:
             return
         mode = data.get("kernels") if status == 200 and isinstance(data, dict) else None
-        if self.view is not None and mode in ("auto", "none"):
+        if mode in ("auto", "none"):
             self.view.kernels_mode = mode
             self._schedule_render()
-
-    async def _relay_state(self) -> tuple[bool, dict[str, Any] | None]:
-        """For a notebook this browser holds nothing of: ``(known, the relay's state dump)``.
-
-        One request instead of the whole log (``?form=internal``, docs/protocol.md).
-        Unknown only when the relay says 404; offline, or with no relay, we
-        cannot tell, and the stream (if any) brings the log later.
-        """
-        if self._relay is None:
-            return True, None
-        path = f"/api/notebooks/{js.encodeURIComponent(self.notebook_id)}/snapshot?form=internal"
-        try:
-            status, body = await self._relay.request("GET", path)
-        except NetworkError:
-            return True, None
-        if status == 404:
-            return False, None
-        state = body.get("state") if status == 200 and isinstance(body, dict) else None
-        return True, state if isinstance(state, dict) else None
 
     def _leave(self) -> None:
         """The page is going away: keep what was typed, tell the others."""
@@ -223,12 +243,11 @@ class NotebookPage:
 
     def _on_events(self, events: list[dict[str, Any]]) -> None:
         received = self.model.receive(events)  # may raise Gap: sync reconnects
-        if self.view is not None:
-            for cell_id, ops_list in received.remote_edits.items():
-                cell = self.view.cells.get(cell_id)
-                if cell is not None:
-                    for ops in ops_list:
-                        cell.apply_remote(ops)
+        for cell_id, ops_list in received.remote_edits.items():
+            cell = self.view.cells.get(cell_id)
+            if cell is not None:
+                for ops in ops_list:
+                    cell.apply_remote(ops)
         self._show_log_text(received.reset)
         self.model.take_edits()  # a confirmed edit of ours frees its cell's buffer to go
         self._commit()
@@ -246,7 +265,7 @@ class NotebookPage:
     def _show_log_text(self, cell_ids: set[str]) -> None:
         """These cells' edits were dropped: their editors show the model's text again."""
         for cell_id in cell_ids:
-            cell = self.view.cells.get(cell_id) if self.view is not None else None
+            cell = self.view.cells.get(cell_id)
             if cell is not None:
                 cell.set_text(self.model.text(cell_id))
 
@@ -282,14 +301,9 @@ class NotebookPage:
         done.add_done_callback(self._saved)
 
     def _lose_store(self, why: str) -> None:
-        log.warning("IndexedDB unavailable (%s): this tab keeps nothing across reloads", why)
         self.store = None
-        self._storage_problem = (
-            f"This tab cannot keep the notebook in the browser ({why}): your edits reach "
-            "the relay while online, but are not kept across a reload."
-        )
-        if self.view is not None:
-            self.view.show_notice(self._storage_problem)
+        self._storage_problem = _storage_problem(why)
+        self.view.show_notice(self._storage_problem)
 
     def _saved(self, future: asyncio.Future) -> None:
         self._saving -= 1
@@ -312,8 +326,6 @@ class NotebookPage:
 
     def _render(self) -> None:
         self._render_scheduled = False
-        if self.view is None:
-            return
         self.view.render(self.model.state(), self._sync_status())
         self.view.show_people(
             list(self.presence.others.values()) if self.presence is not None else []
@@ -359,12 +371,11 @@ class NotebookPage:
 
     @_editing
     def run(self, cell_id: str, then: str) -> None:
-        if self.model.run(cell_id) is None and self.view is not None:
+        if self.model.run(cell_id) is None:
             self.view.stop_editing(cell_id)  # "running" a markdown cell shows it rendered
         if then == "insert":
             self.add_cell(cell_id, "code", focus=True)
         elif then == "advance":
-            assert self.view is not None
             following = self.view.neighbour(cell_id, 1)
             if following is None:
                 self.add_cell(cell_id, "code", focus=True)
@@ -377,7 +388,7 @@ class NotebookPage:
         cell_id = self.model.create_cell(after, cell_type)
         self._commit()
         self._render()  # the view must hold the cell before anyone focuses it
-        if focus and self.view is not None:
+        if focus:
             self.view.focus_cell(cell_id)
         return cell_id
 
@@ -388,7 +399,6 @@ class NotebookPage:
 
     @_editing
     def move_cell(self, cell_id: str, offset: int) -> None:
-        assert self.view is not None
         order = self.view.order
         index = order.index(cell_id)
         target = index + offset
@@ -417,7 +427,7 @@ class NotebookPage:
             self.presence.move(cell_id, cursor)
 
     def rename(self, name: str) -> None:
-        if self.presence is not None and self.view is not None:
+        if self.presence is not None:
             self.view.show_my_name(self.presence.rename(name), committed=True)
 
     def share(self) -> None:
@@ -531,9 +541,14 @@ async def main(root: Any, cm: Any, md: Any) -> None:
 
         relay.on_unauthorized = ask_for_token
     if notebook_id:
-        page = NotebookPage(root, relay, credentials, notebook_id, cm, md)
-        _PAGES.append(page)  # keep it alive: its proxies call back into it
-        await page.start()
+        opened = await open_notebook(notebook_id, relay)
+        if opened is None:
+            root.replaceChildren(_unknown_notebook(notebook_id))
+            js.document.body.dataset.anode = "ready"
+        else:
+            page = NotebookPage(root, relay, credentials, opened, cm, md)
+            _PAGES.append(page)  # keep it alive: its proxies call back into it
+            await page.start()
     else:
         home = HomeView(root, relay)
         js.document.body.dataset.anode = "ready"
