@@ -182,7 +182,7 @@ class NotebookPage:
                 on_presence=self._on_presence,
                 on_status=self._schedule_render,
             )
-            self.view.start_command = _kernel_command(relay, self.notebook_id)
+            self.view.header.start_command = _kernel_command(relay, self.notebook_id)
 
     async def start(self) -> None:
         """Show the notebook at once, then follow the relay (when there is one)."""
@@ -205,7 +205,7 @@ class NotebookPage:
         self.sync.start()
         asyncio.ensure_future(self._read_kernel_mode(self._relay))
         self.presence.start()
-        self.view.show_my_name(self.presence.name)
+        self.view.header.show_my_name(self.presence.name)
         js.document.body.dataset.anode = "ready"
         if self._credentials is not None:
             identity = await self._credentials.who_am_i()
@@ -229,7 +229,7 @@ class NotebookPage:
             return
         mode = data.get("kernels") if status == 200 and isinstance(data, dict) else None
         if mode in ("auto", "none"):
-            self.view.kernels_mode = mode
+            self.view.header.kernels_mode = mode
             self._schedule_render()
 
     def _leave(self) -> None:
@@ -428,7 +428,7 @@ class NotebookPage:
 
     def rename(self, name: str) -> None:
         if self.presence is not None:
-            self.view.show_my_name(self.presence.rename(name), committed=True)
+            self.view.header.show_my_name(self.presence.rename(name), committed=True)
 
     def share(self) -> None:
         if self._relay is None:

@@ -23,12 +23,13 @@ from pyodide.ffi import JsProxy, create_proxy
 from shared_schema import ot
 from shared_schema.state import NotebookState
 
-from .browser import Listeners, js_object, site_link
+from .browser import Listeners, js_object
 from .cell_view import CellView, cell_template
 from .dom import clear, h, set_text
+from .header import Header
 from .presence import Person
 from .render import FrameSizer
-from .status import SyncStatus, kernel_status
+from .status import SyncStatus
 
 #: How often the time of a running cell is redrawn (seconds).
 TICK = 0.5
@@ -87,84 +88,14 @@ class NotebookView:
         self._editing: str | None = None
         self._shown_selected: str | None = None
         self._pending_d = False
-        self.title = h(
-            "input", {"class": "title", "aria-label": "Notebook title", "spellcheck": "false"}
-        )
-        self.kernel = h("span", {"class": "kernel-status", "data-status": "none"})
-        self.kernel_text = h("span", {"class": "kernel-text"})
-        #: How to start a kernel by hand, shown when none is live and the relay will not start one.
-        self.kernel_command = h("code", {"class": "kernel-command", "hidden": True})
-        self.kernel.append(self.kernel_text, self.kernel_command)
-        #: The relay's ``--kernels`` mode ("auto", "none") once ``/api/health`` said it.
-        self.kernels_mode: str | None = None
-        #: The shell command that starts a kernel for this notebook (set by the page).
-        self.start_command = ""
+        self.header = Header(actions, self._listeners)
         self._ticker: asyncio.Future | None = None
-        #: What the header's kernel part and sync part show (each written only when it changes).
-        self._kernel_key: tuple[Any, ...] | None = None
-        self._sync_key: tuple[Any, ...] | None = None
-        self._shown_unsynced = ""
         self._state = NotebookState()
-        self.sync = h("span", {"class": "sync-status", "data-online": "false"}, "connecting…")
-        self.people = h("span", {"class": "people", "data-count": "0"})
-        #: The name others see for this person (hidden with no relay: no one else to see it).
-        self.my_name = h(
-            "input",
-            {
-                "class": "my-name",
-                "aria-label": "Your name",
-                "maxlength": "64",
-                "size": "10",
-                "spellcheck": "false",
-                "title": "Your name, as others in this notebook see it",
-                "hidden": True,
-            },
-        )
-        self._listeners.on(
-            self.my_name, "change", lambda _e: actions.rename(str(self.my_name.value))
-        )
-        self.share_button = h(
-            "button",
-            {
-                "class": "tool share",
-                "type": "button",
-                "title": "Share a link to this notebook",
-                "hidden": True,
-            },
-            "Share",
-        )
-        self._listeners.on(self.share_button, "click", lambda _e: actions.share())
         #: A line under the header for what a person must know (read-only, no relay).
         self.notice = h("p", {"class": "notice", "role": "status", "hidden": True})
         #: False for a viewer (or a token that does not cover this notebook): nothing changes from
         #: here.
         self.editable = True
-        controls = h("span", {"class": "controls"})
-        for label, name, title, action in (
-            ("▶▶", "run-all", "Run all cells", actions.run_all),
-            ("■", "interrupt-all", "Interrupt the running cell", actions.interrupt_all),
-            ("↻", "restart", "Restart the kernel", actions.restart_kernel),
-            ("⌫", "clear-all", "Clear all outputs", actions.clear_outputs),
-        ):
-            button = h(
-                "button",
-                {"class": f"tool {name}", "type": "button", "title": title, "data-action": name},
-                label,
-            )
-            self._listeners.on(button, "click", lambda _e, action=action: action())
-            controls.append(button)
-        header = h(
-            "header",
-            {"class": "bar"},
-            h("a", {"class": "home", "href": site_link()}, "Anode"),
-            self.title,
-            controls,
-            self.people,
-            self.my_name,
-            self.kernel,
-            self.sync,
-            self.share_button,
-        )
         self.list = h("main", {"class": "cells"})
         add_code = h(
             "button", {"class": "add-cell", "type": "button", "data-type": "code"}, "+ Code"
@@ -174,7 +105,7 @@ class NotebookView:
         )
         footer = h("div", {"class": "add-cells"}, add_code, add_md)
         clear(root)
-        root.append(header, self.notice, self.list, footer)
+        root.append(self.header.element, self.notice, self.list, footer)
         self._templates: dict[str, JsProxy] = {}
         #: Cells whose editor waits until they near the viewport.
         self._observer_proxy = create_proxy(self._near_viewport)
@@ -187,7 +118,6 @@ class NotebookView:
         self._idle_handle: Any = None
         self._idle_proxy = create_proxy(self._make_waiting_editor)
         self._typed_at = 0.0  # when a key was last pressed (lazy editors wait for a pause)
-        self._people_key: tuple[tuple[str, str], ...] | None = None
         #: Cells that show someone's tag or caret.
         self._people_cells: set[str] = set()
         #: Cells whose run is executing (their time is redrawn every ``TICK``).
@@ -201,9 +131,6 @@ class NotebookView:
         self._listeners.on(self.list, "dblclick", self._cell_dblclick)
         self._listeners.on(add_code, "click", lambda _e: self._append("code"))
         self._listeners.on(add_md, "click", lambda _e: self._append("markdown"))
-        self._listeners.on(
-            self.title, "change", lambda _e: actions.set_title(str(self.title.value))
-        )
         self._listeners.on(js.document, "keydown", self._command_key)
 
     # --- rendering -----------------------------------------------------------------
@@ -215,7 +142,7 @@ class NotebookView:
         return template
 
     def render(self, state: NotebookState, status: SyncStatus) -> None:
-        self._render_header(state, status)
+        self.header.render(state, status)
         if state is self._state:
             self._render_sources(state)
             return
@@ -261,35 +188,6 @@ class NotebookView:
         self._state = state
         if self._ticker is None and self._running:
             self._ticker = asyncio.ensure_future(self._tick())
-
-    def _render_header(self, state: NotebookState, status: SyncStatus) -> None:
-        """Title, kernel and sync status: written only when they change (a render comes with
-        every keystroke, and a write there would restyle the header with every one)."""
-        if js.document.activeElement != self.title and self.title.value != state.title:
-            self.title.value = state.title  # checked every time: someone may have typed there
-        kernel, text, show_command = kernel_status(state, self.kernels_mode)
-        restarts = sum(session.restarts for session in state.live_kernels())
-        kernel_key = (state.title, kernel, text, show_command, restarts, self.start_command)
-        if kernel_key != self._kernel_key:
-            self._kernel_key = kernel_key
-            js.document.title = f"{state.title or 'Untitled'} · Anode"
-            self.kernel.dataset.status = kernel
-            self.kernel.dataset.restarts = str(restarts)
-            set_text(self.kernel_text, text)
-            self.kernel_command.hidden = not show_command
-            set_text(self.kernel_command, self.start_command)
-        if str(status.unsynced) != self._shown_unsynced:  # no style depends on it: no restyle
-            self._shown_unsynced = str(status.unsynced)
-            self.sync.dataset.unsynced = self._shown_unsynced
-        sync_text = "online" if status.online else "offline"
-        if status.unsynced and status.late:
-            sync_text += f" · {status.unsynced} to sync"
-        sync_key = (status.online, sync_text, status.detail)
-        if sync_key != self._sync_key:
-            self._sync_key = sync_key
-            self.sync.dataset.online = "true" if status.online else "false"
-            set_text(self.sync, sync_text)
-            self.sync.title = status.detail
 
     def _render_sources(self, state: NotebookState) -> None:
         """The same state as last time: only the text of a cell typed into can have changed
@@ -346,12 +244,11 @@ class NotebookView:
 
     def set_access(self, editable: bool, can_share: bool) -> None:
         """A viewer gets the notebook read-only: no editing, no buttons that change it."""
-        self.share_button.hidden = not can_share
+        self.header.set_access(editable, can_share)
         if editable == self.editable:
             return
         self.editable = editable
         js.document.body.classList.toggle("read-only", not editable)
-        self.title.readOnly = not editable
         for view in self.cells.values():
             view.set_editable(editable)
         read_only = (
@@ -363,24 +260,9 @@ class NotebookView:
         set_text(self.notice, text)
         self.notice.hidden = not text
 
-    def show_my_name(self, name: str, *, committed: bool = False) -> None:
-        """The name field shows ``name`` (not while the person is typing there, unless they just
-        committed it: then it shows the name as cleaned up)."""
-        self.my_name.hidden = False
-        if committed or js.document.activeElement != self.my_name:
-            self.my_name.value = name
-
     def show_people(self, people: list[Person]) -> None:
         """Everyone else here: initials in the header, tags and carets in their cells."""
-        key = tuple(sorted((person.name, person.color) for person in people))
-        if key != self._people_key:
-            self._people_key = key
-            self.people.dataset.count = str(len(people))
-            clear(self.people)
-            for name, color in key:
-                badge = h("span", {"class": "person", "title": name}, name[:1].upper())
-                badge.style.backgroundColor = color
-                self.people.append(badge)
+        self.header.show_people(people)
         by_cell: dict[str, list[Person]] = {}
         for person in people:
             if person.cell is not None:
