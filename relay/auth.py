@@ -278,9 +278,12 @@ def _check_rebase(
     if cell is None:
         return
     components = len(event.ops)
+    # The batch's earlier edits to this cell land as revisions cell.rev + 1, + 2, ...:
+    # this one is rebased over those made from its base revision on, and the log's.
     earlier = batch.edits.setdefault(event.cell_id, [])
     work = rebase_work(cell, event.base_rev, components) if event.base_rev <= cell.rev else 0
-    work += sum(length + components + limits.REBASE_STEP_COST for length in earlier)
+    first = max(event.base_rev - cell.rev, 0)
+    work += sum(length + components + limits.REBASE_STEP_COST for length in earlier[first:])
     batch.rebase_work += work
     if work > limits.MAX_REBASE_WORK or batch.rebase_work > limits.MAX_BATCH_REBASE_WORK:
         budget = (

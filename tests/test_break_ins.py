@@ -519,3 +519,27 @@ def test_a_token_has_exactly_one_spelling(attacker: Attacker) -> None:
             f"{attacker.relay.url}/api/whoami", headers={"Authorization": f"Bearer {variant}"}
         )
         assert response.status_code == 401, variant
+
+
+def test_a_batch_of_fresh_edits_is_not_charged_for_each_other(attacker: Attacker) -> None:
+    """A typist's batch: many edits to one cell, each against the revision the one before
+    it made. Nothing needs rebasing, so a long batch of them passes the rebase budget."""
+    editor = attacker.client("editor")
+    assert (
+        _push(editor, attacker.api, event("cellCreated", cell_id="c", source="")).status_code == 200
+    )
+    text, edits = "", []
+    for rev in range(1000):
+        edits.append(
+            event(
+                "cellSourceEdited",
+                cell_id="c",
+                base_rev=rev,
+                ops=[len(text), "x" * 40] if text else ["x" * 40],
+            )
+        )
+        text += "x" * 40
+    pushed = _push(editor, attacker.api, *edits)
+    assert pushed.status_code == 200, pushed.text
+    cells = attacker.admin.get(f"{attacker.api}/snapshot").json()["state"]["cells"]
+    assert cells[0]["source"] == text and cells[0]["rev"] == 1000
