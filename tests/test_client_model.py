@@ -282,6 +282,15 @@ def test_two_models_typing_in_one_cell_converge() -> None:
     assert not alice.pending and not bob.pending
 
 
+def _opened(log: list[dict]) -> NotebookModel:
+    """A model of a fresh notebook: the relay's first event, stored in ``log`` and received."""
+    first = {"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}
+    _relay(log, [first], "relay")
+    model = NotebookModel("nb")
+    model.receive(log)
+    return model
+
+
 class _MemoryStore:
     """``client.store``'s contract without IndexedDB: apply ``LocalChanges``, load ``Saved``."""
 
@@ -319,13 +328,7 @@ def test_model_restores_pending_and_drafts() -> None:
     """What IndexedDB holds after an offline session rebuilds the same view."""
     log: list[dict] = []
     store = _MemoryStore()
-    _relay(
-        log,
-        [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}],
-        "relay",
-    )
-    model = NotebookModel("nb")
-    model.receive(log)
+    model = _opened(log)
     cell = model.create_cell(None, source="abc")
     _relay(log, model.pending_events(), "me")
     model.receive(log)
@@ -425,13 +428,7 @@ def test_a_corrupt_local_store_restores_what_is_readable() -> None:
     """Records no code of ours wrote (a damaged store, a hand edit) are dropped and deleted;
     the rest restores, and what is missing comes from the relay as usual."""
     log: list[dict] = []
-    _relay(
-        log,
-        [{"id": "init", "name": "notebookInitialized", "v": 1, "args": {"title": "t"}}],
-        "relay",
-    )
-    model = NotebookModel("nb")
-    model.receive(log)
+    model = _opened(log)
     cell = model.create_cell(None, source="kept")
     store = _MemoryStore()
     store.commit(model)

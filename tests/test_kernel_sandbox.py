@@ -415,3 +415,20 @@ def test_auto_kernels_get_their_own_token_and_it_dies_with_them(relay_process, n
         timeout=30,
         what="the token to be revoked",
     )
+
+
+def test_old_node_caches_go_and_the_browser_hosts_stay(tmp_path: Path) -> None:
+    """The caches kernels could once write to are deleted; the browser host's snapshots are not."""
+    from kernel_headless.launch.node import _forget_unsafe_caches
+
+    (tmp_path / "node-snapshots").mkdir()
+    (tmp_path / "node-snapshots" / "kernel-pyodide-314.0.7-0123456789abcdef.snapshot").write_text(
+        "x"
+    )
+    (tmp_path / "node-snapshot.key").write_text("k" * 64)
+    old = tmp_path / "kernel-pyodide-314.0.7-0123456789abcdef.snapshot"
+    browser = tmp_path / f"kernel-pyodide-browser-{'a' * 32}.snapshot"
+    old.write_text("x")
+    browser.write_text("x")
+    _forget_unsafe_caches(tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [browser.name]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,8 @@ TOKEN_ENV = "ANODE_KERNEL_TOKEN"
 _INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 #: A snapshot maker that has not finished after this long is taken for dead.
 _MAKER_STALE_SECONDS = 120.0
+#: The Node host's snapshots as the first layout named them, in the cache's root.
+_OLD_NODE_SNAPSHOT = re.compile(r"kernel-pyodide-\d[\w.]*-[0-9a-f]{16}\.snapshot")
 
 
 def snapshot_dir(cache_dir: Path) -> Path:
@@ -129,7 +132,8 @@ def _forget_unsafe_caches(cache_dir: Path) -> None:
     shutil.rmtree(cache_dir / "node-snapshots", ignore_errors=True)
     (cache_dir / "node-snapshot.key").unlink(missing_ok=True)
     for stale in cache_dir.glob("kernel-pyodide-*.snapshot"):  # the layout before that
-        stale.unlink(missing_ok=True)
+        if _OLD_NODE_SNAPSHOT.fullmatch(stale.name):  # not the browser host's (-browser-)
+            stale.unlink(missing_ok=True)
 
 
 def _wait_for(done: Callable[[], bool], timeout: float) -> None:
