@@ -195,9 +195,8 @@ class NotebookModel:
         model._next_key = max((key for key, _ in own), default=model.tab * TAB_SPAN) + 1
         for key, event in sorted(orphans):
             model._changes.pending_delete.append(key)
-            if (
-                event["id"] not in saved.confirmed_ids
-            ):  # else the log has it: the gone tab died before it knew
+            # Unless the log has it: the gone tab died before it knew.
+            if event["id"] not in saved.confirmed_ids:
                 model._put_pending(event)
         drafts = dict(saved.drafts)
         for tab, cell_id, ops in saved.other_drafts:
@@ -364,9 +363,8 @@ class NotebookModel:
                 buffer.confirm_own()
                 if buffer.confirmed_text == cell.source:
                     return True
-            self._reset_buffer(
-                cell_id, result
-            )  # our edit did not land as sent: take the log's text
+            # Our edit did not land as sent: take the log's text.
+            self._reset_buffer(cell_id, result)
             return False
         if not landed:
             return False  # someone's edit that the log turned into a no-op

@@ -128,9 +128,8 @@ def render_output(output: dict[str, Any], md: Any = None) -> JsProxy:
         return coloured("output error", text)
     if kind in ("display_data", "execute_result"):
         data = output.get("data") or {}
-        if kind == "execute_result" and _plain_only(
-            data
-        ):  # the common ``42``: the class set with the rest
+        # The common ``42``: the class set with the rest.
+        if kind == "execute_result" and _plain_only(data):
             return coloured(
                 "output text execute-result",
                 _text_of(data["text/plain"]),

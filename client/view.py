@@ -175,9 +175,8 @@ class NotebookView:
         self.order = ids
         if self.selected not in self.cells:
             self.selected = ids[0] if ids else None
-        remade = any(
-            view.cell_id == self.selected for view in created
-        )  # a rejected delete brings one back
+        # A rejected delete brings one back.
+        remade = any(view.cell_id == self.selected for view in created)
         if self._shown_selected != self.selected or remade:
             shown = self.cells.get(self._shown_selected) if self._shown_selected else None
             if shown is not None:
@@ -278,9 +277,8 @@ class NotebookView:
     def _cell_of(self, event: Any) -> CellView | None:
         # A child of the list: a ``section.cell`` someone wrote in markdown is deeper down.
         section = event.target.closest(".cells > section.cell")
-        return (
-            self.cells.get(str(section.dataset.cellId)) if section else None
-        )  # null is JsNull, falsy
+        # ``closest`` gives null (JsNull, falsy) when there is none.
+        return self.cells.get(str(section.dataset.cellId)) if section else None
 
     def _cell_click(self, event: Any) -> None:
         button = event.target.closest("button[data-action]")

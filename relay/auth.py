@@ -189,14 +189,11 @@ class EventPolicy:
             stream = (
                 last["name"] if last is not None and last.get("output_type") == "stream" else None
             )
-            batch.outputs[execution_id] = [len(outputs), stream]
+            batch.outputs[execution_id] = (len(outputs), stream)
         count, stream = batch.outputs[execution_id]
-        if isinstance(event, ev.StreamAppended):
-            adds = event.stream != stream
-            batch.outputs[execution_id] = [count + adds, event.stream]
-        else:
-            adds = True
-            batch.outputs[execution_id] = [count + 1, None]
+        adds = not isinstance(event, ev.StreamAppended) or event.stream != stream
+        last_stream = event.stream if isinstance(event, ev.StreamAppended) else None
+        batch.outputs[execution_id] = (count + adds, last_stream)
         if adds and count + 1 > self.max_outputs:
             raise PayloadTooLarge(
                 f"events[{index}]: execution {execution_id!r} already holds {self.max_outputs} "
@@ -246,8 +243,8 @@ class _BatchView:
     #: Executions claimed earlier in the batch, and those of them whose claim wins.
     claimed: set[str] = field(default_factory=set)
     won_claims: set[str] = field(default_factory=set)
-    #: execution id -> [outputs it will hold, the stream its last output is, or None]
-    outputs: dict[str, list] = field(default_factory=dict)
+    #: execution id -> (outputs it will hold, the stream its last output is, or None)
+    outputs: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     #: cell id -> components of the batch's earlier edits to it; the batch's rebase work so far.
     edits: dict[str, list[int]] = field(default_factory=dict)
     rebase_work: int = 0

@@ -59,9 +59,8 @@ class LeaseMonitor:
                 live.add(key)
                 seen = self._noticed.setdefault(key, now)
                 beat = self._beats.get(key)
-                if (
-                    beat is not None and beat[1] == session.actor
-                ):  # another credential's beats keep nothing
+                # Only the beats of the credential that announced the session keep it.
+                if beat is not None and beat[1] == session.actor:
                     seen = max(seen, beat[0])
                 if now - seen > session.lease_seconds:
                     log.info("kernel session %s of %s missed its lease", session.id, opened.id)

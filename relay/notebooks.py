@@ -43,13 +43,17 @@ from .storage import (
     Summary,
     plan_append,
 )
+from .turns import Turns
 
 #: Checks a batch against the state it would land on; raises to refuse it.
 Authorize = Callable[[NotebookState, list[PushedEvent]], None]
 
 #: Rows read from storage per call when refolding.
 _PAGE = 5_000
-#: Longest stretch of folding between two turns of the event loop (seconds).
+#: Longest stretch of folding between two turns of the event loop (seconds). One
+#: event costs little (an edit at most ``limits.MAX_REBASE_WORK``), but a batch,
+#: or a long tail refolded on open or for ``?at=``, would hold every other
+#: notebook's requests; between events the state is whole.
 _FOLD_SLICE = 0.01
 
 log = logging.getLogger("anode.relay")
@@ -252,12 +256,8 @@ class Notebooks:
             self._forget(opened)
             raise
         if result.stored:
-            try:
-                await self._catch_up(opened, result.stored[0].seq - 1)
-                await self._fold(opened, result.stored, batch)
-            except BaseException:  # cancelled between two events: the state is half a batch
-                self._forget(opened)
-                raise
+            await self._catch_up(opened, result.stored[0].seq - 1)
+            await self._fold(opened, result.stored, batch)
         return result
 
     async def _append_with_summary(self, opened: OpenNotebook, batch: _Batch) -> AppendResult:
@@ -272,11 +272,7 @@ class Notebooks:
         planned = plan_append(found.head, batch.rows, found.known)  # IdConflict: nothing folded yet
         if not planned.stored:
             return planned
-        try:
-            await self._fold(opened, planned.stored, batch)
-        except BaseException:  # cancelled between two events: the state is half a batch
-            self._forget(opened)
-            raise
+        await self._fold(opened, planned.stored, batch)
         summary = _summary(opened.state)
         try:
             result = await self.storage.append(
@@ -292,11 +288,17 @@ class Notebooks:
         return result
 
     async def _fold(self, opened: OpenNotebook, rows: list[StoredRow], batch: _Batch) -> None:
-        turn = _Turn()
-        for row in rows:
-            event = batch.events[row.id]
-            advance(opened.state, stored(row.seq, row.id, event, batch.actor, batch.ts))
-            await turn.maybe_yield()
+        """Fold a batch in, giving the loop turns; cancelled midway, the half-folded
+        state is dropped (the next request reloads it from storage)."""
+        turns = Turns(_FOLD_SLICE)
+        try:
+            for row in rows:
+                event = batch.events[row.id]
+                advance(opened.state, stored(row.seq, row.id, event, batch.actor, batch.ts))
+                await turns.maybe_yield()
+        except BaseException:
+            self._forget(opened)
+            raise
         opened.snapshot.tail += sum(len(row.body) for row in rows)
 
     def _forget(self, opened: OpenNotebook) -> None:
@@ -352,23 +354,6 @@ class Notebooks:
         return state.seq, state.dump() if internal else state.public()
 
 
-class _Turn:
-    """Gives the event loop a turn every ``_FOLD_SLICE`` seconds of folding.
-
-    One event costs little (an edit at most ``limits.MAX_REBASE_WORK``), but a
-    page of them, or a long tail refolded on open or for ``?at=``, would hold
-    every other notebook's requests; between events the state is whole.
-    """
-
-    def __init__(self) -> None:
-        self._until = time.perf_counter() + _FOLD_SLICE
-
-    async def maybe_yield(self) -> None:
-        if time.perf_counter() > self._until:
-            await asyncio.sleep(0)
-            self._until = time.perf_counter() + _FOLD_SLICE
-
-
 async def _refold(state: NotebookState, rows: list[StoredRow]) -> None:
     """Fold rows read back from storage, which holds only events the relay validated.
 
@@ -379,10 +364,10 @@ async def _refold(state: NotebookState, rows: list[StoredRow]) -> None:
     """
     if not rows:
         return
-    turn = _Turn()
+    turns = Turns(_FOLD_SLICE)
     for value in _decode_page(rows):
         advance(state, stored_from_json(value, trusted=True))
-        await turn.maybe_yield()
+        await turns.maybe_yield()
 
 
 def _decode_page(rows: list[StoredRow]) -> list[dict[str, Any]]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ from shared_schema import NotebookState
 
 from .config import RelayConfig
 from .storage import Storage
+from .turns import Turns
 
 log = logging.getLogger("anode.relay.snapshots")
 
@@ -114,12 +114,10 @@ class Snapshotter:
 async def encode_json(value: Any) -> str:
     """``value`` as compact JSON, built a slice at a time so the event loop keeps serving."""
     parts: list[str] = []
-    deadline = time.perf_counter() + _SLICE_SECONDS
+    turns = Turns(_SLICE_SECONDS)
     for piece in _pieces(value, depth=3):
         parts.append(piece)
-        if time.perf_counter() >= deadline:
-            await asyncio.sleep(0)
-            deadline = time.perf_counter() + _SLICE_SECONDS
+        await turns.maybe_yield()
     return "".join(parts)
 
 

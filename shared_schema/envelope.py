@@ -16,6 +16,9 @@ from .ids import Actor, EventId, Seq, is_valid_id
 
 PUSH_KEYS = frozenset({"id", "name", "v", "args"})
 RELAY_KEYS = frozenset({"seq", "actor", "ts"})
+#: Of the relay's keys, ``actor`` is kept on a pushed event for the relay's
+#: policy to refuse (``relay.auth``: 403 for someone else, 400 for oneself).
+_CLAIMABLE = frozenset({"actor"})
 _NO_ACTOR = object()
 
 
@@ -66,11 +69,11 @@ def parse_pushed(value: Any) -> PushedEvent:
     """Validate one event of a push batch (untrusted JSON)."""
     if not isinstance(value, dict):
         raise SchemaError("invalid_event", "an event must be an object")
-    relay_set = (RELAY_KEYS - {"actor"}) & value.keys()  # actor: the relay's policy decides
+    relay_set = (RELAY_KEYS - _CLAIMABLE) & value.keys()
     if relay_set:
         key = sorted(relay_set)[0]
         raise SchemaError("relay_field", f"{key} is set by the relay, not by the author", key)
-    unknown = value.keys() - PUSH_KEYS - {"actor"}
+    unknown = value.keys() - PUSH_KEYS - _CLAIMABLE
     if unknown:
         key = str(sorted(unknown)[0])[:64]
         raise SchemaError("unexpected_field", f"an event has no field {key!r}", key)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -432,3 +433,18 @@ def test_old_node_caches_go_and_the_browser_hosts_stay(tmp_path: Path) -> None:
     browser.write_text("x")
     _forget_unsafe_caches(tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == [browser.name]
+
+
+def test_a_maker_that_died_leaves_no_lock_in_the_way(tmp_path: Path) -> None:
+    """A relay stopped while its snapshot maker ran (and took it along) left the lock: the
+    next launcher sees its maker is gone and makes the snapshot itself, at once."""
+    from kernel_headless.launch.node import snapshot_file
+
+    spec = KernelSpec(relay="http://127.0.0.1:9", notebook="nb", cache_dir=tmp_path)
+    target = snapshot_file(tmp_path)
+    target.parent.mkdir(parents=True)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    target.with_suffix(".making").write_text(str(gone.pid))
+    assert ensure_snapshot(spec, wait=True).exists()  # made here, not waited for in vain
+    assert not target.with_suffix(".making").exists()

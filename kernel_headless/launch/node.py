@@ -70,8 +70,9 @@ def ensure_snapshot(spec: KernelSpec, *, wait: bool = False) -> Path:
     """The snapshot file for ``spec``'s kernels, starting the maker when there is none.
 
     Without ``wait`` it returns at once: a kernel started meanwhile starts
-    cold, and later ones from the snapshot. One maker at a time per cache
-    (a lock file beside the snapshot).
+    cold, and later ones from the snapshot. One maker at a time per cache:
+    a lock file beside the snapshot holds its pid, and a lock whose maker is
+    gone (its launcher stopped, and took it along) is taken over.
     """
     target = snapshot_file(spec.cache_dir)
     if target.exists():
@@ -82,15 +83,11 @@ def ensure_snapshot(spec: KernelSpec, *, wait: bool = False) -> Path:
     try:
         os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
-        try:
-            stale = time.time() - lock.stat().st_mtime > _MAKER_STALE_SECONDS
-        except FileNotFoundError:
-            stale = False  # its maker just finished
-        if stale:
+        if wait:
+            _wait_for(lambda: target.exists() or _maker_gone(lock), 120.0)
+        if not target.exists() and _maker_gone(lock):
             lock.unlink(missing_ok=True)
             return ensure_snapshot(spec, wait=wait)
-        if wait:
-            _wait_for(lambda: target.exists() or not lock.exists(), 120.0)
         return target
     try:
         maker = subprocess.Popen(
@@ -100,11 +97,30 @@ def ensure_snapshot(spec: KernelSpec, *, wait: bool = False) -> Path:
     except BaseException:
         lock.unlink(missing_ok=True)
         raise
+    lock.write_text(str(maker.pid))
     finisher = threading.Thread(target=_finish_snapshot, args=(maker, target, lock), daemon=True)
     finisher.start()
     if wait:
         finisher.join()
     return target
+
+
+def _maker_gone(lock: Path) -> bool:
+    """Whether the maker that holds ``lock`` is no longer running (or the lock is gone)."""
+    try:
+        pid = lock.read_text().strip()
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return True
+    if not pid.isdigit():  # written a moment after the lock is made
+        return age > _MAKER_STALE_SECONDS
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process: alive
+        pass
+    return False
 
 
 def _finish_snapshot(maker: subprocess.Popen, target: Path, lock: Path) -> None:
@@ -214,12 +230,12 @@ def _confined(spec: KernelSpec, command: list[str], *, writes: tuple[Path, ...] 
     )
 
 
-def node_command(spec: KernelSpec) -> list[str]:
-    """The confined Node host for ``spec``: it reads the snapshot cache and writes nothing."""
+def node_command(spec: KernelSpec, snapshot: Path) -> list[str]:
+    """The confined Node host for ``spec``: it reads ``snapshot`` (if it is there yet) and
+    writes nothing."""
     node = _node()
-    snapshot_dir(spec.cache_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     config = spec.host_config()
-    config["snapshot_file"] = str(snapshot_file(spec.cache_dir))
+    config["snapshot_file"] = str(snapshot)
     config["shutdown_on_eof"] = True
     command = [node, *NODE_V8_FLAGS, *node_permissions(spec), str(NODE_HOST), json.dumps(config)]
     return _confined(spec, command)
@@ -276,8 +292,8 @@ def start_node_kernel(spec: KernelSpec, **popen: object) -> NodeKernelProcess:
 
     The snapshot maker starts beside it when the cache has no snapshot yet.
     """
-    command = node_command(spec)
-    ensure_snapshot(spec)
+    _node()  # no Node, no Pyodide: say so before anything starts
+    command = node_command(spec, ensure_snapshot(spec))
     env = node_environment(spec)
     return NodeKernelProcess(  # type: ignore[call-overload]
         command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.PIPE, start_new_session=True, **popen
