@@ -8,6 +8,7 @@ line and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import re
@@ -27,6 +28,7 @@ from relay.storage.sqlite import open_database
 from .options import data_option, kernel_memory_option, kernel_sandbox_option
 from .options import fail as _fail
 from .site import build_site
+from .stores import postgres, store_option, token_store, where
 from .token_commands import token
 
 DATA_FILES = ("anode.db", "anode.db-wal", "anode.db-shm")
@@ -61,6 +63,7 @@ main.add_command(build_site)
     help="Port to bind (0: any free port).",
 )
 @data_option
+@store_option
 @click.option(
     "--sync",
     type=click.Choice(["normal", "full"]),
@@ -139,6 +142,7 @@ def serve(
     host: str,
     port: int,
     data_dir: Path,
+    store_url: str | None,
     sync: str,
     kernels: str,
     kernel_idle: float,
@@ -174,10 +178,14 @@ def serve(
             _fail(
                 f"--allow-origin {origin!r} is not an origin like https://site.example or http://127.0.0.1:8080"
             )
-    _check_data_dir(data_dir)
+    if store_url is not None:
+        asyncio.run(_check_postgres(store_url))
+    else:
+        _check_data_dir(data_dir)
     sock = _bind(host, port)
     config = RelayConfig(
         data_dir=data_dir.resolve(),
+        store_url=store_url,
         sqlite_sync=sync,  # type: ignore[arg-type]
         wheels_dir=wheels_dir.resolve() if wheels_dir else None,
         auth=not no_auth,
@@ -203,7 +211,7 @@ def serve(
         )
         extensions.append(manager.running)
     logging.basicConfig(level=log_level.upper(), format="anode: %(message)s")
-    click.echo(f"Anode {__version__} — notebooks in {config.data_dir}")
+    click.echo(f"Anode {__version__} — notebooks in {where(config.data_dir, store_url)}")
     if kernels == "none":
         click.echo(
             "Kernels: start one per notebook with `anode kernel --notebook ID --token TOKEN`."
@@ -217,11 +225,7 @@ def serve(
         )
         click.echo(f"Open http://{shown_host}:{bound_port}/ in your browser (Ctrl+C stops).")
     else:
-        from relay.tokens import TokenStore
-
-        store = TokenStore(config.data_dir)
-        token = store.serve_token()
-        store.close()
+        token = asyncio.run(_serve_token(config.data_dir, store_url))
         click.echo(
             f"Open http://{shown_host}:{bound_port}/?token={token} in your browser (Ctrl+C stops)."
         )
@@ -338,6 +342,37 @@ def notebooks(data_dir: Path) -> None:
         click.echo(f"{notebook_id:<14} {head:>8} {cells:>6}  {title or '(untitled)'}")
 
 
+@main.command()
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The data directory of the SQLite store to copy.",
+)
+@click.option(
+    "--to", "target", required=True, metavar="URL", help="The PostgreSQL store to copy into."
+)
+def migrate(source: Path, target: str) -> None:
+    """Copy a SQLite store (events, snapshots, tokens and revocations) into an empty
+    PostgreSQL one. The source is left as it was."""
+    from .migrate import MigrationRefused
+    from .migrate import migrate as copy_store
+
+    async def run() -> None:
+        async with postgres(target) as storage:
+            try:
+                moved = await copy_store(source, storage)
+            except MigrationRefused as error:
+                _fail(str(error))
+        click.echo(
+            f"Copied {moved.notebooks} notebooks ({moved.events} events, {moved.snapshots} "
+            f"snapshots) and {moved.tokens} tokens into {where(source, target)}."
+        )
+
+    asyncio.run(run())
+
+
 @main.command("reset-storage")
 @data_option
 @click.option("--yes", is_flag=True, help="Delete without asking.")
@@ -415,6 +450,16 @@ def _check_relay(relay: str, notebook: str, token: str | None) -> None:
             f"cannot reach the relay at {relay} ({getattr(error, 'reason', error)}); is `anode "
             "serve` running?"
         )
+
+
+async def _serve_token(data_dir: Path, store_url: str | None) -> str:
+    async with token_store(data_dir, store_url) as store:
+        return await store.serve_token()
+
+
+async def _check_postgres(store_url: str) -> None:
+    async with postgres(store_url):
+        pass
 
 
 def _check_data_dir(data_dir: Path) -> None:

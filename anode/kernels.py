@@ -82,11 +82,15 @@ class KernelManager:
             await asyncio.sleep(self.check_seconds)
             try:
                 for opened in services.notebooks.loaded():
-                    self._tend(opened, services.tokens)
+                    await self._tend(opened, services.tokens, may_start=services.cluster.on_duty)
             except Exception:  # one bad turn must not end the manager
                 log.exception("kernel manager failed")
 
-    def _tend(self, opened: OpenNotebook, tokens: TokenStore | None = None) -> None:
+    async def _tend(
+        self, opened: OpenNotebook, tokens: TokenStore | None = None, *, may_start: bool = True
+    ) -> None:
+        """Reap an exited kernel, stop an idle one, start one for waiting work. With several
+        relays only the one on duty starts kernels (``relay/cluster.py``): one per notebook."""
         now = time.monotonic()
         managed = self.kernels.get(opened.id)
         if managed is not None and managed.process.poll() is not None:
@@ -95,7 +99,7 @@ class KernelManager:
                 "the kernel for %s exited with %s", opened.id, code
             )
             del self.kernels[opened.id]
-            _revoke(tokens, managed)
+            await _revoke(tokens, managed)
             managed = None
         busy = bool(opened.state.queue)
         if managed is not None:
@@ -105,13 +109,15 @@ class KernelManager:
                 log.info("stopping the idle kernel of %s", opened.id)
                 managed.process.terminate()  # it ends its session, then exits
             return
-        if opened.state.pending() and not opened.state.live_kernels():
-            self._start(opened.id, tokens)
+        if may_start and opened.state.pending() and not opened.state.live_kernels():
+            await self._start(opened.id, tokens)
 
-    def _start(self, notebook: str, tokens: TokenStore | None = None) -> None:
+    async def _start(self, notebook: str, tokens: TokenStore | None = None) -> None:
         record, token = (None, None)
         if tokens is not None:
-            record, token = tokens.issue(notebook, "kernel", expires_in=None, label="auto kernel")
+            record, token = await tokens.issue(
+                notebook, "kernel", expires_in=None, label="auto kernel"
+            )
         spec = KernelSpec(
             relay=self.relay_url,
             notebook=notebook,
@@ -125,7 +131,7 @@ class KernelManager:
             process = start_node_kernel(spec, stdout=subprocess.DEVNULL)
         except LaunchError as error:
             if tokens is not None and record is not None:
-                tokens.revoke(record.id)
+                await tokens.revoke(record.id)
             if not self._warned:
                 log.error("cannot start a kernel: %s", error)
                 self._warned = True
@@ -153,7 +159,7 @@ class KernelManager:
         for managed in self.kernels.values():
             while managed.process.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            _revoke(services.tokens, managed)
+            await _revoke(services.tokens, managed)
         self.kernels.clear()
 
     async def _end_session(self, services: Services, managed: ManagedKernel) -> None:
@@ -169,12 +175,12 @@ class KernelManager:
             log.exception("could not end the session of the kernel for %s", managed.notebook)
 
 
-def _revoke(tokens: TokenStore | None, managed: ManagedKernel) -> None:
+async def _revoke(tokens: TokenStore | None, managed: ManagedKernel) -> None:
     """Revoke the token of a kernel that is gone (it must not outlive its kernel)."""
     if tokens is None or managed.token_id is None:
         return
     try:
-        tokens.revoke(managed.token_id)
+        await tokens.revoke(managed.token_id)
     except Exception:  # the store may be failing; the token still dies with the data dir
         log.exception("could not revoke the token of the kernel for %s", managed.notebook)
     managed.token_id = None

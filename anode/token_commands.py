@@ -1,29 +1,23 @@
-"""``anode token create | list | revoke``: manage access tokens in a data directory.
+"""``anode token create | list | revoke``: manage access tokens in a store.
 
-These work on the store directly, with or without a relay running: a relay
-sees a revocation on its next request.
+These work on the store directly (a data directory, or PostgreSQL with
+``--store``), with or without relays running: every relay refuses a revoked
+token from its next request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from relay.tokens import ALL_NOTEBOOKS, NOTEBOOK_ROLES, ROLES, TokenStore, parse_duration
+from relay.tokens import ALL_NOTEBOOKS, NOTEBOOK_ROLES, ROLES, TokenRecord, parse_duration
 
 from .options import data_option, fail
-
-
-def _store(data_dir: Path) -> TokenStore:
-    if not (data_dir / "anode.db").exists():
-        fail(f"no Anode store in {data_dir} (start one with: anode serve --data {data_dir})")
-    try:
-        return TokenStore(data_dir)
-    except (OSError, RuntimeError) as error:
-        fail(f"cannot open the token store in {data_dir}: {error}")
+from .stores import store_option, token_store, where
 
 
 @click.group()
@@ -44,8 +38,14 @@ def token() -> None:
     "--label", default="", help="Who or what the token is for, shown by `anode token list`."
 )
 @data_option
+@store_option
 def create(
-    notebook: str | None, role: str, expires: str | None, label: str, data_dir: Path
+    notebook: str | None,
+    role: str,
+    expires: str | None,
+    label: str,
+    data_dir: Path,
+    store_url: str | None,
 ) -> None:
     """Issue a token; the token itself is alone on the last line."""
     if role == "admin" and notebook:
@@ -56,13 +56,15 @@ def create(
         expires_in = parse_duration(expires) if expires else None
     except ValueError as error:
         fail(f"--expires: {error}")
-    store = _store(data_dir)
-    try:
-        record, secret = store.issue(notebook or ALL_NOTEBOOKS, role, expires_in, label)
-    except ValueError as error:
-        fail(str(error))
-    finally:
-        store.close()
+
+    async def issue() -> tuple[TokenRecord, str]:
+        async with token_store(data_dir, store_url) as store:
+            try:
+                return await store.issue(notebook or ALL_NOTEBOOKS, role, expires_in, label)
+            except ValueError as error:
+                fail(str(error))
+
+    record, secret = asyncio.run(issue())
     until = (
         time.strftime("%Y-%m-%d %H:%M", time.localtime(record.expires_at))
         if record.expires_at
@@ -75,11 +77,15 @@ def create(
 @token.command("list")
 @click.option("--notebook", help="Only this notebook's tokens.")
 @data_option
-def list_(notebook: str | None, data_dir: Path) -> None:
+@store_option
+def list_(notebook: str | None, data_dir: Path, store_url: str | None) -> None:
     """List tokens (never the secrets themselves)."""
-    store = _store(data_dir)
-    records = store.list(notebook)
-    store.close()
+
+    async def records_of() -> list[TokenRecord]:
+        async with token_store(data_dir, store_url) as store:
+            return await store.list(notebook)
+
+    records = asyncio.run(records_of())
     if not records:
         click.echo("No tokens.")
         return
@@ -102,12 +108,15 @@ def list_(notebook: str | None, data_dir: Path) -> None:
 @token.command("revoke")
 @click.argument("token_id")
 @data_option
-def revoke(token_id: str, data_dir: Path) -> None:
-    """Revoke a token for good (a running relay refuses it from its next request)."""
-    store = _store(data_dir)
-    record = store.revoke(token_id)
-    store.close()
-    if record is None:
-        fail(f"no token {token_id!r} in {data_dir} (see `anode token list`)")
+@store_option
+def revoke(token_id: str, data_dir: Path, store_url: str | None) -> None:
+    """Revoke a token for good (running relays refuse it from their next request)."""
+
+    async def revoke_it() -> TokenRecord | None:
+        async with token_store(data_dir, store_url) as store:
+            return await store.revoke(token_id)
+
+    if asyncio.run(revoke_it()) is None:
+        fail(f"no token {token_id!r} in {where(data_dir, store_url)} (see `anode token list`)")
     click.echo(f"Revoked {token_id}.")
     sys.stdout.flush()

@@ -22,6 +22,7 @@ latency crosses processes and uses ``time.time`` on this one machine.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
@@ -252,18 +253,22 @@ def bench_auth(workdir: Path, scale: Scale, report: Report) -> None:
 def _auth_check_costs() -> tuple[float, float]:
     """Microseconds per token check and per event role check, timed in this process."""
     from relay.auth import EventPolicy
-    from relay.tokens import TokenStore
+    from relay.tokens import SQLiteTokens, TokenStore
     from shared_schema import NotebookState, advance, stored
     from shared_schema.events import decode
 
-    with tempfile.TemporaryDirectory(prefix="anode-bench-auth-") as tmp:
-        store = TokenStore(Path(tmp))
-        record, token = store.issue("nb", "kernel")
+    async def time_checks() -> tuple[Any, float]:
+        store = await TokenStore(SQLiteTokens(Path(tmp))).open()
+        _, token = await store.issue("nb", "kernel")
         started = time.perf_counter()
         for _ in range(20_000):
-            grant = store.check(token)
+            grant = await store.check(token)
         check_us = (time.perf_counter() - started) / 20_000 * 1e6
-        store.close()
+        await store.close()
+        return grant, check_us
+
+    with tempfile.TemporaryDirectory(prefix="anode-bench-auth-") as tmp:
+        grant, check_us = asyncio.run(time_checks())
     state = NotebookState()
     setup = [
         ("kernelSessionStarted", {"session_id": "ks-1", "host": "node", "lease_seconds": 30}),
@@ -283,7 +288,6 @@ def _auth_check_costs() -> tuple[float, float]:
     for _ in range(2_000):
         policy(state, events)
     policy_us = (time.perf_counter() - started) / 2_000 / 100 * 1e6
-    del record
     return check_us, policy_us
 
 

@@ -191,6 +191,7 @@ async def post_presence(request: Request) -> Response:
     if body.get("gone") is True:
         with _presence_owned(client_id):
             svc.presence.leave(notebook_id, client_id, actor)
+        await svc.cluster.share_presence(notebook_id, None, client_id)
         return JSONResponse({"ok": True})
     kind = body.get("kind", "user")
     if kind not in PRESENCE_KINDS:
@@ -231,6 +232,7 @@ async def post_presence(request: Request) -> Response:
         svc.presence.post(notebook_id, entry)
     if session_id is not None:
         svc.leases.heartbeat(notebook_id, session_id, actor)
+    await svc.cluster.share_presence(notebook_id, entry, client_id)
     return JSONResponse({"ok": True})
 
 

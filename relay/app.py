@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .api import routes
+from .auth import CheckCredentials
 from .config import RelayConfig
 from .errors import ApiError
 from .headers import SecurityHeaders, meta_policy
@@ -33,6 +34,7 @@ def build_middleware_stack(config: RelayConfig) -> list[Middleware]:
     stack = [
         Middleware(SecurityHeaders, default_policy=page_policy),
         Middleware(BodyDeadline, seconds=config.request_body_seconds),
+        Middleware(CheckCredentials),
     ]
     if config.allowed_origins:
         stack.insert(

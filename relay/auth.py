@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared_schema import NotebookState, PushedEvent, limits
 from shared_schema import events as ev
@@ -62,26 +64,45 @@ class Forbidden(ApiError):
     code = "forbidden"
 
 
+class CheckCredentials:
+    """Checks the bearer token of every API request before its handler runs.
+
+    The check may ask the store whether the token was revoked (on PostgreSQL,
+    by any relay), which is I/O; handlers then read the outcome, synchronously,
+    through ``credential``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            tokens: TokenStore | None = scope["app"].state.services.tokens
+            header = Headers(scope=scope).get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            if tokens is None:
+                scope[_GRANT] = NO_AUTH
+            elif scheme.lower() == "bearer" and token.strip():
+                try:
+                    scope[_GRANT] = await tokens.check(token.strip())
+                except InvalidToken as error:
+                    scope[_PROBLEM] = str(error)
+        await self.app(scope, receive, send)
+
+
+_GRANT = "anode.grant"
+_PROBLEM = "anode.credential_problem"
+
+
 def credential(request: Request) -> Grant:
     """The checked grant of this request (``NO_AUTH`` when auth is off); 401 otherwise."""
-    cached = request.scope.get("anode.grant")
-    if cached is not None:
-        return cached
-    tokens: TokenStore | None = request.app.state.services.tokens
-    if tokens is None:
-        grant = NO_AUTH
-    else:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized(
-                "this relay needs a token: send the header 'Authorization: Bearer <token>'"
-            )
-        try:
-            grant = tokens.check(token.strip())
-        except InvalidToken as error:
-            raise Unauthorized(str(error)) from None
-    request.scope["anode.grant"] = grant
-    return grant
+    grant = request.scope.get(_GRANT)
+    if grant is not None:
+        return grant
+    raise Unauthorized(
+        request.scope.get(_PROBLEM)
+        or "this relay needs a token: send the header 'Authorization: Bearer <token>'"
+    )
 
 
 def require(request: Request, action: str, notebook_id: str | None = None) -> Grant:

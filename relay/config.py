@@ -16,6 +16,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 @dataclass(frozen=True, slots=True)
 class RelayConfig:
     data_dir: Path
+    #: ``postgresql://…``: the store several relays share; None: SQLite under ``data_dir``.
+    store_url: str | None = None
     #: Where ``index.html``, ``client/``, ``shared_schema/`` and ``node_modules/`` live.
     static_root: Path = PROJECT_ROOT
     #: A folder of wheels served as a package index at ``/wheels/simple/``,

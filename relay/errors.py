@@ -56,3 +56,8 @@ class TooManyRequests(ApiError):
     def __init__(self, detail: str, retry_after: float, *, code: str | None = None) -> None:
         super().__init__(detail, code=code, extra={"retry_after": round(retry_after, 3)})
         self.headers = {"Retry-After": str(max(1, int(retry_after + 0.999)))}
+
+
+class Unavailable(ApiError):
+    status = 503
+    code = "unavailable"

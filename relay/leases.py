@@ -7,21 +7,30 @@ heard from for longer than its lease, the relay writes
 session claimed but had not started and fails the work it was running.
 
 Clocks are monotonic and local to this process. A session the relay has not
-heard from since it (re)started gets one full lease from the moment the
-relay first notices it, so restarting the relay never expires healthy kernels.
+heard from since it (re)started, or since it took the duty, gets one full
+lease from the moment the relay first notices it, so restarting a relay (or
+handing the duty to another) never expires healthy kernels.
+
+With several relays, every relay hears every heartbeat (``relay/cluster.py``)
+but only the one on duty checks; the expiry is still written idempotently
+(one event id per session) and only while the session is live in the
+caught-up log, so even two relays that both believed they had the duty would
+store it once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shared_schema import NotebookState, PushedEvent
 from shared_schema.events import KernelSessionExpired
 
 from .errors import ApiError
-from .notebooks import Notebooks
+from .notebooks import Authorize, Notebooks
 
 log = logging.getLogger("anode.relay.leases")
 
@@ -41,7 +50,9 @@ class LeaseMonitor:
         self._beats[(notebook, session_id)] = (self.clock(), actor)
 
     async def adopt_live_sessions(self) -> None:
-        """At start-up, open every notebook whose log has live kernel sessions."""
+        """On taking the duty (a lone relay: at start-up), open every notebook whose log has
+        live kernel sessions; each gets a full lease from now."""
+        self._noticed.clear()
         for info in await self.notebooks.list_notebooks():
             if info.live_kernels > 0:
                 try:
@@ -66,8 +77,13 @@ class LeaseMonitor:
                     log.info("kernel session %s of %s missed its lease", session.id, opened.id)
                     try:
                         await self.notebooks.append_as_relay(
-                            opened.id, KernelSessionExpired(session_id=session.id)
+                            opened.id,
+                            KernelSessionExpired(session_id=session.id),
+                            event_id=expiry_id(session.id),
+                            authorize=_still_live(session.id),
                         )
+                    except _Moot:  # it ended, or another relay expired it, meanwhile
+                        pass
                     except ApiError:  # pragma: no cover - the notebook vanished under us
                         log.exception("could not expire %s", session.id)
         for key in set(self._noticed) - live:
@@ -77,3 +93,21 @@ class LeaseMonitor:
             # before their kernelSessionStarted landed (they are recent).
             if now - self._beats[key][0] > 60.0:
                 del self._beats[key]
+
+
+def expiry_id(session_id: str) -> str:
+    """The one event id a session's expiry is stored under, whichever relay writes it."""
+    return "lapsed-" + hashlib.sha256(session_id.encode()).hexdigest()[:40]
+
+
+class _Moot(Exception):
+    """The session is no longer live in the log the append would land on."""
+
+
+def _still_live(session_id: str) -> Authorize:
+    def check(state: NotebookState, pushed: list[PushedEvent]) -> None:
+        session = state.kernels.get(session_id)
+        if session is None or session.status != "live":
+            raise _Moot(session_id)
+
+    return check

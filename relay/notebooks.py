@@ -29,11 +29,12 @@ from shared_schema.events import Event
 from shared_schema.ids import RELAY_ACTOR, EventId, is_valid_id
 
 from .config import RelayConfig
-from .errors import BadRequest, Conflict, NotFound
+from .errors import BadRequest, Conflict, NotFound, Unavailable
 from .hub import EventBatch, Hub
 from .snapshots import SnapshotMark, Snapshotter
 from .storage import (
     AppendResult,
+    HeadMoved,
     IdConflict,
     NewRow,
     NotebookExists,
@@ -41,6 +42,7 @@ from .storage import (
     Storage,
     StoredRow,
     Summary,
+    UnknownNotebook,
     plan_append,
 )
 from .turns import Turns
@@ -55,6 +57,8 @@ _PAGE = 5_000
 #: or a long tail refolded on open or for ``?at=``, would hold every other
 #: notebook's requests; between events the state is whole.
 _FOLD_SLICE = 0.01
+#: Appends that find another relay's append in their way before one goes through.
+_MAX_RETRIES = 50
 
 log = logging.getLogger("anode.relay")
 
@@ -210,10 +214,19 @@ class Notebooks:
         opened = await self.open(notebook_id)
         return await self._append(opened, pushed, actor, authorize)
 
-    async def append_as_relay(self, notebook_id: str, event: Event) -> None:
+    async def append_as_relay(
+        self,
+        notebook_id: str,
+        event: Event,
+        *,
+        event_id: str | None = None,
+        authorize: Authorize | None = None,
+    ) -> None:
+        """Write an event the relay decided. ``event_id``, when given, makes the write
+        idempotent: relays that take the same decision store it once."""
         opened = await self.open(notebook_id)
-        relay_id = EventId(f"relay-{secrets.token_hex(12)}")
-        await self._append(opened, [PushedEvent(relay_id, event)], RELAY_ACTOR)
+        relay_id = EventId(event_id or f"relay-{secrets.token_hex(12)}")
+        await self._append(opened, [PushedEvent(relay_id, event)], RELAY_ACTOR, authorize)
 
     async def _append(
         self,
@@ -222,41 +235,55 @@ class Notebooks:
         actor: str,
         authorize: Authorize | None = None,
     ) -> tuple[list[int], int]:
-        async with opened.lock:
-            if opened.dropped:  # reloaded while this push waited for the lock
-                return await self._append(await self.open(opened.id), items, actor, authorize)
-            if authorize is not None:
-                authorize(opened.state, items)
-            ts = max(self.clock(), opened.last_ts)
-            rows = [_row(item.id, item.event, actor, ts) for item in items]
-            batch = _Batch(rows, {item.id: item.event for item in items}, actor, ts)
-            try:
-                if any(isinstance(item.event, _SUMMARY_EVENTS) for item in items):
-                    result = await self._append_with_summary(opened, batch)
-                else:
-                    result = await self._append_then_fold(opened, batch)
-            except IdConflict as error:
-                raise Conflict(
-                    f"event id {error.event_id!r} is already stored with other content",
-                    code="event_id_reused",
-                ) from None
-            if result.stored:
-                opened.last_ts = ts
-                self.hub.publish(opened.id, EventBatch.of(result.stored))
-                self.snapshots.maybe_take(opened.id, opened.state, opened.snapshot)
-            return result.seqs, result.head
+        for _ in range(_MAX_RETRIES):
+            async with opened.lock:
+                if opened.dropped:  # reloaded while this push waited for the lock
+                    opened = await self.open(opened.id)
+                    continue
+                # Decided on this state; the append stores it only if the state is
+                # still the head (``expect_head``), else it is decided again.
+                if authorize is not None:
+                    authorize(opened.state, items)
+                ts = max(self.clock(), opened.last_ts)
+                rows = [_row(item.id, item.event, actor, ts) for item in items]
+                batch = _Batch(rows, {item.id: item.event for item in items}, actor, ts)
+                try:
+                    if any(isinstance(item.event, _SUMMARY_EVENTS) for item in items):
+                        result = await self._append_with_summary(opened, batch)
+                    else:
+                        result = await self._append_then_fold(opened, batch)
+                except IdConflict as error:
+                    raise Conflict(
+                        f"event id {error.event_id!r} is already stored with other content",
+                        code="event_id_reused",
+                    ) from None
+                except HeadMoved as moved:  # another writer appended: decide again on its head
+                    if not opened.dropped:
+                        await self._catch_up(opened, moved.head)
+                    continue
+                if result.stored:
+                    opened.last_ts = ts
+                    self.hub.publish(opened.id, EventBatch.of(result.stored))
+                    self.snapshots.maybe_take(opened.id, opened.state, opened.snapshot)
+                return result.seqs, result.head
+        raise Unavailable(
+            "other relays keep appending to this notebook; try again", code="notebook_busy"
+        )
 
     async def _append_then_fold(self, opened: OpenNotebook, batch: _Batch) -> AppendResult:
-        """The common case: one round trip to storage, which decides what is new."""
+        """The common case: one round trip to storage, which decides what is new.
+
+        The append expects the head this state stands at, so an append another
+        relay made in between is caught (``HeadMoved``) before anything is stored.
+        """
         try:
-            result = await self.storage.append(opened.id, batch.rows)
-        except IdConflict:
+            result = await self.storage.append(opened.id, batch.rows, expect_head=opened.state.seq)
+        except (IdConflict, HeadMoved):
             raise  # refused before anything was written
         except BaseException:  # cancelled, or failed: it may or may not have committed
             self._forget(opened)
             raise
         if result.stored:
-            await self._catch_up(opened, result.stored[0].seq - 1)
             await self._fold(opened, result.stored, batch)
         return result
 
@@ -281,7 +308,7 @@ class Notebooks:
                 summary=summary if summary != opened.summary else None,
                 expect_head=found.head,
             )
-        except BaseException:  # the state holds events the store may not
+        except BaseException:  # the state holds events the store may not (HeadMoved included)
             self._forget(opened)
             raise
         opened.summary = summary
@@ -308,13 +335,46 @@ class Notebooks:
             del self._open[opened.id]
 
     async def _catch_up(self, opened: OpenNotebook, upto: int) -> None:
-        """Fold events another relay process stored since we last looked."""
+        """Fold, and fan out to this relay's subscribers, what other relays stored up to
+        ``upto``. Called under the notebook's lock, so fan-out stays in seq order."""
         while opened.state.seq < upto:
             rows = await self.storage.read(opened.id, opened.state.seq, _PAGE, upto=upto)
             if not rows:
                 return
-            await _refold(opened.state, rows)
+            try:
+                await _refold(opened.state, rows)
+            except BaseException:
+                self._forget(opened)
+                raise
             opened.snapshot.tail += sum(len(row.body) for row in rows)
+            opened.last_ts = max(opened.last_ts, opened.state.updated_at or 0.0)
+            self.hub.publish(opened.id, EventBatch.of(rows))
+
+    async def follow(self, notebook_id: str, head: int, *, open_it: bool = False) -> None:
+        """Another relay stored events up to ``head``: fold and fan them out here.
+
+        Notebooks this relay has not loaded are left alone (they load whole
+        when first asked for), unless ``open_it`` (the relay that watches
+        every kernel lease must see every session start).
+        """
+        opened = self._open.get(notebook_id)
+        if opened is None:
+            if not open_it:
+                return
+            opened = await self.open(notebook_id)
+        if opened.state.seq >= head:
+            return  # our own append, or already caught up
+        async with opened.lock:
+            if not opened.dropped:
+                await self._catch_up(opened, head)
+
+    async def refresh_all(self) -> None:
+        """Catch every loaded notebook up to the store (after notices may have been missed)."""
+        for opened in self.loaded():
+            try:
+                await self.follow(opened.id, await self.storage.head(opened.id))
+            except UnknownNotebook:  # pragma: no cover - nothing deletes notebooks
+                continue
 
     async def pull(self, notebook_id: str, after: int, limit: int) -> tuple[list[StoredRow], int]:
         """Up to ``limit`` stored events past ``after``, and the head."""
@@ -343,6 +403,8 @@ class Notebooks:
         """The state at ``at`` (the head when None): ``public()``, or with ``internal``
         the ``dump()`` a client folds on from (edit histories, tombstones)."""
         opened = await self.open(notebook_id)
+        if self.storage.shared:  # answer from the store's head, not from what reached us
+            await self.follow(notebook_id, await self.storage.head(notebook_id))
         if at is None or at >= opened.state.seq:
             if at is not None and at > opened.state.seq:
                 raise BadRequest(

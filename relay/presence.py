@@ -76,6 +76,17 @@ class PresenceBoard:
         del entries[client_id]
         self.publish(notebook, {"client_id": client_id, "actor": known.actor, "gone": True})
 
+    def apply(self, notebook: str, entry: Entry | None, client_id: str, actor: str) -> None:
+        """Take a post (or, with ``entry`` None, a leave) that another relay accepted."""
+        entries = self._entries.setdefault(notebook, {})
+        if entry is None:
+            if entries.pop(client_id, None) is not None:
+                self.publish(notebook, {"client_id": client_id, "actor": actor, "gone": True})
+            return
+        entry.expires_at = self.clock() + entry.ttl
+        entries[client_id] = entry
+        self.publish(notebook, entry.public())
+
     def current(self, notebook: str) -> list[dict[str, Any]]:
         now = self.clock()
         return [e.public() for e in self._entries.get(notebook, {}).values() if e.expires_at > now]

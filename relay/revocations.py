@@ -43,11 +43,11 @@ class Revocations:
             if not ends:
                 self._open.pop(grant.token_id, None)
 
-    def sweep(self) -> None:
+    async def sweep(self) -> None:
         """End everything held by a token that was revoked or has expired."""
         if self.tokens is None or not self._open:
             return
-        revoked = self.tokens.revoked_ids()
+        revoked = await self.tokens.revoked_ids()
         now = self.clock()
         for token_id, (expires_at, ends) in list(self._open.items()):
             if token_id in revoked or (expires_at is not None and expires_at <= now):

@@ -50,27 +50,27 @@ async def create_token(request: Request) -> Response:
         raise BadRequest(
             f"label must be a string of at most {MAX_LABEL} characters", code="invalid_label"
         )
-    record, token = tokens.issue(notebook_id, role, expires_in, label)
+    record, token = await tokens.issue(notebook_id, role, expires_in, label)
     return JSONResponse({**record.to_json(), "token": token}, status_code=201)
 
 
 async def list_tokens(request: Request) -> Response:
     notebook_id = request.path_params["notebook"]
     require(request, "share", notebook_id)
-    records = _store(request).list(notebook_id)
+    records = await _store(request).list(notebook_id)
     return JSONResponse({"tokens": [record.to_json() for record in records]})
 
 
 async def revoke_token(request: Request) -> Response:
     grant = require(request, "share", None)
     tokens = _store(request)
-    record = tokens.get(request.path_params["token"])
+    record = await tokens.get(request.path_params["token"])
     if record is None or not grant.covers(record.notebook):
         # Another notebook's token looks exactly like no token: ids are not an oracle.
         raise NotFound("no such token", code="unknown_token")
     if record.role == "admin" and grant.role != "admin":
         raise Forbidden("only an admin may revoke an admin token", code="role_forbids")
-    revoked = tokens.revoke(record.id)
+    revoked = await tokens.revoke(record.id)
     assert revoked is not None
     return JSONResponse(revoked.to_json())
 

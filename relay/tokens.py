@@ -6,10 +6,11 @@ HMAC-SHA256 of the payload under a secret kept in the data directory (mode
 0600). Checking a token needs the secret and the revocation list only, so
 the relay never stores a token it can be tricked into comparing.
 
-The store is its own SQLite file beside the event log: ``anode token`` can
-issue and revoke while a relay runs, and the relay notices a revocation on
-the next request (SQLite's ``data_version`` says when another connection
-committed, so the check costs one pragma, not a query per token).
+Records live in a ``TokenTable``: a SQLite file beside the event log
+(``SQLiteTokens``), or the PostgreSQL store that several relays share
+(``relay/storage/postgres.py``), where the secret lives too. Either way a
+revocation made anywhere (another relay, ``anode token``) is refused from
+the next request on.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
+from typing import Protocol
 
 ROLES = ("admin", "owner", "editor", "viewer", "kernel")
 #: Roles a token for one notebook may carry (``admin`` is server-wide).
@@ -145,17 +147,133 @@ def load_secret(data_dir: Path) -> bytes:
             ) from None
         return secret
     with os.fdopen(fd, "wb") as file:
-        file.write(secrets.token_bytes(32))
+        file.write(new_secret())
         file.flush()
         os.fsync(file.fileno())
     return path.read_bytes()
 
 
+def new_secret() -> bytes:
+    return secrets.token_bytes(32)
+
+
+class TokenTable(Protocol):
+    """Where token records live: a SQLite file beside the log, or the PostgreSQL store."""
+
+    async def secret(self) -> bytes:
+        """The signing secret every relay on this store shares, made on first use."""
+
+    async def insert(self, record: TokenRecord) -> None: ...
+
+    async def revoke(self, token_id: str, at: float) -> None:
+        """Mark revoked (if it was not), and tell the other relays."""
+
+    async def get(self, token_id: str) -> TokenRecord | None: ...
+
+    async def list(self, notebook: str | None) -> list[TokenRecord]: ...
+
+    async def is_revoked(self, token_id: str) -> bool:
+        """As committed now, whichever process revoked it."""
+
+    async def revoked_ids(self) -> frozenset[str]: ...
+
+    async def close(self) -> None: ...
+
+
 class TokenStore:
-    """Issue, list, revoke and check tokens for one data directory."""
+    """Issue, list, revoke and check tokens on one ``TokenTable``."""
+
+    def __init__(self, table: TokenTable) -> None:
+        self.table = table
+        self._secret: bytes | None = None
+
+    async def open(self) -> TokenStore:
+        self._secret = await self.table.secret()
+        return self
+
+    async def close(self) -> None:
+        await self.table.close()
+
+    @property
+    def secret(self) -> bytes:
+        assert self._secret is not None, "the token store is not open"
+        return self._secret
+
+    # --- issuing and revoking ---
+
+    async def issue(
+        self, notebook: str, role: str, expires_in: int | None = None, label: str = ""
+    ) -> tuple[TokenRecord, str]:
+        """A new token and its record. ``admin`` goes with ``*``, every other role with one
+        notebook."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if (role == "admin") != (notebook == ALL_NOTEBOOKS):
+            raise ValueError("an admin token is for every notebook; other roles name one notebook")
+        if len(label) > MAX_LABEL or not label.isprintable():
+            raise ValueError(f"label must be at most {MAX_LABEL} printable characters")
+        now = time.time()
+        record = TokenRecord(
+            id="tk-" + secrets.token_hex(8),
+            notebook=notebook,
+            role=role,
+            expires_at=int(now + expires_in) if expires_in else None,
+            label=label,
+            created_at=now,
+            revoked_at=None,
+        )
+        await self.table.insert(record)
+        return record, self.token_for(record)
+
+    def token_for(self, record: TokenRecord) -> str:
+        return sign(self.secret, Grant(record.id, record.notebook, record.role, record.expires_at))
+
+    async def revoke(self, token_id: str) -> TokenRecord | None:
+        """Revoke for good (across restarts and relays). None when no such token exists."""
+        await self.table.revoke(token_id, time.time())
+        return await self.table.get(token_id)
+
+    async def get(self, token_id: str) -> TokenRecord | None:
+        return await self.table.get(token_id)
+
+    async def list(self, notebook: str | None = None) -> list[TokenRecord]:
+        return await self.table.list(notebook)
+
+    async def serve_token(self) -> str:
+        """The admin token ``anode serve`` prints: made once, the same on every start."""
+        for record in await self.list(ALL_NOTEBOOKS):
+            if (
+                record.label == "anode serve"
+                and record.revoked_at is None
+                and record.expires_at is None
+            ):
+                return self.token_for(record)
+        return (await self.issue(ALL_NOTEBOOKS, "admin", label="anode serve"))[1]
+
+    # --- checking ---
+
+    async def check(self, token: str) -> Grant:
+        """The grant of a valid, unexpired, unrevoked token, else ``InvalidToken``."""
+        grant = verify(self.secret, token)
+        if await self.table.is_revoked(grant.token_id):
+            raise InvalidToken("token has been revoked")
+        return grant
+
+    async def revoked_ids(self) -> frozenset[str]:
+        return await self.table.revoked_ids()
+
+
+class SQLiteTokens:
+    """Tokens in their own SQLite file beside the event log, the secret in a file beside it.
+
+    ``anode token`` can issue and revoke while a relay runs, and the relay
+    notices on the next request: SQLite's ``data_version`` says when another
+    connection committed, so a check costs one pragma, not a query per token.
+    """
 
     def __init__(self, data_dir: Path) -> None:
-        self.secret = load_secret(data_dir)
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             data_dir / _DATABASE_FILE, check_same_thread=False, isolation_level=None
         )
@@ -171,62 +289,35 @@ class TokenStore:
         self._seen_version = -1
         self._revoked: frozenset[str] = frozenset()
 
-    def close(self) -> None:
+    async def secret(self) -> bytes:
+        return load_secret(self.data_dir)
+
+    async def close(self) -> None:
         self._db.close()
 
-    # --- issuing and revoking ---
-
-    def issue(
-        self, notebook: str, role: str, expires_in: int | None = None, label: str = ""
-    ) -> tuple[TokenRecord, str]:
-        """A new token and its record. ``admin`` goes with ``*``, every other role with one
-        notebook."""
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        if (role == "admin") != (notebook == ALL_NOTEBOOKS):
-            raise ValueError("an admin token is for every notebook; other roles name one notebook")
-        if len(label) > MAX_LABEL:
-            raise ValueError(f"label must be at most {MAX_LABEL} characters")
-        now = time.time()
-        record = TokenRecord(
-            id="tk-" + secrets.token_hex(8),
-            notebook=notebook,
-            role=role,
-            expires_at=int(now + expires_in) if expires_in else None,
-            label=label,
-            created_at=now,
-            revoked_at=None,
-        )
+    async def insert(self, record: TokenRecord) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO tokens (id, notebook, role, expires_at, label, created_at) VALUES "
-                "(?,?,?,?,?,?)",
-                (record.id, notebook, role, record.expires_at, label, now),
+                f"INSERT INTO tokens ({COLUMNS}) VALUES (?,?,?,?,?,?,?)", astuple(record)
             )
-        return record, self.token_for(record)
 
-    def token_for(self, record: TokenRecord) -> str:
-        return sign(self.secret, Grant(record.id, record.notebook, record.role, record.expires_at))
-
-    def revoke(self, token_id: str) -> TokenRecord | None:
-        """Revoke for good (across restarts). None when no such token exists."""
+    async def revoke(self, token_id: str, at: float) -> None:
         with self._lock:
             self._db.execute(
                 "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (time.time(), token_id),
+                (at, token_id),
             )
             self._seen_version = -1  # data_version only moves for other connections' commits
-        return self.get(token_id)
 
-    def get(self, token_id: str) -> TokenRecord | None:
+    async def get(self, token_id: str) -> TokenRecord | None:
         with self._lock:
             row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
+                f"SELECT {COLUMNS} FROM tokens WHERE id = ?", (token_id,)
             ).fetchone()
         return TokenRecord(*row) if row else None
 
-    def list(self, notebook: str | None = None) -> list[TokenRecord]:
-        query = f"SELECT {_COLUMNS} FROM tokens"
+    async def list(self, notebook: str | None) -> list[TokenRecord]:
+        query = f"SELECT {COLUMNS} FROM tokens"
         params: tuple = ()
         if notebook is not None:
             query, params = query + " WHERE notebook = ?", (notebook,)
@@ -234,27 +325,10 @@ class TokenStore:
             rows = self._db.execute(query + " ORDER BY created_at", params).fetchall()
         return [TokenRecord(*row) for row in rows]
 
-    def serve_token(self) -> str:
-        """The admin token ``anode serve`` prints: made once, the same on every start."""
-        for record in self.list(ALL_NOTEBOOKS):
-            if (
-                record.label == "anode serve"
-                and record.revoked_at is None
-                and record.expires_at is None
-            ):
-                return self.token_for(record)
-        return self.issue(ALL_NOTEBOOKS, "admin", label="anode serve")[1]
+    async def is_revoked(self, token_id: str) -> bool:
+        return token_id in await self.revoked_ids()
 
-    # --- checking ---
-
-    def check(self, token: str) -> Grant:
-        """The grant of a valid, unexpired, unrevoked token, else ``InvalidToken``."""
-        grant = verify(self.secret, token)
-        if grant.token_id in self.revoked_ids():
-            raise InvalidToken("token has been revoked")
-        return grant
-
-    def revoked_ids(self) -> frozenset[str]:
+    async def revoked_ids(self) -> frozenset[str]:
         """Every revoked token id; one pragma when no process revoked anything since the last
         call."""
         with self._lock:
@@ -268,4 +342,5 @@ class TokenStore:
             return self._revoked
 
 
-_COLUMNS = "id, notebook, role, expires_at, label, created_at, revoked_at"
+#: A record's columns, in ``TokenRecord``'s order.
+COLUMNS = "id, notebook, role, expires_at, label, created_at, revoked_at"

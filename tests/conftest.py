@@ -28,7 +28,7 @@ import uvicorn
 
 from relay.app import create_app
 from relay.config import RelayConfig
-from tests.admin import AdminClient
+from tests.admin import AdminClient, SyncTokens
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -167,7 +167,7 @@ class RelayThread:
     def token(self) -> str | None:
         """The admin token (None when the config turns auth off)."""
         tokens = self.app.state.services.tokens
-        return None if tokens is None else tokens.serve_token()
+        return None if tokens is None else SyncTokens(tokens).serve_token()
 
     @property
     def headers(self) -> dict[str, str]:

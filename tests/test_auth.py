@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from relay.tokens import Grant, TokenStore, _b64, _unb64, sign
+from relay.tokens import Grant, _b64, _unb64, sign
+from tests.admin import SyncTokens
 from tests.kernels import event, new_id
 
 
@@ -28,7 +29,7 @@ class World:
     other: str
     tokens: dict[str, str | None]  # credential name -> token (None: no header)
     admin: httpx.Client
-    store: TokenStore
+    store: SyncTokens
 
     def client(self, credential: str) -> httpx.Client:
         token = self.tokens[credential]
@@ -47,7 +48,7 @@ BAD = ["missing", "garbage", "expired", "revoked", "forged", "tampered"]
 @pytest.fixture
 def world(relay_thread) -> World:
     relay = relay_thread()
-    store = relay.app.state.services.tokens
+    store = SyncTokens(relay.app.state.services.tokens)
     admin = httpx.Client(base_url=relay.url, headers=relay.headers, timeout=10)
     own = admin.post("/api/notebooks", json={"title": "own"}).json()["id"]
     other = admin.post("/api/notebooks", json={"title": "other"}).json()["id"]

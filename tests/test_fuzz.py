@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from shared_schema.events import REGISTRY
 from shared_schema.ids import is_valid_id
-from tests.admin import AdminClient
+from tests.admin import AdminClient, SyncTokens
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,8 @@ def relay(tmp_path_factory: pytest.TempPathFactory):
         notebook = client.post("/api/notebooks", json={"title": "fuzz"}).json()["id"]
         tokens = client.app.state.services.tokens
         client.fuzz_tokens = {
-            role: tokens.issue(notebook, role)[1] for role in ("editor", "viewer", "kernel")
+            role: SyncTokens(tokens).issue(notebook, role)[1]
+            for role in ("editor", "viewer", "kernel")
         }
         client.fuzz_notebook = notebook
         yield client

@@ -87,6 +87,11 @@ class StorageError(Exception):
 class HeadMoved(Exception):
     """Another writer appended to the notebook since the caller looked up its head."""
 
+    def __init__(self, notebook: str, head: int) -> None:
+        super().__init__(notebook, head)
+        #: The head the append found.
+        self.head = head
+
 
 class UnknownNotebook(Exception):
     pass
@@ -105,6 +110,10 @@ class IdConflict(Exception):
 
 
 class Storage(Protocol):
+    #: Whether other processes append to this store too (PostgreSQL): the relay
+    #: then brings a notebook up to the store's head before it decides anything.
+    shared: bool
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -115,6 +124,9 @@ class Storage(Protocol):
     async def list_notebooks(self) -> list[NotebookInfo]: ...
 
     async def notebook(self, notebook: str) -> NotebookInfo | None: ...
+
+    async def head(self, notebook: str) -> int:
+        """The notebook's committed head; ``UnknownNotebook`` if there is none."""
 
     async def lookup(self, notebook: str, ids: Sequence[str]) -> Lookup:
         """The head, and which of ``ids`` are stored: what ``append`` would find now."""

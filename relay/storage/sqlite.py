@@ -68,6 +68,9 @@ T = TypeVar("T")
 
 
 class SQLiteStorage:
+    #: One process, one writer: the relay's folded state is never behind the file.
+    shared = False
+
     def __init__(self, path: Path, *, sync: str = "normal") -> None:
         self.path = path
         self.sync = sync
@@ -194,7 +197,7 @@ class SQLiteStorage:
         with _transaction(db):
             head = self._head(notebook)
             if expect_head is not None and head != expect_head:
-                raise HeadMoved(notebook)
+                raise HeadMoved(notebook, head)
             result = plan_append(head, rows, _known_ids(db, notebook, [row.id for row in rows]))
             if result.stored:
                 db.executemany(
@@ -208,6 +211,9 @@ class SQLiteStorage:
             if summary is not None:
                 self._set_summary(notebook, summary)
         return result
+
+    async def head(self, notebook: str) -> int:
+        return await self._run(self._head, notebook)
 
     def _head(self, notebook: str) -> int:
         found = self.db.execute("SELECT head FROM notebooks WHERE id = ?", (notebook,)).fetchone()

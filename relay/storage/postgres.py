@@ -1,0 +1,427 @@
+"""The shared store: PostgreSQL, for several relay processes serving the same notebooks.
+
+The database, not a process, is each notebook's one writer: an append takes
+the row lock on the notebook's ``notebooks`` row (``SELECT … FOR UPDATE``)
+before it reads the head, so two relays appending to one notebook queue in
+the database and seqs stay dense. A row lock rather than an advisory lock:
+the append updates that row anyway, the lock ends with the transaction on
+every path (error, cancel, a dropped connection), and it needs no mapping of
+text ids onto advisory-lock integers.
+
+Every committed append sends ``NOTIFY anode_events, '<notebook> <head>'`` in
+its transaction, so the notification leaves only if the events are stored;
+other relays read the rows themselves (``relay/cluster.py``), which keeps
+the payload far under NOTIFY's 8,000-byte limit whatever a batch holds.
+
+Driver: psycopg 3 (async, with ``psycopg_pool``). It is the PostgreSQL
+project's own Python driver line, typed (mypy checks our use), speaks
+pipeline mode, and hands out notifications as an async iterator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import astuple
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, errors, sql
+from psycopg_pool import AsyncConnectionPool
+
+from ..tokens import COLUMNS, TokenRecord, new_secret
+from . import (
+    AppendResult,
+    HeadMoved,
+    Lookup,
+    NewRow,
+    NotebookExists,
+    NotebookInfo,
+    StorageError,
+    StoredRow,
+    Summary,
+    UnknownNotebook,
+    plan_append,
+)
+
+#: The schema this code writes (``anode_meta.storage_version``); a higher one is refused.
+STORAGE_VERSION = 1
+#: Channels every relay listens on (``relay/cluster.py``).
+EVENTS_CHANNEL = "anode_events"
+PRESENCE_CHANNEL = "anode_presence"
+TOKENS_CHANNEL = "anode_tokens"
+#: The advisory lock that serializes schema set-up, so relays may start at once.
+_SCHEMA_LOCK = 0x616E6F6465  # "anode"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS anode_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notebooks (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    head BIGINT NOT NULL,
+    cells INTEGER NOT NULL DEFAULT 0,
+    live_kernels INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS events (
+    notebook TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (notebook, seq),
+    UNIQUE (notebook, id)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    notebook TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (notebook, seq)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    notebook TEXT NOT NULL,
+    role TEXT NOT NULL,
+    expires_at BIGINT,
+    label TEXT NOT NULL DEFAULT '',
+    created_at DOUBLE PRECISION NOT NULL,
+    revoked_at DOUBLE PRECISION
+);
+"""
+
+#: Tables ``anode migrate`` fills, and refuses to write into when they hold rows.
+TABLES = ("notebooks", "events", "snapshots", "tokens", "anode_meta")
+
+
+def is_postgres_url(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the PostgreSQL URL"
+    host, port, name = info.get("host", ""), info.get("port", ""), info.get("dbname", "")
+    return f"postgresql://{info.get('user', '')}@{host}{':' + str(port) if port else ''}/{name}"
+
+
+class PostgresStorage:
+    #: Several processes share this store: the relay catches up before it decides.
+    shared = True
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        self.url = url
+        self._pool = AsyncConnectionPool(
+            url, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}
+        )
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            await self._pool.open(wait=True, timeout=10)
+            async with self.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                await conn.execute(_SCHEMA)
+                version = await _meta(conn, "storage_version")
+                if version is not None and int(version) > STORAGE_VERSION:
+                    raise StorageError(
+                        f"{redact(self.url)} was written by a newer Anode (storage version"
+                        f" {version}; this one reads up to {STORAGE_VERSION})."
+                    )
+                await conn.execute(
+                    "INSERT INTO anode_meta (key, value) VALUES ('storage_version', %s)"
+                    " ON CONFLICT (key) DO NOTHING",
+                    (str(STORAGE_VERSION),),
+                )
+        except (psycopg.Error, TimeoutError) as error:
+            await self._pool.close()
+            raise StorageError(f"cannot use {redact(self.url)}: {error}") from None
+        except StorageError:
+            await self._pool.close()
+            raise
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        async with self._pool.connection() as conn:
+            yield conn
+
+    # --- notebooks --------------------------------------------------------------
+
+    async def create_notebook(self, notebook: str, first: NewRow, summary: Summary) -> StoredRow:
+        row = StoredRow(seq=1, id=first.id, body=first.body(1))
+        try:
+            async with self.connection() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO notebooks (id, title, created_at, updated_at, head, cells,"
+                    " live_kernels) VALUES (%s, %s, %s, %s, 1, %s, %s)",
+                    (
+                        notebook,
+                        _text(summary.title),
+                        first.ts,
+                        first.ts,
+                        summary.cells,
+                        summary.live_kernels,
+                    ),
+                )
+                await conn.execute(
+                    "INSERT INTO events (notebook, seq, id, body) VALUES (%s, 1, %s, %s)",
+                    (notebook, row.id, row.body),
+                )
+                await _notify_events(conn, notebook, 1)
+        except errors.UniqueViolation:
+            raise NotebookExists(notebook) from None
+        return row
+
+    async def list_notebooks(self) -> list[NotebookInfo]:
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT id, title, created_at, updated_at, head, cells, live_kernels"
+                " FROM notebooks ORDER BY updated_at DESC, id"
+            )
+            return [NotebookInfo(*row) for row in await cursor.fetchall()]
+
+    async def notebook(self, notebook: str) -> NotebookInfo | None:
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT id, title, created_at, updated_at, head, cells, live_kernels"
+                " FROM notebooks WHERE id = %s",
+                (notebook,),
+            )
+            row = await cursor.fetchone()
+        return NotebookInfo(*row) if row else None
+
+    async def head(self, notebook: str) -> int:
+        """The notebook's head as committed now (``UnknownNotebook`` if there is none)."""
+        async with self.connection() as conn:
+            cursor = await conn.execute("SELECT head FROM notebooks WHERE id = %s", (notebook,))
+            row = await cursor.fetchone()
+        if row is None:
+            raise UnknownNotebook(notebook)
+        return row[0]
+
+    async def set_summary(self, notebook: str, summary: Summary) -> None:
+        async with self.connection() as conn:
+            await _set_summary(conn, notebook, summary)
+
+    # --- events -----------------------------------------------------------------
+
+    async def lookup(self, notebook: str, ids: Sequence[str]) -> Lookup:
+        async with self.connection() as conn:
+            head, known = await _head_and_known(conn, notebook, ids, lock=False)
+        return Lookup(head=head, known=known)
+
+    async def append(
+        self,
+        notebook: str,
+        rows: Sequence[NewRow],
+        *,
+        summary: Summary | None = None,
+        expect_head: int | None = None,
+    ) -> AppendResult:
+        async with self.connection() as conn, conn.transaction():
+            head, known = await _head_and_known(conn, notebook, [row.id for row in rows], lock=True)
+            if expect_head is not None and head != expect_head:
+                raise HeadMoved(notebook, head)
+            result = plan_append(head, rows, known)
+            if result.stored:
+                async with conn.cursor() as cursor:
+                    await cursor.execute(
+                        "INSERT INTO events (notebook, seq, id, body)"
+                        " SELECT %s, * FROM unnest(%s::bigint[], %s::text[], %s::text[])",
+                        (
+                            notebook,
+                            [item.seq for item in result.stored],
+                            [item.id for item in result.stored],
+                            [item.body for item in result.stored],
+                        ),
+                    )
+                await conn.execute(
+                    "UPDATE notebooks SET head = %s, updated_at = %s WHERE id = %s",
+                    (result.head, rows[-1].ts, notebook),
+                )
+                await _notify_events(conn, notebook, result.head)
+            if summary is not None:
+                await _set_summary(conn, notebook, summary)
+        return result
+
+    async def read(
+        self, notebook: str, after: int, limit: int, upto: int | None = None
+    ) -> list[StoredRow]:
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT seq, id, body FROM events WHERE notebook = %s AND seq > %s AND seq <= %s"
+                " ORDER BY seq LIMIT %s",
+                (notebook, after, upto if upto is not None else 2**62, limit),
+            )
+            return [StoredRow(*row) for row in await cursor.fetchall()]
+
+    # --- snapshots --------------------------------------------------------------
+
+    async def save_snapshot(
+        self, notebook: str, seq: int, state_json: str, *, keep_every: int
+    ) -> None:
+        async with self.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO snapshots (notebook, seq, state) VALUES (%s, %s, %s)"
+                " ON CONFLICT (notebook, seq) DO UPDATE SET state = excluded.state",
+                (notebook, seq, state_json),
+            )
+            # As in SQLite: of the older ones, keep the first of each keep_every-long stretch.
+            await conn.execute(
+                "DELETE FROM snapshots WHERE notebook = %(nb)s AND seq < %(seq)s AND seq NOT IN"
+                " (SELECT min(seq) FROM snapshots WHERE notebook = %(nb)s"
+                "  GROUP BY seq / %(every)s)",
+                {"nb": notebook, "seq": seq, "every": keep_every},
+            )
+
+    async def load_snapshot(self, notebook: str, at: int | None = None) -> tuple[int, str] | None:
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT seq, state FROM snapshots WHERE notebook = %s AND seq <= %s"
+                " ORDER BY seq DESC LIMIT 1",
+                (notebook, at if at is not None else 2**62),
+            )
+            row = await cursor.fetchone()
+        return (row[0], row[1]) if row else None
+
+    # --- moving in ----------------------------------------------------------------
+
+    async def is_empty(self) -> bool:
+        """Whether no table holds a row (``anode migrate`` writes only into an empty store)."""
+        async with self.connection() as conn:
+            for table in TABLES[:-1]:
+                query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
+                cursor = await conn.execute(query)
+                row = await cursor.fetchone()
+                if row is not None and row[0]:
+                    return False
+        return True
+
+
+async def _head_and_known(
+    conn: AsyncConnection[Any], notebook: str, ids: Sequence[str], *, lock: bool
+) -> tuple[int, dict[str, tuple[int, str]]]:
+    """The head (row-locked for an append) and id -> (seq, body) of ``ids`` already stored."""
+    cursor = await conn.execute(
+        "SELECT head FROM notebooks WHERE id = %s" + (" FOR UPDATE" if lock else ""), (notebook,)
+    )
+    found = await cursor.fetchone()
+    if found is None:
+        raise UnknownNotebook(notebook)
+    cursor = await conn.execute(
+        "SELECT seq, id, body FROM events WHERE notebook = %s AND id = ANY(%s)",
+        (notebook, list(dict.fromkeys(ids))),
+    )
+    return found[0], {event_id: (seq, body) for seq, event_id, body in await cursor.fetchall()}
+
+
+async def _set_summary(conn: AsyncConnection[Any], notebook: str, summary: Summary) -> None:
+    await conn.execute(
+        "UPDATE notebooks SET title = %s, cells = %s, live_kernels = %s WHERE id = %s",
+        (_text(summary.title), summary.cells, summary.live_kernels, notebook),
+    )
+
+
+async def _notify_events(conn: AsyncConnection[Any], notebook: str, head: int) -> None:
+    """Sent at commit, and only if it commits."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, f"{notebook} {head}"))
+
+
+async def _meta(conn: AsyncConnection[Any], key: str) -> str | None:
+    cursor = await conn.execute("SELECT value FROM anode_meta WHERE key = %s", (key,))
+    row = await cursor.fetchone()
+    return row[0] if row else None
+
+
+def _text(value: str) -> str:
+    """PostgreSQL's TEXT cannot hold NUL. A title may (the log keeps it, JSON-escaped);
+    the notebook list's copy shows U+FFFD in its place."""
+    return value.replace("\x00", "\ufffd")
+
+
+class PostgresTokens:
+    """Tokens and their signing secret in the shared store (``relay.tokens.TokenTable``).
+
+    A check asks the database whether the token was revoked (one primary-key
+    read), so a revocation made through any relay is refused by every relay
+    from the next request on. The full revoked set, which only the sweep of
+    open streams needs, is cached until a ``NOTIFY anode_tokens`` says it changed.
+    """
+
+    def __init__(self, storage: PostgresStorage) -> None:
+        self.storage = storage
+        self._revoked: frozenset[str] | None = None
+
+    async def secret(self) -> bytes:
+        async with self.storage.connection() as conn:
+            await conn.execute(
+                "INSERT INTO anode_meta (key, value) VALUES ('token_secret', %s)"
+                " ON CONFLICT (key) DO NOTHING",
+                (new_secret().hex(),),
+            )
+            value = await _meta(conn, "token_secret")
+        assert value is not None
+        return bytes.fromhex(value)
+
+    async def close(self) -> None:
+        """The storage owns the connections."""
+
+    async def insert(self, record: TokenRecord) -> None:
+        async with self.storage.connection() as conn:
+            await conn.execute(
+                f"INSERT INTO tokens ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                astuple(record),
+            )
+
+    async def revoke(self, token_id: str, at: float) -> None:
+        async with self.storage.connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE tokens SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
+                (at, token_id),
+            )
+            await conn.execute("SELECT pg_notify(%s, %s)", (TOKENS_CHANNEL, token_id))
+        self.changed()
+
+    async def get(self, token_id: str) -> TokenRecord | None:
+        async with self.storage.connection() as conn:
+            cursor = await conn.execute(f"SELECT {COLUMNS} FROM tokens WHERE id = %s", (token_id,))
+            row = await cursor.fetchone()
+        return TokenRecord(*row) if row else None
+
+    async def list(self, notebook: str | None) -> list[TokenRecord]:
+        query = f"SELECT {COLUMNS} FROM tokens"
+        params: tuple[str, ...] = ()
+        if notebook is not None:
+            query, params = query + " WHERE notebook = %s", (notebook,)
+        async with self.storage.connection() as conn:
+            cursor = await conn.execute(query + " ORDER BY created_at", params)
+            return [TokenRecord(*row) for row in await cursor.fetchall()]
+
+    async def is_revoked(self, token_id: str) -> bool:
+        async with self.storage.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT revoked_at IS NOT NULL FROM tokens WHERE id = %s", (token_id,)
+            )
+            row = await cursor.fetchone()
+        # A signed token whose record is gone is as good as revoked.
+        return row is None or bool(row[0])
+
+    async def revoked_ids(self) -> frozenset[str]:
+        if self._revoked is None:
+            async with self.storage.connection() as conn:
+                cursor = await conn.execute("SELECT id FROM tokens WHERE revoked_at IS NOT NULL")
+                self._revoked = frozenset(row[0] for row in await cursor.fetchall())
+        return self._revoked
+
+    def changed(self) -> None:
+        """Some relay revoked a token (or we may have missed that it did): reload the set."""
+        self._revoked = None
