@@ -14,7 +14,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := setup
-.PHONY: setup serve test lint bench clean chromium bubblewrap
+.PHONY: setup serve test lint bench clean chromium bubblewrap postgres
 
 # micropip is not in Pyodide's npm package; kernels load it for %pip.
 MICROPIP := vendor/micropip/micropip-0.11.1-py3-none-any.whl
@@ -27,8 +27,13 @@ setup: $(VENV)/.installed node_modules/.installed $(MICROPIP) $(BUNDLES) chromiu
 serve: setup
 	$(BIN)/anode serve $(ARGS)
 
-test: setup lint
+test: setup lint postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests' PostgreSQL: started if installed and stopped, installed (Debian's) if missing.
+# Each test makes its own throw-away database on it (tests/postgres_server.py).
+postgres: $(VENV)/.installed
+	$(BIN)/python -m tests.postgres_server
 
 # The rules a reviewer should not have to check by eye (pyproject.toml says which).
 lint: $(VENV)/.installed

@@ -5,6 +5,8 @@
   free port (for kill -9, restarts and anything that needs a real socket).
 - ``relay_thread``: a real uvicorn server in a thread, for tests that need a
   socket *and* a non-default ``RelayConfig`` (tiny queues, short leases).
+- ``postgres``: the URL of a throw-away PostgreSQL database for one test
+  (``tests/postgres_server.py``).
 """
 
 from __future__ import annotations
@@ -29,8 +31,16 @@ import uvicorn
 from relay.app import create_app
 from relay.config import RelayConfig
 from tests.admin import AdminClient, SyncTokens
+from tests.postgres_server import throwaway_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database's URL, dropped after the test."""
+    with throwaway_database() as url:
+        yield url
 
 
 @pytest.fixture

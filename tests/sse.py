@@ -94,8 +94,9 @@ class Subscription:
         last_event_id: str | None = None,
         paused: bool = False,
         socket_options: list[tuple[int, int, int]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        headers = {"Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream", **(headers or {})}
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
         transport = httpx.HTTPTransport(socket_options=socket_options) if socket_options else None
