@@ -136,7 +136,7 @@ class PostgresCluster:
         first = True
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(self.storage.url, autocommit=True)
+                conn = await _connect(self.storage.url)
                 async with conn:
                     for channel in (EVENTS_CHANNEL, PRESENCE_CHANNEL, TOKENS_CHANNEL):
                         await conn.execute(f"LISTEN {channel}")
@@ -185,7 +185,7 @@ class PostgresCluster:
     async def _hold_duty(self, handlers: ClusterHandlers) -> None:
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(self.storage.url, autocommit=True)
+                conn = await _connect(self.storage.url)
                 async with conn:
                     while not self.on_duty:
                         cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (DUTY_LOCK,))
@@ -206,6 +206,19 @@ class PostgresCluster:
                     log.warning("lost the duty connection (%s)", error)
                 self.on_duty = False
             await asyncio.sleep(_RECONNECT_SECONDS)
+
+
+async def _connect(url: str) -> psycopg.AsyncConnection:
+    """A connection of our own; TCP keepalives notice a peer that vanished without a word
+    (a listener would otherwise wait for notices forever)."""
+    return await psycopg.AsyncConnection.connect(
+        url,
+        autocommit=True,
+        keepalives=1,
+        keepalives_idle=10,
+        keepalives_interval=5,
+        keepalives_count=3,
+    )
 
 
 def _entry(notice: dict[str, Any]) -> Entry | None:

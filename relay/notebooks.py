@@ -160,6 +160,10 @@ class Notebooks:
                 if opened is None:
                     opened = await self._load(notebook_id)
                     self._open[notebook_id] = opened
+                    if self.storage.shared:
+                        # Notices of appends made while it loaded found it not yet
+                        # loaded; from here on ``follow`` sees them.
+                        await self.follow(notebook_id, await self.storage.head(notebook_id))
         finally:  # also after a 404: unknown ids must not pile up locks
             self._opening.pop(notebook_id, None)
         return opened

@@ -26,6 +26,7 @@ from tests.kernels import (  # noqa: F401 - kernels_fixture is a fixture
     wait_until,
 )
 from tests.sse import Subscription
+from tests.test_cli import anode
 
 pytestmark = pytest.mark.slow
 
@@ -304,3 +305,60 @@ def test_a_kernel_polling_one_relay_runs_work_pushed_through_another(
     finally:
         on_b.close()
         on_a.close()
+
+
+# --- the command line ---------------------------------------------------------------
+
+
+def test_migrate_moves_a_sqlite_store_and_its_tokens(
+    relay_process: Any, postgres: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "sqlite"
+    old = relay_process("--kernels", "none", data_dir=data)
+    with client(old) as http:
+        notebook = http.post("/api/notebooks", json={"title": "moving"}).json()["id"]
+        for start in range(0, 1_500, 500):  # past snapshot_min_events: a snapshot is taken
+            batch = [event("cellCreated", cell_id=f"c{i}") for i in range(start, start + 500)]
+            http.post(f"/api/notebooks/{notebook}/events", json={"events": batch})
+        editor = http.post(f"/api/notebooks/{notebook}/tokens", json={"role": "editor"}).json()
+        gone = http.post(f"/api/notebooks/{notebook}/tokens", json={"role": "viewer"}).json()
+        assert http.delete(f"/api/tokens/{gone['id']}").status_code == 200
+    before = log_of(old, notebook)
+    old.stop()
+
+    moved = anode("migrate", "--from", str(data), "--to", postgres)
+    assert moved.returncode == 0, moved.stderr
+    assert "1 notebooks (1501 events, " in moved.stdout and "tokens" in moved.stdout
+    assert "snapshots) and 3 tokens" in moved.stdout  # the admin's, the editor's, the revoked
+    new = relay_process("--store", postgres, "--kernels", "none", data_dir=tmp_path / "unused")
+    assert new.token == old.token  # the same secret: every token made before still works
+    assert log_of(new, notebook) == before
+    with client(new, editor["token"]) as http:
+        assert http.get(f"/api/notebooks/{notebook}/snapshot").json()["seq"] == 1501
+    with client(new, gone["token"]) as http:
+        assert http.get(f"/api/notebooks/{notebook}/events").status_code == 401
+
+    again = anode("migrate", "--from", str(data), "--to", postgres)
+    assert again.returncode == 2 and "migrate only into an empty store" in again.stderr
+    assert log_of(new, notebook) == before
+
+
+def test_the_store_option_names_its_problems(postgres: str, tmp_path: Path) -> None:
+    wrong = anode("serve", "--store", "mysql://db/anode", "--port", "0")
+    assert wrong.returncode == 2 and "is not a PostgreSQL URL" in wrong.stderr
+    away = anode(
+        "serve", "--store", "postgresql://postgres:secret@127.0.0.1:1/anode", "--port", "0"
+    )
+    assert (
+        away.returncode == 2 and "cannot use postgresql://postgres@127.0.0.1:1/anode" in away.stderr
+    )
+    assert "secret" not in away.stderr
+    made = anode("token", "create", "--store", postgres, "--role", "admin", "--label", "ops")
+    assert made.returncode == 0, made.stderr
+    listed = anode("token", "list", "--store", postgres)
+    assert "ops" in listed.stdout
+    token_id = made.stdout.split()[1].rstrip(":")
+    assert anode("token", "revoke", token_id, "--store", postgres).returncode == 0
+    assert "revoked" in anode("token", "list", "--store", postgres).stdout
+    nothing = anode("migrate", "--from", str(tmp_path / "none"), "--to", postgres)
+    assert nothing.returncode == 2 and "no Anode store" in nothing.stderr
