@@ -31,8 +31,10 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class Relay:
     """``anode serve`` on a free port; started, measured from /proc, and stopped."""
 
-    def __init__(self, data_dir: Path, auth: bool = False) -> None:
+    def __init__(self, data_dir: Path, auth: bool = False, store: str | None = None) -> None:
         self.data_dir = data_dir
+        #: A PostgreSQL URL (``--store``); None: SQLite under ``data_dir``.
+        self.store = store
         #: With auth, requests carry the admin token the relay printed (``token``);
         #: without, the relay runs ``--no-auth`` and measures everything else.
         self.auth = auth
@@ -49,7 +51,8 @@ class Relay:
         self._log = log.open("wb")
         args = [str(python if python.exists() else sys.executable), "-m", "anode", "serve",
                 "--host", HOST, "--port", "0", "--data", str(self.data_dir),
-                *(["--push-rate", "0"] if self.auth else ["--no-auth"])]  # fmt: skip
+                *(["--push-rate", "0"] if self.auth else ["--no-auth"]),
+                *(["--store", self.store] if self.store else [])]  # fmt: skip
         self.proc = subprocess.Popen(
             args, cwd=REPO_ROOT, stdout=self._log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

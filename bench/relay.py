@@ -4,6 +4,9 @@
     .venv/bin/python -m bench.relay --quick         # smoke run, about 30 s
     .venv/bin/python -m bench.relay --only fanout   # one part (repeatable): push, auth,
                                                     # fanout, open, memory
+    .venv/bin/python -m bench.relay --only cluster --store postgresql://postgres@127.0.0.1/postgres
+                                                    # 1, 2 and 4 relays on PostgreSQL
+                                                    # beside SQLite (bench/cluster.py)
 
 The relay runs as a real process (``python -m anode serve`` on a free port
 and a temporary data directory, ``bench.harness``) and is measured over
@@ -96,7 +99,7 @@ QUICK = Scale(
 
 
 def _push_writers(
-    url: str,
+    url: str | list[str],
     notebook: str,
     batch: int,
     writers: int,
@@ -105,7 +108,9 @@ def _push_writers(
     out: Any,
     token: str | None = None,
 ) -> None:
-    """In a writer process: ``writers`` threads push to one notebook, each in its own cells."""
+    """In a writer process: ``writers`` threads push to one notebook, each in its own cells
+    (writer i through ``url[i % len(url)]`` when given several relays)."""
+    urls = url if isinstance(url, list) else [url]
     barrier = threading.Barrier(writers)
     results: list[dict[str, Any]] = [{} for _ in range(writers)]
 
@@ -115,7 +120,7 @@ def _push_writers(
         latencies: list[float] = []
         acked = 0
         first = last = 0.0
-        with http_client(url, 60, token) as client:
+        with http_client(urls[index % len(urls)], 60, token) as client:
             push(client, notebook, [typist.create_cell() for _ in range(4)])
             barrier.wait()
             start = time.perf_counter()
@@ -593,12 +598,20 @@ def main(argv: list[str] | None = None) -> None:
         "--quick", action="store_true", help="a ~30 s smoke run with smaller workloads"
     )
     parser.add_argument(
-        "--only", choices=("push", "auth", "fanout", "open", "memory"), action="append",
-        help="run only this part (repeatable)",
+        "--only", choices=("push", "auth", "fanout", "open", "memory", "cluster"),
+        action="append", help="run only this part (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--store", metavar="URL",
+        help="a PostgreSQL server to run the cluster part on (it makes, then drops, databases)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
     parts = args.only or ["push", "auth", "fanout", "open", "memory"]
+    if args.store and not args.only:
+        parts.append("cluster")
+    if "cluster" in parts and not args.store:
+        parser.error("the cluster part needs --store postgresql://…")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(
         resource.RLIMIT_NOFILE, (hard, hard)
@@ -625,6 +638,10 @@ def main(argv: list[str] | None = None) -> None:
             bench_open(workdir, scale, report)
         if "memory" in parts:
             bench_memory(workdir, scale, report)
+        if "cluster" in parts:
+            from bench.cluster import bench_cluster
+
+            bench_cluster(args.store, workdir, scale, report)
     report.print()
     elapsed = time.perf_counter() - started
     say(f"\n(ran in {elapsed:.0f} s; load average {load_before} before, {_load()} after)")

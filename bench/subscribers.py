@@ -17,23 +17,26 @@ from bench.sse import Stream
 
 
 def _subscribers(
-    port: int, paths: list[str], ready: Any, stop: Any, received_total: Any, out: Any
+    ports: list[int], paths: list[str], ready: Any, stop: Any, received_total: Any, out: Any
 ) -> None:
-    """In a subscriber process: hold one SSE stream per path and note when each event arrives."""
-    asyncio.run(_subscribe(port, paths, ready, stop, received_total, out))
+    """In a subscriber process: hold one SSE stream per path (on ``ports[i]`` for
+    ``paths[i]``) and note when each event arrives."""
+    asyncio.run(_subscribe(ports, paths, ready, stop, received_total, out))
 
 
 async def _subscribe(
-    port: int, paths: list[str], ready: Any, stop: Any, received_total: Any, out: Any
+    ports: list[int], paths: list[str], ready: Any, stop: Any, received_total: Any, out: Any
 ) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     opening = asyncio.Semaphore(100)
 
-    async def open_one(path: str) -> Stream:
+    async def open_one(port: int, path: str) -> Stream:
         async with opening:
             return await Stream.open(HOST, port, path)
 
-    streams = await asyncio.gather(*(open_one(path) for path in paths))
+    streams = await asyncio.gather(
+        *(open_one(port, path) for port, path in zip(ports, paths, strict=True))
+    )
     ready.set()
     arrivals: list[dict[str, float]] = [{} for _ in streams]
     tally = {"events": 0, "duplicates": 0, "out_of_order": 0, "resyncs": 0, "ended": 0}
@@ -82,14 +85,16 @@ async def _subscribe(
 class SubscriberProcess:
     """A separate process holding many SSE streams (see ``_subscribers``)."""
 
-    def __init__(self, port: int, paths: list[str]) -> None:
+    def __init__(self, port: int | list[int], paths: list[str]) -> None:
+        """``port``: one relay for every path, or one port per path (several relays)."""
+        ports = port if isinstance(port, list) else [port] * len(paths)
         self._ready = SPAWN.Event()
         self._stop = SPAWN.Event()
         self.received = SPAWN.Value("q", 0, lock=False)
         self._out = SPAWN.Queue()
         self._proc = SPAWN.Process(
             target=_subscribers,
-            args=(port, paths, self._ready, self._stop, self.received, self._out),
+            args=(ports, paths, self._ready, self._stop, self.received, self._out),
         )
 
     def __enter__(self) -> SubscriberProcess:

@@ -19,7 +19,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,9 @@ _PAGE = 5_000
 #: or a long tail refolded on open or for ``?at=``, would hold every other
 #: notebook's requests; between events the state is whole.
 _FOLD_SLICE = 0.01
+#: JSON decoded in one go when refolding (characters): about 5 ms of ``json.loads``, so a
+#: page of big events does not hold the loop past ``_FOLD_SLICE`` by much.
+_DECODE_CHARS = 500_000
 #: Appends that find another relay's append in their way before one goes through.
 _MAX_RETRIES = 50
 
@@ -431,9 +434,25 @@ async def _refold(state: NotebookState, rows: list[StoredRow]) -> None:
     if not rows:
         return
     turns = Turns(_FOLD_SLICE)
-    for value in _decode_page(rows):
-        advance(state, stored_from_json(value, trusted=True))
+    for chunk in _by_size(rows, _DECODE_CHARS):
+        for value in _decode_page(chunk):
+            advance(state, stored_from_json(value, trusted=True))
+            await turns.maybe_yield()
         await turns.maybe_yield()
+
+
+def _by_size(rows: list[StoredRow], chars: int) -> Iterator[list[StoredRow]]:
+    """Consecutive runs of rows whose bodies add up to about ``chars`` (one big row alone)."""
+    chunk: list[StoredRow] = []
+    size = 0
+    for row in rows:
+        if chunk and size + len(row.body) > chars:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += len(row.body)
+    if chunk:
+        yield chunk
 
 
 def _decode_page(rows: list[StoredRow]) -> list[dict[str, Any]]:

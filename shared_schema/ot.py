@@ -124,21 +124,26 @@ def is_noop(ops: Iterable[int | str]) -> bool:
 
 
 def apply(text: str, ops: Iterable[int | str]) -> str:
-    """The text after ``ops``; ``OTError`` unless ``ops`` spans exactly ``text``."""
-    ops = normalize(ops)
-    needed = base_length(ops)
-    if needed != len(text):
-        raise OTError(f"op's base length {needed} does not match the text's length {len(text)}")
+    """The text after ``ops``; ``OTError`` unless ``ops`` spans exactly ``text``.
+
+    One pass, without normalizing first: zeros and split neighbours change
+    nothing here, and folding a long log applies every edit once more.
+    """
     pieces: list[str] = []
     pos = 0
-    for component in ops:
+    for i, component in enumerate(_sequence(ops)):
         if isinstance(component, str):
             pieces.append(component)
-        elif component > 0:
-            pieces.append(text[pos : pos + component])
-            pos += component
+        elif type(component) is int:
+            if component > 0:
+                pieces.append(text[pos : pos + component])
+                pos += component
+            else:
+                pos -= component
         else:
-            pos -= component
+            raise OTError(f"ops[{i}] must be an int or a str, not {type(component).__name__}")
+    if pos != len(text):
+        raise OTError(f"op's base length {pos} does not match the text's length {len(text)}")
     return "".join(pieces)
 
 
