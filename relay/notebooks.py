@@ -29,7 +29,7 @@ from shared_schema.events import Event
 from shared_schema.ids import RELAY_ACTOR, EventId, is_valid_id
 
 from .config import RelayConfig
-from .errors import BadRequest, Conflict, NotFound, Unavailable
+from .errors import ApiError, BadRequest, Conflict, NotFound, Unavailable
 from .hub import EventBatch, Hub
 from .snapshots import SnapshotMark, Snapshotter
 from .storage import (
@@ -258,7 +258,7 @@ class Notebooks:
                     if any(isinstance(item.event, _SUMMARY_EVENTS) for item in items):
                         result = await self._append_with_summary(opened, batch)
                     else:
-                        result = await self._append_then_fold(opened, batch)
+                        result = await self._append_then_fold(opened, batch, authorize, items)
                 except IdConflict as error:
                     raise Conflict(
                         f"event id {error.event_id!r} is already stored with other content",
@@ -277,15 +277,32 @@ class Notebooks:
             "other relays keep appending to this notebook; try again", code="notebook_busy"
         )
 
-    async def _append_then_fold(self, opened: OpenNotebook, batch: _Batch) -> AppendResult:
-        """The common case: one round trip to storage, which decides what is new.
+    async def _append_then_fold(
+        self,
+        opened: OpenNotebook,
+        batch: _Batch,
+        authorize: Authorize | None,
+        items: list[PushedEvent],
+    ) -> AppendResult:
+        """The common case: one call to storage, which decides what is new.
 
-        The append expects the head this state stands at, so an append another
-        relay made in between is caught (``HeadMoved``) before anything is stored.
+        The append expects the head this state stands at. If another relay
+        appended in between, a shared store hands over what it stored
+        (``on_moved``) while it holds the notebook's lock: the relay folds it,
+        fans it out and authorizes the batch again before the append goes on;
+        any other store says ``HeadMoved`` and the caller retries.
         """
+
+        async def caught_up(missed: list[StoredRow]) -> None:
+            await self._fold_stored(opened, missed)
+            if authorize is not None:
+                authorize(opened.state, items)
+
         try:
-            result = await self.storage.append(opened.id, batch.rows, expect_head=opened.state.seq)
-        except (IdConflict, HeadMoved):
+            result = await self.storage.append(
+                opened.id, batch.rows, expect_head=opened.state.seq, on_moved=caught_up
+            )
+        except (IdConflict, HeadMoved, ApiError):
             raise  # refused before anything was written
         except BaseException:  # cancelled, or failed: it may or may not have committed
             self._forget(opened)
@@ -348,14 +365,21 @@ class Notebooks:
             rows = await self.storage.read(opened.id, opened.state.seq, _PAGE, upto=upto)
             if not rows:
                 return
-            try:
-                await _refold(opened.state, rows)
-            except BaseException:
-                self._forget(opened)
-                raise
-            opened.snapshot.tail += sum(len(row.body) for row in rows)
-            opened.last_ts = max(opened.last_ts, opened.state.updated_at or 0.0)
-            self.hub.publish(opened.id, EventBatch.of(rows))
+            await self._fold_stored(opened, rows)
+
+    async def _fold_stored(self, opened: OpenNotebook, rows: list[StoredRow]) -> None:
+        """Fold and fan out rows another relay stored (in seq order, past the state)."""
+        rows = [row for row in rows if row.seq > opened.state.seq]
+        if not rows:
+            return
+        try:
+            await _refold(opened.state, rows)
+        except BaseException:
+            self._forget(opened)
+            raise
+        opened.snapshot.tail += sum(len(row.body) for row in rows)
+        opened.last_ts = max(opened.last_ts, opened.state.updated_at or 0.0)
+        self.hub.publish(opened.id, EventBatch.of(rows))
 
     async def follow(self, notebook_id: str, head: int, *, open_it: bool = False) -> None:
         """Another relay stored events up to ``head``: fold and fan them out here.

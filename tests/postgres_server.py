@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
@@ -80,13 +81,8 @@ def throwaway_database() -> Iterator[str]:
     name = f"anode_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(SERVER_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(SERVER_URL)
-    info["dbname"] = name
-    user, password = info.get("user", ""), info.get("password")
-    auth = f"{user}:{password}" if password else str(user)
-    url = f"postgresql://{auth}@{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{name}"
     try:
-        yield url
+        yield urlsplit(SERVER_URL)._replace(path=f"/{name}").geturl()
     finally:
         with psycopg.connect(SERVER_URL, autocommit=True) as conn:
             conn.execute(

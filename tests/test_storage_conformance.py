@@ -210,3 +210,41 @@ def test_tokens_are_kept_revoked_and_signed_alike(backend: Any, tmp_path: Path) 
         await tokens.close()
 
     run(backend, scenario)
+
+
+def test_appends_that_expect_a_head_store_new_ids_and_keep_known_ones(backend: Any) -> None:
+    """The relay's own call: ``expect_head`` from its state, with or without ``on_moved``."""
+
+    async def scenario(store: Any) -> None:
+        db, other = await store(), await store()
+        await db.create_notebook("nb", INIT, Summary("", 0, 0))
+        assert (await db.append("nb", [row("a"), row("b")], expect_head=1)).seqs == [2, 3]
+        again = await db.append("nb", [row("a"), row("c")], expect_head=3)  # a resent id
+        assert again.seqs == [2, 4] and [r.id for r in again.stored] == ["c"]
+        assert (await db.append("nb", [row("d"), row("d")], expect_head=4)).seqs == [5, 5]
+        with pytest.raises(IdConflict):
+            await db.append("nb", [row("a", cell_id="changed")], expect_head=5)
+        await other.append("nb", [row("e")])  # another relay's append: the head is 6
+        with pytest.raises(HeadMoved):
+            await db.append("nb", [row("f")], expect_head=5)
+        missed: list[list[int]] = []
+
+        async def on_moved(rows: list[Any]) -> None:
+            missed.append([r.seq for r in rows])
+
+        if db.shared:  # a shared store hands over what the caller missed, and goes on
+            result = await db.append("nb", [row("f")], expect_head=5, on_moved=on_moved)
+            assert missed == [[6]]
+        else:  # one writer per file: the caller is told, and retries
+            with pytest.raises(HeadMoved):
+                await db.append("nb", [row("f")], expect_head=5, on_moved=on_moved)
+            result = await db.append("nb", [row("f")], expect_head=6)
+        assert result.seqs == [7]
+        with pytest.raises(UnknownNotebook):
+            await db.append("none", [row("g")], expect_head=1)
+        rows = await db.read("nb", 0, 100)
+        assert [(r.seq, r.id) for r in rows][1:] == [
+            (2, "a"), (3, "b"), (4, "c"), (5, "d"), (6, "e"), (7, "f")
+        ]  # fmt: skip
+
+    run(backend, scenario)

@@ -8,7 +8,7 @@ streams join bodies into responses without decoding them again.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from json.encoder import encode_basestring  # json.dumps of one str (ensure_ascii off), in C
@@ -80,6 +80,10 @@ class Lookup:
     known: dict[str, tuple[int, str]]
 
 
+#: Given the rows another writer stored past ``expect_head``; raises to store nothing.
+OnMoved = Callable[[list[StoredRow]], Awaitable[None]]
+
+
 class StorageError(Exception):
     """The store cannot be used (unwritable, or written by a newer Anode)."""
 
@@ -138,13 +142,16 @@ class Storage(Protocol):
         *,
         summary: Summary | None = None,
         expect_head: int | None = None,
+        on_moved: OnMoved | None = None,
     ) -> AppendResult:
         """Atomically append; idempotent by event id (``IdConflict`` if reused differently).
 
         Seqs follow ``plan_append``. ``summary``, when given, is written in the
         same transaction, so the notebook list never disagrees with the log.
         With ``expect_head``, raises ``HeadMoved`` (storing nothing) unless the
-        head is still that.
+        head is still that; a store shared by several processes may instead
+        hand the rows stored past it to ``on_moved`` while it holds the
+        notebook's lock, and append after them (no retry, no lost turn).
         """
 
     async def read(

@@ -37,6 +37,7 @@ from . import (
     NewRow,
     NotebookExists,
     NotebookInfo,
+    OnMoved,
     StorageError,
     StoredRow,
     Summary,
@@ -81,6 +82,31 @@ CREATE TABLE IF NOT EXISTS snapshots (
     state TEXT NOT NULL,
     PRIMARY KEY (notebook, seq)
 );
+CREATE OR REPLACE FUNCTION anode_append_new(
+    nb TEXT, expect BIGINT, ids TEXT[], bodies TEXT[], ts DOUBLE PRECISION, channel TEXT
+) RETURNS TEXT LANGUAGE plpgsql AS $$
+-- The common append in one statement: every id new, the head where the relay
+-- expects it. Anything else stores nothing and says why ('moved', 'known',
+-- 'missing'); the relay then takes the general path (PostgresStorage.append).
+DECLARE
+    found_head BIGINT;
+    new_head BIGINT := expect + cardinality(ids);
+BEGIN
+    SELECT head INTO found_head FROM notebooks WHERE id = nb FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN 'missing';
+    ELSIF found_head <> expect THEN
+        RETURN 'moved';
+    ELSIF EXISTS (SELECT 1 FROM events WHERE notebook = nb AND id = ANY(ids)) THEN
+        RETURN 'known';
+    END IF;
+    INSERT INTO events (notebook, seq, id, body)
+        SELECT nb, expect + n, id, body FROM unnest(ids, bodies) WITH ORDINALITY AS x(id, body, n);
+    UPDATE notebooks SET head = new_head, updated_at = ts WHERE id = nb;
+    PERFORM pg_notify(channel, nb || ' ' || new_head);
+    RETURN 'stored';
+END
+$$;
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
     notebook TEXT NOT NULL,
@@ -226,29 +252,75 @@ class PostgresStorage:
         *,
         summary: Summary | None = None,
         expect_head: int | None = None,
+        on_moved: OnMoved | None = None,
     ) -> AppendResult:
+        """Lock the notebook's head (every append to it queues there, whichever relay makes
+        it), look up the ids, then store, move the head and notify.
+
+        The common case — every id new, the head where the relay expects it —
+        is one statement (``anode_append_new``), its own transaction: one
+        round trip instead of five.
+        """
+        ids = list(dict.fromkeys(row.id for row in rows))
+        if expect_head is not None and summary is None and len(ids) == len(rows):
+            planned = plan_append(expect_head, rows, {})
+            async with self.connection() as conn:
+                cursor = await conn.execute(
+                    "SELECT anode_append_new(%s, %s, %s, %s, %s, %s)",
+                    (
+                        notebook,
+                        expect_head,
+                        ids,
+                        [item.body for item in planned.stored],
+                        rows[-1].ts,
+                        EVENTS_CHANNEL,
+                    ),
+                )
+                outcome = await cursor.fetchone()
+            if outcome is not None and outcome[0] == "stored":
+                return planned
+            if outcome is not None and outcome[0] == "missing":
+                raise UnknownNotebook(notebook)
         async with self.connection() as conn, conn.transaction():
-            head, known = await _head_and_known(conn, notebook, [row.id for row in rows], lock=True)
+            # The lookup is its own statement, so its snapshot is taken once the lock is
+            # held and it sees what the append before ours stored.
+            locked = await conn.execute(
+                "SELECT head FROM notebooks WHERE id = %s FOR UPDATE", (notebook,)
+            )
+            found = await locked.fetchone()
+            if found is None:
+                raise UnknownNotebook(notebook)
+            head = found[0]
+            stored = await conn.execute(
+                "SELECT seq, id, body FROM events WHERE notebook = %s AND id = ANY(%s)",
+                (notebook, ids),
+            )
+            known = {event_id: (seq, body) for seq, event_id, body in await stored.fetchall()}
             if expect_head is not None and head != expect_head:
-                raise HeadMoved(notebook, head)
+                if on_moved is None:
+                    raise HeadMoved(notebook, head)
+                # Still holding the lock: the caller folds what it missed and decides again.
+                cursor = await conn.execute(
+                    "SELECT seq, id, body FROM events WHERE notebook = %s AND seq > %s"
+                    " ORDER BY seq",
+                    (notebook, expect_head),
+                )
+                await on_moved([StoredRow(*row) for row in await cursor.fetchall()])
             result = plan_append(head, rows, known)
             if result.stored:
-                async with conn.cursor() as cursor:
-                    await cursor.execute(
-                        "INSERT INTO events (notebook, seq, id, body)"
-                        " SELECT %s, * FROM unnest(%s::bigint[], %s::text[], %s::text[])",
-                        (
-                            notebook,
-                            [item.seq for item in result.stored],
-                            [item.id for item in result.stored],
-                            [item.body for item in result.stored],
-                        ),
-                    )
                 await conn.execute(
-                    "UPDATE notebooks SET head = %s, updated_at = %s WHERE id = %s",
-                    (result.head, rows[-1].ts, notebook),
+                    _STORE_AND_NOTIFY,
+                    {
+                        "nb": notebook,
+                        "seqs": [item.seq for item in result.stored],
+                        "ids": [item.id for item in result.stored],
+                        "bodies": [item.body for item in result.stored],
+                        "head": result.head,
+                        "ts": rows[-1].ts,
+                        "channel": EVENTS_CHANNEL,
+                        "notice": f"{notebook} {result.head}",
+                    },
                 )
-                await _notify_events(conn, notebook, result.head)
             if summary is not None:
                 await _set_summary(conn, notebook, summary)
         return result
@@ -305,6 +377,18 @@ class PostgresStorage:
                 if row is not None and row[0]:
                     return False
         return True
+
+
+#: The new events, the new head, and the notice sent at commit: one statement.
+_STORE_AND_NOTIFY = """
+WITH stored AS (
+    INSERT INTO events (notebook, seq, id, body)
+    SELECT %(nb)s, * FROM unnest(%(seqs)s::bigint[], %(ids)s::text[], %(bodies)s::text[])
+), moved AS (
+    UPDATE notebooks SET head = %(head)s, updated_at = %(ts)s WHERE id = %(nb)s
+)
+SELECT pg_notify(%(channel)s, %(notice)s)
+"""
 
 
 async def _head_and_known(

@@ -25,6 +25,7 @@ from . import (
     NewRow,
     NotebookExists,
     NotebookInfo,
+    OnMoved,
     StorageError,
     StoredRow,
     Summary,
@@ -183,7 +184,10 @@ class SQLiteStorage:
         *,
         summary: Summary | None = None,
         expect_head: int | None = None,
+        on_moved: OnMoved | None = None,
     ) -> AppendResult:
+        """``on_moved`` is not used: one relay process is the file's only writer, and
+        another process that appends anyway is met with ``HeadMoved``."""
         return await self._run(self._append, notebook, rows, summary, expect_head)
 
     def _append(
