@@ -97,7 +97,10 @@ BEGIN
         RETURN 'missing';
     ELSIF found_head <> expect THEN
         RETURN 'moved';
-    ELSIF EXISTS (SELECT 1 FROM events WHERE notebook = nb AND id = ANY(ids)) THEN
+    ELSIF EXISTS (
+        SELECT 1 FROM unnest(ids) AS x(id),
+        LATERAL (SELECT 1 FROM events WHERE notebook = nb AND id = x.id LIMIT 1) AS e
+    ) THEN
         RETURN 'known';
     END IF;
     INSERT INTO events (notebook, seq, id, body)
@@ -292,8 +295,8 @@ class PostgresStorage:
                 raise UnknownNotebook(notebook)
             head = found[0]
             stored = await conn.execute(
-                "SELECT seq, id, body FROM events WHERE notebook = %s AND id = ANY(%s)",
-                (notebook, ids),
+                _KNOWN_IDS,
+                (ids, notebook),
             )
             known = {event_id: (seq, body) for seq, event_id, body in await stored.fetchall()}
             if expect_head is not None and head != expect_head:
@@ -379,6 +382,15 @@ class PostgresStorage:
         return True
 
 
+#: Which of some ids are stored: one index probe per id, however long the log. The LIMIT
+#: keeps the planner from turning the probes into a walk of the notebook's whole id index,
+#: which it prefers while the table has no statistics (``id = ANY(…)`` took 5 ms at 11,000
+#: events and grew with them; this takes 0.6 ms for 100 ids).
+_KNOWN_IDS = """
+SELECT e.seq, e.id, e.body FROM unnest(%s::text[]) AS x(id),
+LATERAL (SELECT seq, id, body FROM events WHERE notebook = %s AND id = x.id LIMIT 1) AS e
+"""
+
 #: The new events, the new head, and the notice sent at commit: one statement.
 _STORE_AND_NOTIFY = """
 WITH stored AS (
@@ -402,8 +414,8 @@ async def _head_and_known(
     if found is None:
         raise UnknownNotebook(notebook)
     cursor = await conn.execute(
-        "SELECT seq, id, body FROM events WHERE notebook = %s AND id = ANY(%s)",
-        (notebook, list(dict.fromkeys(ids))),
+        _KNOWN_IDS,
+        (list(dict.fromkeys(ids)), notebook),
     )
     return found[0], {event_id: (seq, body) for seq, event_id, body in await cursor.fetchall()}
 
