@@ -259,8 +259,9 @@ def _auth_check_costs() -> tuple[float, float]:
     """Microseconds per token check and per event role check, timed in this process."""
     from relay.auth import EventPolicy
     from relay.tokens import SQLiteTokens, TokenStore
-    from shared_schema import NotebookState, advance, stored
+    from shared_schema import NotebookState, PushedEvent, advance, stored
     from shared_schema.events import decode
+    from shared_schema.ids import EventId
 
     async def time_checks() -> tuple[Any, float]:
         store = await TokenStore(SQLiteTokens(Path(tmp))).open()
@@ -285,9 +286,8 @@ def _auth_check_costs() -> tuple[float, float]:
     for seq, (name, args) in enumerate(setup, start=1):
         advance(state, stored(seq, f"e{seq}", decode(name, 1, args), grant.actor, 0.0))
     # A kernel's outputs: the role check that reads the most state per event.
-    events = [
-        decode("streamAppended", 1, {"execution_id": "x1", "stream": "stdout", "text": "."})
-    ] * 100
+    output = decode("streamAppended", 1, {"execution_id": "x1", "stream": "stdout", "text": "."})
+    events = [PushedEvent(EventId(f"o{i}"), output) for i in range(100)]
     policy = EventPolicy(grant, 10_000)
     started = time.perf_counter()
     for _ in range(2_000):
