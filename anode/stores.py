@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from relay.storage import StorageError
-from relay.storage.postgres import PostgresStorage, PostgresTokens, is_postgres_url, redact
+from relay.storage import StorageError, is_postgres_url, redact
 from relay.tokens import SQLiteTokens, TokenStore
 
 from .options import fail
+
+if TYPE_CHECKING:
+    from relay.storage.postgres import PostgresStorage
 
 store_option = click.option(
     "--store",
@@ -35,6 +38,8 @@ def check_store_url(store_url: str) -> None:
 @asynccontextmanager
 async def postgres(store_url: str) -> AsyncIterator[PostgresStorage]:
     """The PostgreSQL store, open (its schema made on first use), or one clear failure."""
+    from relay.storage.postgres import PostgresStorage
+
     check_store_url(store_url)
     storage = PostgresStorage(store_url, pool_size=2)
     try:
@@ -51,6 +56,8 @@ async def postgres(store_url: str) -> AsyncIterator[PostgresStorage]:
 async def token_store(data_dir: Path, store_url: str | None) -> AsyncIterator[TokenStore]:
     """The tokens of the store a command names, open."""
     if store_url is not None:
+        from relay.storage.postgres import PostgresTokens
+
         async with postgres(store_url) as storage:
             store = await TokenStore(PostgresTokens(storage)).open()
             yield store

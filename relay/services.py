@@ -18,7 +18,6 @@ from .presence import Entry, PresenceBoard, encode
 from .ratelimit import PushLimiter, StreamCounter
 from .revocations import Revocations
 from .storage import Storage
-from .storage.postgres import PostgresStorage, PostgresTokens
 from .storage.sqlite import SQLiteStorage
 from .tokens import SQLiteTokens, TokenStore, TokenTable
 
@@ -108,8 +107,8 @@ class Services:
             self.leases.heartbeat(notebook, session_id, entry.actor if entry else actor)
 
     def on_revocation(self) -> None:
-        if self.tokens is not None and isinstance(self.tokens.table, PostgresTokens):
-            self.tokens.table.changed()
+        if self.tokens is not None:
+            self.tokens.changed()
 
     async def on_reconnect(self) -> None:
         self.on_revocation()
@@ -134,13 +133,20 @@ class Services:
 
 
 def open_storage(config: RelayConfig) -> Storage:
-    """The store the config names: PostgreSQL by URL, else SQLite under the data directory."""
+    """The store the config names: PostgreSQL by URL, else SQLite under the data directory.
+
+    psycopg is imported only for PostgreSQL (see ``relay.cluster.build_cluster``)."""
     if config.store_url is not None:
+        from .storage.postgres import PostgresStorage
+
         return PostgresStorage(config.store_url)
     return SQLiteStorage(config.database_path, sync=config.sqlite_sync)
 
 
 def token_table(config: RelayConfig, storage: Storage) -> TokenTable:
-    if isinstance(storage, PostgresStorage):
+    if storage.shared:
+        from .storage.postgres import PostgresStorage, PostgresTokens
+
+        assert isinstance(storage, PostgresStorage)
         return PostgresTokens(storage)
     return SQLiteTokens(config.data_dir)

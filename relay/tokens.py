@@ -177,6 +177,9 @@ class TokenTable(Protocol):
 
     async def revoked_ids(self) -> frozenset[str]: ...
 
+    def changed(self) -> None:
+        """Forget any cached revoked set (another relay said it changed)."""
+
     async def close(self) -> None: ...
 
 
@@ -262,6 +265,10 @@ class TokenStore:
     async def revoked_ids(self) -> frozenset[str]:
         return await self.table.revoked_ids()
 
+    def changed(self) -> None:
+        """Another process revoked a token (or may have): forget what the table cached."""
+        self.table.changed()
+
 
 class SQLiteTokens:
     """Tokens in their own SQLite file beside the event log, the secret in a file beside it.
@@ -327,6 +334,9 @@ class SQLiteTokens:
 
     async def is_revoked(self, token_id: str) -> bool:
         return token_id in await self.revoked_ids()
+
+    def changed(self) -> None:
+        self._seen_version = -1
 
     async def revoked_ids(self) -> frozenset[str]:
         """Every revoked token id; one pragma when no process revoked anything since the last

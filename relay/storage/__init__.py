@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from json.encoder import encode_basestring  # json.dumps of one str (ensure_ascii off), in C
 from typing import Protocol
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,19 @@ class Storage(Protocol):
 
     async def load_snapshot(self, notebook: str, at: int | None = None) -> tuple[int, str] | None:
         """The newest snapshot at or before ``at`` (any, when ``None``)."""
+
+
+def is_postgres_url(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))
+
+
+def redact(url: str) -> str:
+    """A PostgreSQL URL without its password (and query), for messages and logs."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
 
 
 def plan_append(

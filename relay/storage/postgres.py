@@ -43,6 +43,7 @@ from . import (
     Summary,
     UnknownNotebook,
     plan_append,
+    redact,
 )
 
 #: The schema this code writes (``anode_meta.storage_version``); a higher one is refused.
@@ -123,20 +124,6 @@ CREATE TABLE IF NOT EXISTS tokens (
 
 #: Tables ``anode migrate`` fills, and refuses to write into when they hold rows.
 TABLES = ("notebooks", "events", "snapshots", "tokens", "anode_meta")
-
-
-def is_postgres_url(value: str) -> bool:
-    return value.startswith(("postgresql://", "postgres://"))
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "the PostgreSQL URL"
-    host, port, name = info.get("host", ""), info.get("port", ""), info.get("dbname", "")
-    return f"postgresql://{info.get('user', '')}@{host}{':' + str(port) if port else ''}/{name}"
 
 
 class PostgresStorage:
