@@ -256,7 +256,7 @@ class Notebooks:
                 batch = _Batch(rows, {item.id: item.event for item in items}, actor, ts)
                 try:
                     if any(isinstance(item.event, _SUMMARY_EVENTS) for item in items):
-                        result = await self._append_with_summary(opened, batch)
+                        result = await self._append_with_summary(opened, batch, authorize, items)
                     else:
                         result = await self._append_then_fold(opened, batch, authorize, items)
                 except IdConflict as error:
@@ -311,13 +311,21 @@ class Notebooks:
             await self._fold(opened, result.stored, batch)
         return result
 
-    async def _append_with_summary(self, opened: OpenNotebook, batch: _Batch) -> AppendResult:
+    async def _append_with_summary(
+        self,
+        opened: OpenNotebook,
+        batch: _Batch,
+        authorize: Authorize | None,
+        items: list[PushedEvent],
+    ) -> AppendResult:
         """Fold first, then commit the batch and the summary it leads to together.
 
         Folding needs to know which events are new, hence the lookup first:
         one more round trip to storage, paid only by the few batches that
         can change the summary.
         """
+        if self.storage.shared:
+            return await self._append_with_summary_locked(opened, batch, authorize, items)
         found = await self.storage.lookup(opened.id, [row.id for row in batch.rows])
         await self._catch_up(opened, found.head)
         planned = plan_append(found.head, batch.rows, found.known)  # IdConflict: nothing folded yet
@@ -336,6 +344,43 @@ class Notebooks:
             self._forget(opened)
             raise
         opened.summary = summary
+        return result
+
+    async def _append_with_summary_locked(
+        self,
+        opened: OpenNotebook,
+        batch: _Batch,
+        authorize: Authorize | None,
+        items: list[PushedEvent],
+    ) -> AppendResult:
+        """On a shared store: the same, all under the notebook's lock in the database.
+
+        Other relays append to this notebook too; looking up, folding and then
+        appending only if the head had not moved would, under their load,
+        fold and drop the batch again and again. Here the store holds the row
+        lock while the relay folds what it missed, decides, folds the batch
+        and hands back the summary to commit with it.
+        """
+
+        async def decide(missed: list[StoredRow], planned: AppendResult) -> Summary | None:
+            await self._fold_stored(opened, missed)
+            if authorize is not None:
+                authorize(opened.state, items)
+            if planned.stored:
+                await self._fold(opened, planned.stored, batch)
+            summary = _summary(opened.state)
+            return summary if summary != opened.summary else None
+
+        try:
+            result = await self.storage.append(
+                opened.id, batch.rows, expect_head=opened.state.seq, under_lock=decide
+            )
+        except (IdConflict, ApiError):
+            raise  # refused before the batch was folded: the state holds only what is stored
+        except BaseException:  # it may hold the batch, which the store may not
+            self._forget(opened)
+            raise
+        opened.summary = _summary(opened.state)
         return result
 
     async def _fold(self, opened: OpenNotebook, rows: list[StoredRow], batch: _Batch) -> None:

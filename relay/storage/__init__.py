@@ -83,6 +83,9 @@ class Lookup:
 
 #: Given the rows another writer stored past ``expect_head``; raises to store nothing.
 OnMoved = Callable[[list[StoredRow]], Awaitable[None]]
+#: Given those rows and the planned append, under the notebook's lock: returns the summary
+#: to store with it (or None); raises to store nothing.
+UnderLock = Callable[[list["StoredRow"], "AppendResult"], Awaitable["Summary | None"]]
 
 
 class StorageError(Exception):
@@ -144,6 +147,7 @@ class Storage(Protocol):
         summary: Summary | None = None,
         expect_head: int | None = None,
         on_moved: OnMoved | None = None,
+        under_lock: UnderLock | None = None,
     ) -> AppendResult:
         """Atomically append; idempotent by event id (``IdConflict`` if reused differently).
 
@@ -153,6 +157,9 @@ class Storage(Protocol):
         head is still that; a store shared by several processes may instead
         hand the rows stored past it to ``on_moved`` while it holds the
         notebook's lock, and append after them (no retry, no lost turn).
+        Only a shared store takes ``under_lock``: it calls it, still under the
+        lock, with the rows it missed and the planned append, and stores the
+        summary it returns in the same transaction.
         """
 
     async def read(

@@ -41,6 +41,7 @@ from . import (
     StorageError,
     StoredRow,
     Summary,
+    UnderLock,
     UnknownNotebook,
     plan_append,
     redact,
@@ -243,6 +244,7 @@ class PostgresStorage:
         summary: Summary | None = None,
         expect_head: int | None = None,
         on_moved: OnMoved | None = None,
+        under_lock: UnderLock | None = None,
     ) -> AppendResult:
         """Lock the notebook's head (every append to it queues there, whichever relay makes
         it), look up the ids, then store, move the head and notify.
@@ -252,7 +254,12 @@ class PostgresStorage:
         round trip instead of five.
         """
         ids = list(dict.fromkeys(row.id for row in rows))
-        if expect_head is not None and summary is None and len(ids) == len(rows):
+        if (
+            expect_head is not None
+            and summary is None
+            and under_lock is None
+            and len(ids) == len(rows)
+        ):
             planned = plan_append(expect_head, rows, {})
             async with self.connection() as conn:
                 cursor = await conn.execute(
@@ -286,8 +293,9 @@ class PostgresStorage:
                 (ids, notebook),
             )
             known = {event_id: (seq, body) for seq, event_id, body in await stored.fetchall()}
+            missed: list[StoredRow] = []
             if expect_head is not None and head != expect_head:
-                if on_moved is None:
+                if on_moved is None and under_lock is None:
                     raise HeadMoved(notebook, head)
                 # Still holding the lock: the caller folds what it missed and decides again.
                 cursor = await conn.execute(
@@ -295,8 +303,12 @@ class PostgresStorage:
                     " ORDER BY seq",
                     (notebook, expect_head),
                 )
-                await on_moved([StoredRow(*row) for row in await cursor.fetchall()])
+                missed = [StoredRow(*row) for row in await cursor.fetchall()]
+                if on_moved is not None:
+                    await on_moved(missed)
             result = plan_append(head, rows, known)
+            if under_lock is not None:
+                summary = await under_lock(missed, result)
             if result.stored:
                 await conn.execute(
                     _STORE_AND_NOTIFY,

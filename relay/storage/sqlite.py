@@ -29,6 +29,7 @@ from . import (
     StorageError,
     StoredRow,
     Summary,
+    UnderLock,
     UnknownNotebook,
     plan_append,
 )
@@ -185,9 +186,12 @@ class SQLiteStorage:
         summary: Summary | None = None,
         expect_head: int | None = None,
         on_moved: OnMoved | None = None,
+        under_lock: UnderLock | None = None,
     ) -> AppendResult:
         """``on_moved`` is not used: one relay process is the file's only writer, and
         another process that appends anyway is met with ``HeadMoved``."""
+        if under_lock is not None:
+            raise TypeError("only a shared store takes under_lock")
         return await self._run(self._append, notebook, rows, summary, expect_head)
 
     def _append(
