@@ -327,15 +327,25 @@ def kernel(
 
 @main.command()
 @data_option
-def notebooks(data_dir: Path) -> None:
+@store_option
+def notebooks(data_dir: Path, store_url: str | None) -> None:
     """List the notebooks in the store, with their event counts."""
-    db = _open_existing(data_dir)
-    rows = db.execute(
-        "SELECT id, head, cells, title FROM notebooks ORDER BY updated_at DESC, id"
-    ).fetchall()
-    db.close()
+    if store_url is not None:
+
+        async def listed() -> list[tuple[str, int, int, str]]:
+            async with postgres(store_url) as storage:
+                infos = await storage.list_notebooks()
+            return [(i.id, i.head, i.cells, i.title) for i in infos]
+
+        rows = asyncio.run(listed())
+    else:
+        db = _open_existing(data_dir)
+        rows = db.execute(
+            "SELECT id, head, cells, title FROM notebooks ORDER BY updated_at DESC, id"
+        ).fetchall()
+        db.close()
     if not rows:
-        click.echo(f"No notebooks in {data_dir}.")
+        click.echo(f"No notebooks in {where(data_dir, store_url)}.")
         return
     click.echo(f"{'ID':<14} {'EVENTS':>8} {'CELLS':>6}  TITLE")
     for notebook_id, head, cells, title in rows:

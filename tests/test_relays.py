@@ -338,6 +338,8 @@ def test_migrate_moves_a_sqlite_store_and_its_tokens(
     with client(new, gone["token"]) as http:
         assert http.get(f"/api/notebooks/{notebook}/events").status_code == 401
 
+    listed = anode("notebooks", "--store", postgres)
+    assert listed.returncode == 0 and notebook in listed.stdout and "1501" in listed.stdout
     again = anode("migrate", "--from", str(data), "--to", postgres)
     assert again.returncode == 2 and "migrate only into an empty store" in again.stderr
     assert log_of(new, notebook) == before
