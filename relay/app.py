@@ -16,10 +16,11 @@ from starlette.responses import JSONResponse, Response
 from .api import routes
 from .auth import CheckCredentials
 from .config import RelayConfig
-from .errors import ApiError
+from .errors import ApiError, store_unavailable
 from .headers import SecurityHeaders, meta_policy
 from .services import Services
 from .static import static_routes
+from .storage import StoreUnavailable
 from .timeouts import BodyDeadline
 from .wheels import wheel_routes
 
@@ -77,6 +78,7 @@ def create_app(
         middleware=build_middleware_stack(config),
         exception_handlers={
             ApiError: _api_error,
+            StoreUnavailable: _store_unavailable,
             HTTPException: _http_error,
             Exception: _server_error,
         },
@@ -102,6 +104,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         {"error": code, "detail": detail}, status_code=exc.status_code, headers=exc.headers
     )
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("the store is unavailable: %s", exc)
+    return store_unavailable()
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -27,7 +27,8 @@ from shared_schema import events as ev
 from shared_schema.events import Event
 from shared_schema.materializer import rebase_work
 
-from .errors import ApiError, BadRequest, PayloadTooLarge
+from .errors import ApiError, BadRequest, PayloadTooLarge, store_unavailable
+from .storage import StoreUnavailable
 from .tokens import ALL_NOTEBOOKS, Grant, InvalidToken, TokenStore
 
 #: The credential every request carries when the relay runs with ``--no-auth``.
@@ -87,6 +88,9 @@ class CheckCredentials:
                     scope[_GRANT] = await tokens.check(token.strip())
                 except InvalidToken as error:
                     scope[_PROBLEM] = str(error)
+                except StoreUnavailable:  # raised outside the app's exception handlers
+                    await store_unavailable()(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import JSONResponse
+
 
 class ApiError(Exception):
     status = 400
@@ -61,3 +63,12 @@ class TooManyRequests(ApiError):
 class Unavailable(ApiError):
     status = 503
     code = "unavailable"
+
+
+def store_unavailable() -> JSONResponse:
+    """503: the relay's store (a PostgreSQL server) cannot be reached right now."""
+    return JSONResponse(
+        {"error": "store_unavailable", "detail": "the relay cannot reach its store; try again"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )

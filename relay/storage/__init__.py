@@ -92,6 +92,10 @@ class StorageError(Exception):
     """The store cannot be used (unwritable, or written by a newer Anode)."""
 
 
+class StoreUnavailable(StorageError):
+    """The store cannot be reached right now (a PostgreSQL server restarting, a network cut)."""
+
+
 class HeadMoved(Exception):
     """Another writer appended to the notebook since the caller looked up its head."""
 

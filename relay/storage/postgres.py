@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, errors, sql
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..tokens import COLUMNS, TokenRecord, new_secret
 from . import (
@@ -40,6 +40,7 @@ from . import (
     OnMoved,
     StorageError,
     StoredRow,
+    StoreUnavailable,
     Summary,
     UnderLock,
     UnknownNotebook,
@@ -49,6 +50,8 @@ from . import (
 
 #: The schema this code writes (``anode_meta.storage_version``); a higher one is refused.
 STORAGE_VERSION = 1
+#: How long a request waits for a pooled connection before the store counts as unavailable.
+_CONNECT_SECONDS = 10.0
 #: Channels every relay listens on (``relay/cluster.py``).
 EVENTS_CHANNEL = "anode_events"
 PRESENCE_CHANNEL = "anode_presence"
@@ -168,8 +171,13 @@ class PostgresStorage:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        async with self._pool.connection() as conn:
-            yield conn
+        """A pooled connection; a database that cannot be reached is ``StoreUnavailable``
+        (the relay answers 503), not an internal error."""
+        try:
+            async with self._pool.connection(timeout=_CONNECT_SECONDS) as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise StoreUnavailable(f"{redact(self.url)}: {error}") from error
 
     # --- notebooks --------------------------------------------------------------
 
