@@ -68,12 +68,20 @@ log = logging.getLogger("anode.relay")
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    """One append as the relay makes it: the rows to store and the events they encode."""
+    """One append as the relay makes it: the rows to store, the events they encode, and the
+    check that decides whether the state it lands on takes it."""
 
     rows: list[NewRow]
     events: dict[str, Event]
     actor: str
     ts: float
+    items: list[PushedEvent]
+    authorize: Authorize | None
+
+    def check(self, state: NotebookState) -> None:
+        """Raise to refuse the batch on ``state`` (run again whenever the state moved)."""
+        if self.authorize is not None:
+            self.authorize(state, self.items)
 
 
 #: Events whose fold can change what the notebook list shows.
@@ -247,18 +255,20 @@ class Notebooks:
                 if opened.dropped:  # reloaded while this push waited for the lock
                     opened = await self.open(opened.id)
                     continue
-                # Decided on this state; the append stores it only if the state is
-                # still the head (``expect_head``), else it is decided again.
-                if authorize is not None:
-                    authorize(opened.state, items)
                 ts = max(self.clock(), opened.last_ts)
                 rows = [_row(item.id, item.event, actor, ts) for item in items]
-                batch = _Batch(rows, {item.id: item.event for item in items}, actor, ts)
+                events: dict[str, Event] = {item.id: item.event for item in items}
+                batch = _Batch(rows, events, actor, ts, items, authorize)
+                # Decided on this state; the append stores it only if the state is
+                # still the head (``expect_head``), else it is decided again.
+                batch.check(opened.state)
                 try:
-                    if any(isinstance(item.event, _SUMMARY_EVENTS) for item in items):
-                        result = await self._append_with_summary(opened, batch, authorize, items)
+                    if not any(isinstance(item.event, _SUMMARY_EVENTS) for item in items):
+                        result = await self._append_then_fold(opened, batch)
+                    elif self.storage.shared:
+                        result = await self._append_with_summary_locked(opened, batch)
                     else:
-                        result = await self._append_then_fold(opened, batch, authorize, items)
+                        result = await self._append_with_summary(opened, batch)
                 except IdConflict as error:
                     raise Conflict(
                         f"event id {error.event_id!r} is already stored with other content",
@@ -277,13 +287,7 @@ class Notebooks:
             "other relays keep appending to this notebook; try again", code="notebook_busy"
         )
 
-    async def _append_then_fold(
-        self,
-        opened: OpenNotebook,
-        batch: _Batch,
-        authorize: Authorize | None,
-        items: list[PushedEvent],
-    ) -> AppendResult:
+    async def _append_then_fold(self, opened: OpenNotebook, batch: _Batch) -> AppendResult:
         """The common case: one call to storage, which decides what is new.
 
         The append expects the head this state stands at. If another relay
@@ -295,8 +299,7 @@ class Notebooks:
 
         async def caught_up(missed: list[StoredRow]) -> None:
             await self._fold_stored(opened, missed)
-            if authorize is not None:
-                authorize(opened.state, items)
+            batch.check(opened.state)
 
         try:
             result = await self.storage.append(
@@ -311,21 +314,13 @@ class Notebooks:
             await self._fold(opened, result.stored, batch)
         return result
 
-    async def _append_with_summary(
-        self,
-        opened: OpenNotebook,
-        batch: _Batch,
-        authorize: Authorize | None,
-        items: list[PushedEvent],
-    ) -> AppendResult:
+    async def _append_with_summary(self, opened: OpenNotebook, batch: _Batch) -> AppendResult:
         """Fold first, then commit the batch and the summary it leads to together.
 
         Folding needs to know which events are new, hence the lookup first:
         one more round trip to storage, paid only by the few batches that
         can change the summary.
         """
-        if self.storage.shared:
-            return await self._append_with_summary_locked(opened, batch, authorize, items)
         found = await self.storage.lookup(opened.id, [row.id for row in batch.rows])
         await self._catch_up(opened, found.head)
         planned = plan_append(found.head, batch.rows, found.known)  # IdConflict: nothing folded yet
@@ -347,11 +342,7 @@ class Notebooks:
         return result
 
     async def _append_with_summary_locked(
-        self,
-        opened: OpenNotebook,
-        batch: _Batch,
-        authorize: Authorize | None,
-        items: list[PushedEvent],
+        self, opened: OpenNotebook, batch: _Batch
     ) -> AppendResult:
         """On a shared store: the same, all under the notebook's lock in the database.
 
@@ -364,8 +355,7 @@ class Notebooks:
 
         async def decide(missed: list[StoredRow], planned: AppendResult) -> Summary | None:
             await self._fold_stored(opened, missed)
-            if authorize is not None:
-                authorize(opened.state, items)
+            batch.check(opened.state)
             if planned.stored:
                 await self._fold(opened, planned.stored, batch)
             summary = _summary(opened.state)
