@@ -24,6 +24,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from shared_schema import NotebookState, PushedEvent
@@ -88,9 +89,14 @@ class LeaseMonitor:
                         log.exception("could not expire %s", session.id)
         for key in set(self._noticed) - live:
             del self._noticed[key]
-        for key in set(self._beats) - live:
-            # Forget sessions that ended, but keep heartbeats that arrived
-            # before their kernelSessionStarted landed (they are recent).
+        self.forget_stale_beats(keep=live)
+
+    def forget_stale_beats(self, keep: AbstractSet[tuple[str, str]] = frozenset()) -> None:
+        """Forget beats of sessions that ended (or, on a relay without the duty, that
+        stopped beating), but keep those that arrived before their kernelSessionStarted
+        landed: they are recent."""
+        now = self.clock()
+        for key in set(self._beats) - keep:
             if now - self._beats[key][0] > 60.0:
                 del self._beats[key]
 

@@ -126,6 +126,8 @@ class Services:
             try:
                 if self.cluster.on_duty:
                     await self.leases.check()
+                else:  # it hears every relay's heartbeats, but checks none
+                    self.leases.forget_stale_beats()
                 self.presence.sweep()
                 await self.revocations.sweep()
             except Exception:  # keep the loop alive whatever one round hit
