@@ -30,7 +30,7 @@ from tests.test_cli import anode
 
 pytestmark = pytest.mark.slow
 
-Relays = Callable[[int], list[RelayProcess]]
+Relays = Callable[..., list[RelayProcess]]
 
 
 @pytest.fixture
@@ -38,10 +38,9 @@ def relays(relay_process: Any, postgres: str, tmp_path: Path) -> Relays:
     """``relays(3)``: that many relays on one fresh PostgreSQL database."""
 
     def start(count: int, *extra: str) -> list[RelayProcess]:
+        kernels = () if "--kernels" in extra else ("--kernels", "none")
         return [
-            relay_process(
-                "--store", postgres, "--kernels", "none", *extra, data_dir=tmp_path / f"relay{i}"
-            )
+            relay_process("--store", postgres, *kernels, *extra, data_dir=tmp_path / f"relay{i}")
             for i in range(count)
         ]
 
@@ -364,3 +363,22 @@ def test_the_store_option_names_its_problems(postgres: str, tmp_path: Path) -> N
     assert "revoked" in anode("token", "list", "--store", postgres).stdout
     nothing = anode("migrate", "--from", str(tmp_path / "none"), "--to", postgres)
     assert nothing.returncode == 2 and "no Anode store" in nothing.stderr
+
+
+def test_auto_kernels_move_on_when_the_relay_that_ran_them_dies(relays: Any) -> None:
+    """``--kernels auto`` on both relays: the relay on duty starts the kernel; kill it, and
+    the other takes the duty, expires the dead kernel's lease and starts a new one."""
+    first, second = relays(2, "--kernels", "auto")
+    notebook = Notebook.create(second.url, token=second.token)
+    try:
+        (done,) = notebook.wait_done(notebook.run("print(1)"), timeout=90)
+        assert stream_text(done.outputs) == "1\n"
+        first.kill()  # it held the duty (it started first), and its kernel dies with it
+        again = notebook.run("print(2)")
+        (rerun,) = notebook.wait_done(again, timeout=90)
+        assert rerun.status == "ok" and stream_text(rerun.outputs) == "2\n"
+        assert rerun.kernel_session != done.kernel_session
+        expired = notebook.events("kernelSessionExpired", session_id=done.kernel_session)
+        assert len(expired) == 1
+    finally:
+        notebook.close()
