@@ -30,35 +30,37 @@ SERVER_URL = os.environ.get(
 )
 
 
-def answers() -> bool:
+def answers() -> str | None:
+    """None when the server lets the tests in, else why not."""
     try:
         psycopg.connect(SERVER_URL, connect_timeout=3).close()
-    except psycopg.OperationalError:
-        return False
-    return True
+    except psycopg.OperationalError as error:
+        return str(error)
+    return None
 
 
 def ensure() -> None:
     """Start, or install and start, the machine's PostgreSQL until it answers."""
-    if answers():
+    if answers() is None:
         return
-    if not Path("/etc/postgresql").is_dir() or not any(Path("/etc/postgresql").iterdir()):
+    clusters = Path("/etc/postgresql")
+    if not clusters.is_dir() or not any(clusters.iterdir()):
         print("tests: PostgreSQL is not installed; installing Debian's postgresql", flush=True)
         _root(["apt-get", "update", "-q"])
         _root(["apt-get", "install", "-y", "-q", "postgresql"])
-        _set_password()
-    version = sorted(Path("/etc/postgresql").iterdir(), key=lambda p: int(p.name))[-1].name
+    version = sorted(clusters.iterdir(), key=lambda p: int(p.name))[-1].name
     print(f"tests: starting PostgreSQL {version}", flush=True)
     _root(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False)
     for _ in range(60):
-        if answers():
+        problem = answers()
+        if problem is None:
             return
+        if "password" in problem or "authentication" in problem:
+            _set_password()  # a fresh Debian cluster lets only the postgres OS user in
+            if answers() is None:
+                return
         time.sleep(0.5)
-    if Path("/etc/postgresql").is_dir():  # it runs, but refuses us: a fresh cluster's password
-        _set_password()
-        if answers():
-            return
-    sys.exit(f"tests: no PostgreSQL answers at {SERVER_URL} (set ANODE_TEST_POSTGRES)")
+    sys.exit(f"tests: no PostgreSQL answers at {SERVER_URL} (set ANODE_TEST_POSTGRES): {problem}")
 
 
 def _set_password() -> None:
