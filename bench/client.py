@@ -17,8 +17,8 @@ executable and flags) loads it with the service worker allowed.
   snapshot (``data-snapshot="ready"``, client/js/snapshot.js), so the files,
   the compiled wasm and the snapshot are cached.
 - **Keystroke to push acknowledged**: a key's ``keydown`` to the moment the
-  relay answered the POST that carried its ``cellSourceEdited`` (the client
-  batches keystrokes for 50 ms by design: that is in the figure).
+  relay answered the POST that carried its ``cellSourceEdited`` (a key with
+  no edit of its cell in flight is sent at once).
 - **Remote edit**: a key's ``keydown`` in one tab to the other tab's editor
   showing it (a MutationObserver on its ``.cm-content``); the two tabs are
   two browser contexts, two people.

@@ -43,9 +43,6 @@ from .view import NotebookView
 
 log = logging.getLogger("anode.client")
 
-#: Keystrokes are sent at most this long after they are typed (the issue's ~50 ms).
-FLUSH_DELAY = 0.05
-
 #: Seconds events wait, with no push answered meanwhile, before the header says
 #: "N to sync" (offline it says so at once).
 SYNC_NOTICE_DELAY = 1.0
@@ -160,7 +157,7 @@ class NotebookPage:
         self.identity: Identity = UNKNOWN
         self._share: ShareDialog | None = None
         self._render_scheduled = False
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.Handle | None = None
         #: Since when (the event loop's clock) events have waited, and the render that
         #: will say so if they still wait then.
         self._unsynced_since: float | None = None
@@ -310,9 +307,11 @@ class NotebookPage:
         js.document.body.dataset.saving = str(self._saving)
         _log_failure(future)
 
-    def _schedule_flush(self) -> None:
+    def _flush_soon(self) -> None:
+        """Send the buffered keystrokes at the loop's next turn (keys of one paste, or of one
+        turn, go together)."""
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_event_loop().call_later(FLUSH_DELAY, self._flush)
+            self._flush_handle = asyncio.get_event_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_handle = None
@@ -364,8 +363,13 @@ class NotebookPage:
     def edit(self, cell_id: str, ops: ot.TextOps) -> None:
         unsynced = self.model.unsynced()
         self.model.edit(cell_id, ops)
-        self._save()  # the keystroke is kept at once; it is sent with the next flush
-        self._schedule_flush()
+        # ot.js's three states: with no edit of this cell in flight the keystroke goes at
+        # once; else it waits in the cell's buffer (kept at once) and goes, composed with
+        # whatever follows, when the edit in flight is confirmed (``_on_events``).
+        if self.model.has_edit_in_flight(cell_id):
+            self._save()
+        else:
+            self._flush_soon()
         if self.model.unsynced() != unsynced:  # else the editor already shows all that changed
             self._schedule_render()
 

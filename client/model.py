@@ -499,6 +499,10 @@ class NotebookModel:
     def restart_kernels(self) -> None:
         self._add(ev.KernelRestartRequested(session_id=None))
 
+    def has_edit_in_flight(self, cell_id: str) -> bool:
+        """Whether an edit of this cell was sent (pending) and is not confirmed yet."""
+        return cell_id in self._in_flight
+
     def take_edits(self) -> bool:
         """Turn each cell's buffered keystrokes into a pending edit, where one may go."""
         added = False
