@@ -497,7 +497,6 @@ async def _refold(state: NotebookState, rows: list[StoredRow]) -> None:
         for value in _decode_page(chunk):
             advance(state, stored_from_json(value, trusted=True))
             await turns.maybe_yield()
-        await turns.maybe_yield()
 
 
 def _by_size(rows: list[StoredRow], chars: int) -> Iterator[list[StoredRow]]:

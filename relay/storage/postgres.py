@@ -287,20 +287,7 @@ class PostgresStorage:
             if outcome is not None and outcome[0] == "missing":
                 raise UnknownNotebook(notebook)
         async with self.connection() as conn, conn.transaction():
-            # The lookup is its own statement, so its snapshot is taken once the lock is
-            # held and it sees what the append before ours stored.
-            locked = await conn.execute(
-                "SELECT head FROM notebooks WHERE id = %s FOR UPDATE", (notebook,)
-            )
-            found = await locked.fetchone()
-            if found is None:
-                raise UnknownNotebook(notebook)
-            head = found[0]
-            stored = await conn.execute(
-                _KNOWN_IDS,
-                (ids, notebook),
-            )
-            known = {event_id: (seq, body) for seq, event_id, body in await stored.fetchall()}
+            head, known = await _head_and_known(conn, notebook, ids, lock=True)
             missed: list[StoredRow] = []
             if expect_head is not None and head != expect_head:
                 if on_moved is None and under_lock is None:
@@ -413,17 +400,18 @@ SELECT pg_notify(%(channel)s, %(notice)s)
 async def _head_and_known(
     conn: AsyncConnection[Any], notebook: str, ids: Sequence[str], *, lock: bool
 ) -> tuple[int, dict[str, tuple[int, str]]]:
-    """The head (row-locked for an append) and id -> (seq, body) of ``ids`` already stored."""
+    """The head (row-locked for an append) and id -> (seq, body) of ``ids`` already stored.
+
+    The lookup is its own statement, so its snapshot is taken once the lock is held
+    and it sees what the append before ours stored.
+    """
     cursor = await conn.execute(
         "SELECT head FROM notebooks WHERE id = %s" + (" FOR UPDATE" if lock else ""), (notebook,)
     )
     found = await cursor.fetchone()
     if found is None:
         raise UnknownNotebook(notebook)
-    cursor = await conn.execute(
-        _KNOWN_IDS,
-        (list(dict.fromkeys(ids)), notebook),
-    )
+    cursor = await conn.execute(_KNOWN_IDS, (list(dict.fromkeys(ids)), notebook))
     return found[0], {event_id: (seq, body) for seq, event_id, body in await cursor.fetchall()}
 
 
