@@ -25,6 +25,7 @@ from relay.config import RelayConfig
 from relay.storage import StorageError
 from relay.storage.sqlite import open_database
 
+from .ipynb_commands import export_notebook, import_notebook
 from .options import data_option, kernel_memory_option, kernel_sandbox_option
 from .options import fail as _fail
 from .site import build_site
@@ -42,6 +43,8 @@ def main() -> None:
 
 main.add_command(token)
 main.add_command(build_site)
+main.add_command(import_notebook)
+main.add_command(export_notebook)
 
 
 @main.command()

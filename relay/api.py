@@ -25,6 +25,7 @@ from . import __version__
 from .auth import EventPolicy, Forbidden, Unauthorized, credential, require
 from .config import RelayConfig
 from .errors import BadRequest, TooManyRequests
+from .ipynb import ipynb_routes
 from .notebooks import Notebooks
 from .params import float_param, int_param, json_body, only_fields
 from .presence import Entry, NotYours, TooManyEntries
@@ -293,6 +294,7 @@ def routes() -> list[Route]:
         Route("/api/whoami", whoami, methods=["GET"]),
         Route("/api/notebooks", list_notebooks, methods=["GET"]),
         Route("/api/notebooks", create_notebook, methods=["POST"]),
+        *ipynb_routes(),
         Route("/api/notebooks/{notebook}/events", push_events, methods=["POST"]),
         Route("/api/notebooks/{notebook}/events", pull_events, methods=["GET"]),
         Route("/api/notebooks/{notebook}/stream", stream, methods=["GET"]),

@@ -19,7 +19,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,7 @@ class _Batch:
 _SUMMARY_EVENTS = (
     ev.NotebookTitleChanged,
     ev.CellCreated,
+    ev.CellImported,
     ev.CellDeleted,
     ev.KernelSessionStarted,
     ev.KernelSessionEnded,
@@ -129,23 +130,35 @@ class Notebooks:
 
     # --- notebooks --------------------------------------------------------------
 
-    async def create(self, title: str, actor: str, notebook_id: str | None = None) -> OpenNotebook:
+    async def create(
+        self,
+        title: str,
+        actor: str,
+        notebook_id: str | None = None,
+        events: Sequence[Event] = (),
+    ) -> OpenNotebook:
+        """A new notebook: its first event, then ``events`` (already validated) by
+        ``actor``, all in one transaction: an import lands whole or not at all."""
         notebook_id = notebook_id or _new_notebook_id()
-        event = ev.NotebookInitialized(title=title)
-        first = _row(f"init-{notebook_id}", event, RELAY_ACTOR, self.clock())
-        summary = Summary(title=title, cells=0, live_kernels=0)
+        ts = self.clock()
+        first = ev.NotebookInitialized(title=title)
+        rows = [_row(f"init-{notebook_id}", first, RELAY_ACTOR, ts)]
+        rows += [_row(secrets.token_hex(16), event, actor, ts) for event in events]
+        state = NotebookState()
+        for seq, (row, event) in enumerate(zip(rows, [first, *events], strict=True), 1):
+            advance(state, stored(seq, row.id, event, row.actor, ts))
+        summary = _summary(state)
         try:
-            row = await self.storage.create_notebook(notebook_id, first, summary)
+            written = await self.storage.create_notebook(notebook_id, rows, summary)
         except NotebookExists:
             raise Conflict(
                 f"a notebook with id {notebook_id!r} exists", code="notebook_exists"
             ) from None
-        state = NotebookState()
-        advance(state, stored(1, row.id, event, RELAY_ACTOR, first.ts))
-        mark = SnapshotMark(tail=len(row.body))
-        opened = OpenNotebook(notebook_id, state, summary, mark, last_ts=first.ts)
+        mark = SnapshotMark(tail=sum(len(row.body) for row in written))
+        opened = OpenNotebook(notebook_id, state, summary, mark, last_ts=ts)
         self._open[notebook_id] = opened
-        self.hub.publish(notebook_id, EventBatch.of([row]))
+        self.hub.publish(notebook_id, EventBatch.of(written))
+        self.snapshots.maybe_take(notebook_id, state, mark)
         return opened
 
     async def list_notebooks(self) -> list[NotebookInfo]:
@@ -468,6 +481,12 @@ class Notebooks:
     ) -> tuple[int, dict[str, Any]]:
         """The state at ``at`` (the head when None): ``public()``, or with ``internal``
         the ``dump()`` a client folds on from (edit histories, tombstones)."""
+        state = await self.state_at(notebook_id, at)
+        return state.seq, state.dump() if internal else state.public()
+
+    async def state_at(self, notebook_id: str, at: int | None) -> NotebookState:
+        """The folded state at ``at`` (the head when None). At the head it is the live
+        state itself: read it before the next ``await``, never change it."""
         opened = await self.open(notebook_id)
         if self.storage.shared:  # answer from the store's head, not from what reached us
             await self.follow(notebook_id, await self.storage.head(notebook_id))
@@ -476,10 +495,9 @@ class Notebooks:
                 raise BadRequest(
                     f"at={at} is past the notebook's head ({opened.state.seq})", code="at_past_head"
                 )
-            state = opened.state
-        else:
-            state, _ = await self._state_at(notebook_id, at)
-        return state.seq, state.dump() if internal else state.public()
+            return opened.state
+        state, _ = await self._state_at(notebook_id, at)
+        return state
 
 
 async def _refold(state: NotebookState, rows: list[StoredRow]) -> None:

@@ -18,5 +18,6 @@ class SchemaError(ValueError):
 
     def at(self, prefix: str) -> SchemaError:
         """The same error, located under ``prefix`` (for nested validation)."""
-        path = f"{prefix}.{self.path}" if self.path else prefix
+        joint = "" if self.path.startswith("[") else "."
+        path = f"{prefix}{joint}{self.path}" if self.path else prefix
         return SchemaError(self.code, self.detail, path)

@@ -177,6 +177,23 @@ class CellOutputsCleared(Event):
     cell_id: CellId | None = arg(_optional_id, None)
 
 
+@register
+@dataclass(frozen=True, slots=True)
+class CellImported(Event):
+    """A whole cell from an ``.ipynb``: source, metadata, attachments and the outputs
+    it had there, which show until the cell runs here (``shared_schema.ipynb``)."""
+
+    name: ClassVar[str] = "cellImported"
+    cell_id: CellId = arg(_id)
+    cell_type: str = arg(_cell_type, "code")
+    after: CellId | None = arg(_optional_id, None)
+    source: str = arg(_source, "")
+    metadata: dict = arg(fields.key_values(_metadata_value), factory=dict)
+    attachments: dict = arg(fields.key_values(check_mime_bundle), factory=dict)
+    outputs: list = arg(fields.items(check_output, limits.MAX_IMPORTED_OUTPUTS), factory=list)
+    execution_count: int | None = arg(_count, None)
+
+
 # --- executions -------------------------------------------------------------
 
 

@@ -144,6 +144,46 @@ def string_list(max_items: int, max_length: int) -> Check:
     return check
 
 
+def key_values(value_check: Check, max_keys: int = limits.MAX_KEYS) -> Check:
+    """An object of at most ``max_keys`` non-empty keys, each value checked on its own."""
+
+    def check(value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise _invalid(f"must be an object, not {_type_name(value)}")
+        if len(value) > max_keys:
+            raise SchemaError("too_large", f"has {len(value)} keys; the limit is {max_keys}")
+        checked = {}
+        for key, entry in value.items():
+            if not isinstance(key, str) or not 0 < len(key) <= limits.MAX_KEY:
+                raise _invalid(f"keys must be 1-{limits.MAX_KEY} characters")
+            try:
+                checked[key] = value_check(entry)
+            except SchemaError as error:
+                raise error.at(key) from None
+        return checked
+
+    return check
+
+
+def items(item_check: Check, max_items: int) -> Check:
+    """A list of at most ``max_items`` entries, each checked (and normalized) on its own."""
+
+    def check(value: Any) -> list:
+        if not isinstance(value, list):
+            raise _invalid(f"must be a list, not {_type_name(value)}")
+        if len(value) > max_items:
+            raise SchemaError("too_large", f"has {len(value)} items; the limit is {max_items}")
+        checked = []
+        for index, entry in enumerate(value):
+            try:
+                checked.append(item_check(entry))
+            except SchemaError as error:
+                raise error.at(f"[{index}]") from None
+        return checked
+
+    return check
+
+
 def _check_json(value: Any, depth: int, max_depth: int) -> None:
     if depth > max_depth:
         raise _invalid(f"nests deeper than {max_depth} levels")

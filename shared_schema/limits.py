@@ -26,6 +26,10 @@ MAX_STREAM_TEXT = 1_000_000  # characters in one streamAppended
 MAX_OUTPUT_BYTES = 4_000_000  # one output (serialized JSON), e.g. a PNG in base64
 MAX_METADATA_BYTES = 64_000  # one metadata value (serialized JSON)
 MAX_TRACEBACK_LINES = 1_000
+#: Outputs one imported cell may bring (``cellImported``).
+MAX_IMPORTED_OUTPUTS = 1_000
+#: Keys of one metadata object or attachment set in one event.
+MAX_KEYS = 1_000
 MAX_JSON_DEPTH = 32
 MAX_LEASE_SECONDS = 3_600.0
 MIN_LEASE_SECONDS = 0.5

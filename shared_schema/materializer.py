@@ -9,6 +9,7 @@ decide a race live here:
 - a cancelled execution stays cancelled; a finished one stays finished;
 - when a kernel session ends or expires, work it claimed but had not started
   goes back to ``pending`` and work it was running ends as an ``error``;
+- an imported cell shows the outputs it brought until it first runs here;
 - an event about a deleted or unknown cell or execution is a no-op;
 - a kernel's outputs count only while their execution is ``executing`` and
   is its cell's latest run (``displayUpdated`` excepted: like Jupyter, it
@@ -102,6 +103,23 @@ def _cell_created(state: NotebookState, stored: StoredEvent) -> None:
     _insert_after(state.order, event.cell_id, event.after)
 
 
+def _cell_imported(state: NotebookState, stored: StoredEvent) -> None:
+    event: ev.CellImported = stored.event  # type: ignore[assignment]
+    if event.cell_id in state.cells:
+        return
+    state.cells[event.cell_id] = Cell(
+        id=event.cell_id,
+        cell_type=event.cell_type,
+        source=ot.normalize_newlines(event.source),
+        metadata=dict(event.metadata),
+        created_by=stored.actor,
+        attachments=dict(event.attachments),
+        imported_outputs=list(event.outputs),
+        imported_count=event.execution_count,
+    )
+    _insert_after(state.order, event.cell_id, event.after)
+
+
 def _cell_source_edited(state: NotebookState, stored: StoredEvent) -> None:
     event: ev.CellSourceEdited = stored.event  # type: ignore[assignment]
     cell = _live_cell(state, event.cell_id)
@@ -188,6 +206,8 @@ def _cell_outputs_cleared(state: NotebookState, stored: StoredEvent) -> None:
         if run is not None:
             run.outputs = []
             run.clear_pending = False
+        cell.imported_outputs = []
+        cell.imported_count = None
 
 
 # --- executions ---------------------------------------------------------------
@@ -209,6 +229,8 @@ def _execution_requested(state: NotebookState, stored: StoredEvent) -> None:
     if previous is not None and previous.status in TERMINAL:
         previous.outputs = []  # no longer shown anywhere: do not carry it
     cell.execution_id = event.execution_id
+    cell.imported_outputs = []  # replaced by this run's, as in Jupyter
+    cell.imported_count = None
     state.queue.append(event.execution_id)
 
 
@@ -465,6 +487,7 @@ _HANDLERS: dict[type, Handler] = {
     ev.NotebookTitleChanged: _title_changed,
     ev.NotebookMetadataSet: _metadata_set,
     ev.CellCreated: _cell_created,
+    ev.CellImported: _cell_imported,
     ev.CellSourceEdited: _cell_source_edited,
     ev.CellTypeChanged: _cell_type_changed,
     ev.CellMoved: _cell_moved,

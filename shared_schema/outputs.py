@@ -17,7 +17,8 @@ from .errors import SchemaError
 OUTPUT_TYPES = ("stream", "display_data", "execute_result", "error")
 STREAM_NAMES = ("stdout", "stderr")
 
-_stream_name = fields.choice(*STREAM_NAMES)
+#: Kernels write stdout and stderr; nbformat allows any name (old files hold ``stdin``).
+_stream_name = fields.text(limits.MAX_KEY, allow_empty=False)
 _short_text = fields.text(limits.MAX_REASON * 10)
 _traceback = fields.string_list(limits.MAX_TRACEBACK_LINES, limits.MAX_STREAM_TEXT)
 _execution_count = fields.optional(fields.integer(0, limits.MAX_EXECUTION_COUNT))

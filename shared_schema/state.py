@@ -44,9 +44,21 @@ class Cell:
     deleted: bool = False
     execution_id: str | None = None
     created_by: str = ""
+    #: A markdown or raw cell's ``attachments``: name -> MIME bundle (``attachment:name``).
+    attachments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Outputs an imported cell brought, shown until it first runs here.
+    imported_outputs: list[dict[str, Any]] = field(default_factory=list)
+    imported_count: int | None = None
 
     def copy(self) -> Cell:
         return replace(self, metadata=dict(self.metadata), history=list(self.history))
+
+    def imported(self) -> dict[str, Any] | None:
+        """``{"execution_count": N}`` while the cell shows outputs it was imported
+        with (it has not run here since); None otherwise."""
+        if self.execution_id is None and (self.imported_outputs or self.imported_count is not None):
+            return {"execution_count": self.imported_count}
+        return None
 
 
 @dataclass(slots=True)
@@ -164,8 +176,10 @@ class NotebookState:
                     "source": cell.source,
                     "rev": cell.rev,
                     "metadata": cell.metadata,
-                    "outputs": list(run.outputs) if run else [],
+                    "attachments": cell.attachments,
+                    "outputs": list(run.outputs if run else cell.imported_outputs),
                     "execution": run.public() if run else None,
+                    "imported": cell.imported(),
                 }
             )
         return {
@@ -236,7 +250,13 @@ class NotebookState:
 def _dump_cell(cell: Cell) -> dict[str, Any] | list[Any]:
     if cell.deleted:
         return [cell.id]
-    return {**_as_dict(cell), "metadata": dict(cell.metadata), "history": list(cell.history)}
+    return {
+        **_as_dict(cell),
+        "metadata": dict(cell.metadata),
+        "history": list(cell.history),
+        "attachments": dict(cell.attachments),
+        "imported_outputs": list(cell.imported_outputs),
+    }
 
 
 def _load_cell(item: dict[str, Any] | list[Any]) -> Cell:

@@ -151,6 +151,13 @@ def test_the_authorization_matrix(world: World) -> None:
                 http.post("/api/notebooks", json={"title": "x"}),
                 _expected(credential, {"admin"}, scoped=False),
             )
+            ipynb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}
+            check(
+                credential,
+                "import an .ipynb",
+                http.post("/api/notebooks/import", json=ipynb),
+                _expected(credential, {"admin"}, scoped=False),
+            )
 
             edit = event("cellCreated", cell_id=new_id("c"))
             pushed = http.post(f"{own}/events", json={"events": [edit]})
@@ -164,6 +171,12 @@ def test_the_authorization_matrix(world: World) -> None:
 
             read_roles = set(ROLES)
             check(credential, "pull", http.get(f"{own}/events"), _expected(credential, read_roles))
+            check(
+                credential,
+                "export .ipynb",
+                http.get(f"{own}/ipynb"),
+                _expected(credential, read_roles),
+            )
             check(
                 credential,
                 "snapshot",

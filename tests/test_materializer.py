@@ -245,9 +245,36 @@ def test_create_records_type_source_and_author(book: Book) -> None:
         "source": "# Title",
         "rev": 0,
         "metadata": {},
+        "attachments": {},
         "outputs": [],
         "execution": None,
+        "imported": None,
     }
+
+
+def test_an_imported_cell_shows_its_outputs_until_it_runs_or_is_cleared(book: Book) -> None:
+    shown = {"output_type": "display_data", "data": {"text/plain": "2"}, "metadata": {}}
+    book(
+        "cellImported", BOB, cell_id="i", source="1+1", outputs=[shown], execution_count=7,
+        metadata={"tags": ["x"]},
+    )  # fmt: skip
+    book(
+        "cellImported", cell_id="m", cell_type="markdown", after="i",
+        source="![a](attachment:a.png)", attachments={"a.png": {"image/png": "iVBOR"}},
+    )  # fmt: skip
+    book.unchanged_by("cellImported", cell_id="i", source="again")  # ids are never reused
+    first, second = book.state.public()["cells"]
+    assert (first["outputs"], first["imported"], first["metadata"]) == (
+        [shown], {"execution_count": 7}, {"tags": ["x"]},
+    )  # fmt: skip
+    assert second["attachments"] == {"a.png": {"image/png": "iVBOR"}} and second["imported"] is None
+    book("executionRequested", execution_id="x1", cell_id="i", source="1+1")
+    ran = book.state.public()["cells"][0]
+    assert (ran["outputs"], ran["imported"], ran["execution"]["id"]) == ([], None, "x1")
+    book("cellImported", cell_id="j", after="m", outputs=[shown])
+    book("cellOutputsCleared", cell_id="j")
+    assert book.state.public()["cells"][2]["outputs"] == []
+    assert NotebookState.load(book.state.dump()).public() == book.state.public()
 
 
 def test_a_cell_id_is_never_reused_not_even_after_a_delete(book: Book) -> None:

@@ -120,6 +120,18 @@ ARGS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "source": short_text,
         },
     ),
+    "cellImported": _args(
+        {"cell_id": cells},
+        {
+            "cell_type": st.sampled_from(["code", "markdown", "raw"]),
+            "after": maybe_cells,
+            "source": short_text,
+            "metadata": st.dictionaries(keys, json_values, max_size=2),
+            "attachments": st.dictionaries(keys, mime_bundles, max_size=1),
+            "outputs": st.lists(outputs, max_size=2),
+            "execution_count": counts,
+        },
+    ),
     "cellSourceEdited": _args(
         {"cell_id": cells, "base_rev": st.sampled_from([0, 0, 1, 2, 3]), "ops": text_ops()}
     ),

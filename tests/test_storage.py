@@ -75,7 +75,9 @@ class Store:
 def store(tmp_path: Path) -> Any:
     opened = Store(tmp_path / "anode.db")
     opened(
-        opened.storage.create_notebook("nb", row("init", "notebookInitialized"), Summary("", 0, 0))
+        opened.storage.create_notebook(
+            "nb", [row("init", "notebookInitialized")], Summary("", 0, 0)
+        )
     )
     yield opened
     opened.close()
@@ -170,7 +172,7 @@ def test_saving_a_snapshot_prunes_all_but_the_newest_and_one_per_stretch(store: 
 def test_pruning_leaves_other_notebooks_alone(store: Store) -> None:
     store(
         store.storage.create_notebook(
-            "other", row("init-2", "notebookInitialized"), Summary("", 0, 0)
+            "other", [row("init-2", "notebookInitialized")], Summary("", 0, 0)
         )
     )
     for seq in (5, 6, 7):

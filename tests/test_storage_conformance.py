@@ -80,14 +80,21 @@ def run(backend: tuple[str, Any], scenario: Scenario) -> None:
 def test_a_notebook_is_created_once_with_its_first_event(backend: Any) -> None:
     async def scenario(store: Any) -> None:
         db = await store()
-        first = await db.create_notebook("nb", INIT, Summary("Hi", 0, 0))
+        (first,) = await db.create_notebook("nb", [INIT], Summary("Hi", 0, 0))
         assert first.seq == 1 and json.loads(first.body)["name"] == "notebookInitialized"
         with pytest.raises(NotebookExists):
-            await db.create_notebook("nb", INIT, Summary("Again", 0, 0))
+            await db.create_notebook("nb", [INIT], Summary("Again", 0, 0))
         info = await db.notebook("nb")
         assert (info.id, info.title, info.head) == ("nb", "Hi", 1)
+        # An import: the first event and the notebook's cells, in one transaction.
+        rows = await db.create_notebook("imp", [INIT, row("i1"), row("i2")], Summary("", 2, 0))
+        assert [r.seq for r in rows] == [1, 2, 3] and await db.head("imp") == 3
+        assert [r.id for r in await db.read("imp", 0, 10)] == [INIT.id, "i1", "i2"]
+        with pytest.raises(NotebookExists):
+            await db.create_notebook("imp", [INIT, row("i3")], Summary("", 1, 0))
+        assert await db.head("imp") == 3
         assert await db.notebook("none") is None
-        assert [n.id for n in await db.list_notebooks()] == ["nb"]
+        assert sorted(n.id for n in await db.list_notebooks()) == ["imp", "nb"]
         assert await db.head("nb") == 1
         with pytest.raises(UnknownNotebook):
             await db.head("none")
@@ -98,7 +105,7 @@ def test_a_notebook_is_created_once_with_its_first_event(backend: Any) -> None:
 def test_appends_are_dense_atomic_and_idempotent_by_id(backend: Any) -> None:
     async def scenario(store: Any) -> None:
         db = await store()
-        await db.create_notebook("nb", INIT, Summary("", 0, 0))
+        await db.create_notebook("nb", [INIT], Summary("", 0, 0))
         a, b = row("a"), row("b", cell_id="c2")
         result = await db.append("nb", [a, b, a])
         assert result.seqs == [2, 3, 2] and result.head == 3
@@ -124,7 +131,7 @@ def test_appends_are_dense_atomic_and_idempotent_by_id(backend: Any) -> None:
 def test_an_append_refuses_a_moved_head_and_writes_its_summary_with_it(backend: Any) -> None:
     async def scenario(store: Any) -> None:
         db = await store()
-        await db.create_notebook("nb", INIT, Summary("", 0, 0))
+        await db.create_notebook("nb", [INIT], Summary("", 0, 0))
         await db.append("nb", [row("a")], summary=Summary("Title\x00!", 1, 0), expect_head=1)
         with pytest.raises(HeadMoved) as moved:
             await db.append("nb", [row("b")], summary=Summary("x", 9, 9), expect_head=1)
@@ -144,7 +151,7 @@ def test_concurrent_appends_from_two_handles_stay_dense(backend: Any) -> None:
 
     async def scenario(store: Any) -> None:
         first, second = await store(), await store()
-        await first.create_notebook("nb", INIT, Summary("", 0, 0))
+        await first.create_notebook("nb", [INIT], Summary("", 0, 0))
         shared = [row(f"shared-{i}") for i in range(20)]
 
         async def writer(db: Storage, name: str) -> list[int]:
@@ -167,8 +174,8 @@ def test_concurrent_appends_from_two_handles_stay_dense(backend: Any) -> None:
 def test_snapshots_keep_the_newest_and_one_per_stretch(backend: Any) -> None:
     async def scenario(store: Any) -> None:
         db = await store()
-        await db.create_notebook("nb", INIT, Summary("", 0, 0))
-        await db.create_notebook("other", INIT, Summary("", 0, 0))
+        await db.create_notebook("nb", [INIT], Summary("", 0, 0))
+        await db.create_notebook("other", [INIT], Summary("", 0, 0))
         await db.save_snapshot("other", 5, '{"o":5}', keep_every=10)
         for seq in (3, 7, 12, 15, 25, 26):
             await db.save_snapshot("nb", seq, json.dumps({"seq": seq}), keep_every=10)
@@ -217,7 +224,7 @@ def test_appends_that_expect_a_head_store_new_ids_and_keep_known_ones(backend: A
 
     async def scenario(store: Any) -> None:
         db, other = await store(), await store()
-        await db.create_notebook("nb", INIT, Summary("", 0, 0))
+        await db.create_notebook("nb", [INIT], Summary("", 0, 0))
         assert (await db.append("nb", [row("a"), row("b")], expect_head=1)).seqs == [2, 3]
         again = await db.append("nb", [row("a"), row("c")], expect_head=3)  # a resent id
         assert again.seqs == [2, 4] and [r.id for r in again.stored] == ["c"]

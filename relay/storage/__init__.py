@@ -130,8 +130,11 @@ class Storage(Protocol):
 
     async def close(self) -> None: ...
 
-    async def create_notebook(self, notebook: str, first: NewRow, summary: Summary) -> StoredRow:
-        """Create the notebook with its first event (seq 1); ``NotebookExists`` if taken."""
+    async def create_notebook(
+        self, notebook: str, rows: Sequence[NewRow], summary: Summary
+    ) -> list[StoredRow]:
+        """Create the notebook with its first events (seqs 1..N) in one transaction;
+        ``NotebookExists`` if taken."""
 
     async def list_notebooks(self) -> list[NotebookInfo]: ...
 

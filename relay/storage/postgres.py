@@ -181,30 +181,34 @@ class PostgresStorage:
 
     # --- notebooks --------------------------------------------------------------
 
-    async def create_notebook(self, notebook: str, first: NewRow, summary: Summary) -> StoredRow:
-        row = StoredRow(seq=1, id=first.id, body=first.body(1))
+    async def create_notebook(
+        self, notebook: str, rows: Sequence[NewRow], summary: Summary
+    ) -> list[StoredRow]:
+        stored = [StoredRow(seq, row.id, row.body(seq)) for seq, row in enumerate(rows, 1)]
         try:
             async with self.connection() as conn, conn.transaction():
                 await conn.execute(
                     "INSERT INTO notebooks (id, title, created_at, updated_at, head, cells,"
-                    " live_kernels) VALUES (%s, %s, %s, %s, 1, %s, %s)",
+                    " live_kernels) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     (
                         notebook,
                         _text(summary.title),
-                        first.ts,
-                        first.ts,
+                        rows[0].ts,
+                        rows[-1].ts,
+                        len(rows),
                         summary.cells,
                         summary.live_kernels,
                     ),
                 )
-                await conn.execute(
-                    "INSERT INTO events (notebook, seq, id, body) VALUES (%s, 1, %s, %s)",
-                    (notebook, row.id, row.body),
-                )
-                await _notify_events(conn, notebook, 1)
+                async with conn.cursor() as cursor:
+                    await cursor.executemany(
+                        "INSERT INTO events (notebook, seq, id, body) VALUES (%s, %s, %s, %s)",
+                        [(notebook, row.seq, row.id, row.body) for row in stored],
+                    )
+                await _notify_events(conn, notebook, len(stored))
         except errors.UniqueViolation:
             raise NotebookExists(notebook) from None
-        return row
+        return stored
 
     async def list_notebooks(self) -> list[NotebookInfo]:
         async with self.connection() as conn:

@@ -108,33 +108,38 @@ class SQLiteStorage:
 
     # --- notebooks --------------------------------------------------------------
 
-    async def create_notebook(self, notebook: str, first: NewRow, summary: Summary) -> StoredRow:
-        return await self._run(self._create_notebook, notebook, first, summary)
+    async def create_notebook(
+        self, notebook: str, rows: Sequence[NewRow], summary: Summary
+    ) -> list[StoredRow]:
+        return await self._run(self._create_notebook, notebook, rows, summary)
 
-    def _create_notebook(self, notebook: str, first: NewRow, summary: Summary) -> StoredRow:
-        row = StoredRow(seq=1, id=first.id, body=first.body(1))
+    def _create_notebook(
+        self, notebook: str, rows: Sequence[NewRow], summary: Summary
+    ) -> list[StoredRow]:
+        stored = [StoredRow(seq, row.id, row.body(seq)) for seq, row in enumerate(rows, 1)]
         try:
             with _transaction(self.db):
                 self.db.execute(
                     "INSERT INTO notebooks (id, title, created_at, updated_at, head, cells, "
                     "live_kernels)"
-                    " VALUES (?, ?, ?, ?, 1, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         notebook,
                         summary.title,
-                        first.ts,
-                        first.ts,
+                        rows[0].ts,
+                        rows[-1].ts,
+                        len(rows),
                         summary.cells,
                         summary.live_kernels,
                     ),
                 )
-                self.db.execute(
-                    "INSERT INTO events (notebook, seq, id, body) VALUES (?, 1, ?, ?)",
-                    (notebook, row.id, row.body),
+                self.db.executemany(
+                    "INSERT INTO events (notebook, seq, id, body) VALUES (?, ?, ?, ?)",
+                    [(notebook, row.seq, row.id, row.body) for row in stored],
                 )
         except sqlite3.IntegrityError:
             raise NotebookExists(notebook) from None
-        return row
+        return stored
 
     async def list_notebooks(self) -> list[NotebookInfo]:
         return await self._run(self._list_notebooks)
