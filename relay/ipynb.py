@@ -15,7 +15,6 @@ from typing import Any
 import nbformat
 from nbformat import reader as nbformat_reader
 from nbformat.v4.rwbase import strip_transient
-from nbformat.validator import normalize
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -84,9 +83,10 @@ def upgrade(document: dict[str, Any]) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nbformat warns of what normalize repairs
+            # Against its own version's schema first, so the first problem is named where it
+            # is; repeated cell ids are repaired (with a warning), as Jupyter does on open.
+            nbformat.validate(nbformat.from_dict(document), version=major, version_minor=minor)
             node = nbformat.versions[major].to_notebook_json(document, minor=minor)
-            _, node = normalize(node, major, minor)  # ids made for 4.5, duplicates repaired
-            nbformat.validate(node, version=major, version_minor=minor)
             node = nbformat.convert(node, 4)
             if node.nbformat_minor < nbformat.v4.nbformat_minor:
                 node = nbformat.v4.upgrade(node)

@@ -565,4 +565,8 @@ def _summary(state: NotebookState) -> Summary:
 
 
 def _new_notebook_id() -> str:
-    return secrets.token_urlsafe(9)
+    """12 URL-safe random characters, never starting with ``-`` (a command line would take
+    ``anode export -Ab…`` for an option)."""
+    while (notebook_id := secrets.token_urlsafe(9)).startswith("-"):
+        pass
+    return notebook_id

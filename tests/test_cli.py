@@ -157,3 +157,42 @@ def test_reset_storage_asks_in_a_terminal(tmp_path: Path, answer: str, deleted: 
     _, status = os.waitpid(pid, 0)
     assert (data / "anode.db").exists() is not deleted
     assert os.waitstatus_to_exitcode(status) == (0 if deleted else 1)
+
+
+def test_import_and_export_an_ipynb_through_a_running_relay(relay_process, tmp_path: Path) -> None:
+    import json
+
+    import nbformat
+
+    relay = relay_process(data_dir=tmp_path / "data")
+    source = REPO_ROOT / "tests" / "data" / "ipynb" / "nbconvert-notebook2.ipynb"
+    imported = anode("import", str(source), "--relay", relay.url, "--token", relay.token or "")
+    assert imported.returncode == 0, imported.stderr
+    notebook = imported.stdout.splitlines()[-1]
+    assert "NumPy and Matplotlib examples" in imported.stdout and notebook.isascii()
+
+    out = tmp_path / "out.ipynb"
+    exported = anode("export", notebook, "-o", str(out), env={"ANODE_RELAY": relay.url,
+                     "ANODE_TOKEN": relay.token or ""})  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    node = nbformat.read(out, as_version=4)
+    nbformat.validate(node)
+    assert len(node.cells) == len(nbformat.read(source, as_version=4).cells)
+
+    # Beside the relay's own store, no token is needed: the admin token `anode serve`
+    # printed is read from --data (for a relay on loopback only).
+    local = {"ANODE_DATA": str(tmp_path / "data"), "ANODE_RELAY": relay.url}
+    again = anode("import", str(out), "--title", "Again", env=local)
+    assert again.returncode == 0, again.stderr
+    to_stdout = anode("export", again.stdout.splitlines()[-1], env=local)
+    assert json.loads(to_stdout.stdout)["metadata"]["title"] == "Again"
+
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{}]}')
+    refused = anode("import", str(bad), env=local)
+    assert refused.returncode == 2 and refused.stderr.startswith("anode: error: ")
+    assert "cell 0" in refused.stderr and "Traceback" not in refused.stderr
+    no_token = anode("export", notebook, "--relay", relay.url, "--data", str(tmp_path / "none"))
+    assert no_token.returncode == 2 and "--token" in no_token.stderr
+    missing = anode("export", "nope", env=local)
+    assert missing.returncode == 2 and "unknown_notebook" in missing.stderr
