@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ import js
 from pyodide.ffi import create_proxy
 
 from shared_schema import ot
+from shared_schema.ipynb import filename, write_notebook
 
 from .auth import UNKNOWN, Credentials, Identity, TokenPrompt
-from .browser import query_param, site_link
+from .browser import query_param, save_file, site_link
 from .dom import h
 from .home import HomeView
 from .model import NotebookModel, Saved, key_owner
@@ -433,6 +435,13 @@ class NotebookPage:
     def rename(self, name: str) -> None:
         if self.presence is not None:
             self.view.header.show_my_name(self.presence.rename(name), committed=True)
+
+    def download(self) -> None:
+        """The notebook as ``.ipynb``, from the local log: works offline too."""
+        state = self.model.state()
+        document = write_notebook(state)
+        text = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+        save_file(filename(state.title or self.notebook_id), text, "application/x-ipynb+json")
 
     def share(self) -> None:
         if self._relay is None:

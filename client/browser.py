@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import js
-from pyodide.ffi import JsProxy, create_proxy, to_js
+from pyodide.ffi import JsProxy, create_once_callable, create_proxy, to_js
 
 from .links import page_link
 
@@ -128,3 +128,17 @@ def local_set(key: str, value: str | None) -> None:
 
 def is_online() -> bool:
     return bool(js.navigator.onLine)
+
+
+def save_file(name: str, text: str, media_type: str) -> None:
+    """Offer ``text`` as a download named ``name`` (a Blob behind a clicked link)."""
+    blob = js.Blob.new(to_js([text]), js_object({"type": media_type}))
+    url = js.URL.createObjectURL(blob)
+    link = js.document.createElement("a")
+    link.href = url
+    link.download = name
+    link.hidden = True
+    js.document.body.append(link)
+    link.click()
+    link.remove()
+    js.setTimeout(create_once_callable(lambda: js.URL.revokeObjectURL(url)), 10_000)

@@ -17,7 +17,8 @@ from pyodide.ffi import JsProxy
 
 from shared_schema import ot
 from shared_schema.events import CELL_TYPES
-from shared_schema.state import Execution, NotebookState
+from shared_schema.ipynb import inline_attachments
+from shared_schema.state import Cell, Execution, NotebookState
 
 from .dom import clear, h
 from .editor import LANGUAGES, CellEditor
@@ -27,6 +28,9 @@ from .status import STATUS_LABELS, execution_summary
 
 if TYPE_CHECKING:
     from .view import NotebookView
+
+#: Under a cell showing the outputs it was imported with.
+IMPORTED_NOTE = "not run here: outputs from the imported file"
 
 #: Outputs taller than this many lines start scrolled (a button shows them whole).
 LONG_OUTPUT_LINES = 40
@@ -305,9 +309,10 @@ class CellView:
 
     # --- rendering -----------------------------------------------------------------------
 
-    def update(
-        self, state: NotebookState, cell_type: str, source: str, run: Execution | None
-    ) -> None:
+    def update(self, state: NotebookState, cell: Cell, run: Execution | None) -> None:
+        cell_type, source = cell.cell_type, cell.source
+        #: Outputs brought by an import show, marked, until the cell runs here.
+        imported = cell.imported() if run is None else None
         if self._cell_type != cell_type:
             self._cell_type = cell_type
             self.element.setAttribute("data-cell-type", cell_type)
@@ -318,11 +323,13 @@ class CellView:
             self.set_text(source)
         markdown = cell_type == "markdown" and not self.editing
         if markdown or self._shown_rendered:
-            self.show_markdown(markdown, source)
+            self.show_markdown(markdown, inline_attachments(source, cell.attachments))
         self._run = run
         queued = run is not None and run.status in ("pending", "assigned")
         run_key = (
-            None
+            ("imported", imported["execution_count"])
+            if imported is not None
+            else None
             if run is None
             else (
                 run.id,
@@ -337,10 +344,14 @@ class CellView:
         if run_key != self._run_key:
             self._run_key = run_key
             status = "idle" if run is None else STATUS_LABELS.get(run.status, run.status)
+            if imported is not None:
+                status = "imported"
             if self._changed("status", status):
                 self.element.setAttribute("data-status", status)
                 self.status.setAttribute("data-status", status)
             count = "" if run is None or run.execution_count is None else str(run.execution_count)
+            if imported is not None and imported["execution_count"] is not None:
+                count = str(imported["execution_count"])
             mark = (
                 "*"
                 if run is not None and run.status in ("pending", "assigned", "executing")
@@ -349,7 +360,7 @@ class CellView:
             prompt = f"[{mark or ' '}]:"
             if self._changed("prompt", prompt):
                 self.prompt.textContent = prompt
-            self.show_summary(state)
+            self.show_summary(state, imported is not None)
             kernel = (run.kernel_session or "") if run is not None else ""
             if self._changed("kernel", kernel):
                 self.status.setAttribute("data-kernel", kernel)
@@ -358,7 +369,7 @@ class CellView:
                 self.stop_button.hidden = stop_hidden
             if self._changed("cancel-hidden", not queued):
                 self.cancel_button.hidden = not queued
-        outputs = run.outputs if run is not None else []
+        outputs = run.outputs if run is not None else cell.imported_outputs
         if not _same_outputs(outputs, self._outputs):
             first = self._outputs is None
             self._outputs = list(outputs)
@@ -378,9 +389,11 @@ class CellView:
         self._shows[key] = value
         return True
 
-    def show_summary(self, state: NotebookState) -> None:
+    def show_summary(self, state: NotebookState, imported: bool = False) -> None:
         """The line under the editor: state, how long it ran (or has run so far), which kernel."""
         summary = "" if self._run is None else execution_summary(self._run, state)
+        if imported:
+            summary = IMPORTED_NOTE
         if self._changed("summary", summary):
             self.status.textContent = summary
 

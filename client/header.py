@@ -70,6 +70,16 @@ class Header:
             "Share",
         )
         listeners.on(self.share_button, "click", lambda _e: actions.share())
+        self.download_button = h(
+            "button",
+            {
+                "class": "tool download",
+                "type": "button",
+                "title": "Download this notebook as a Jupyter .ipynb file",
+            },
+            "Download .ipynb",
+        )
+        listeners.on(self.download_button, "click", lambda _e: actions.download())
         listeners.on(self.title, "change", lambda _e: actions.set_title(str(self.title.value)))
         controls = h("span", {"class": "controls"})
         for label, name, title, action in (
@@ -95,6 +105,7 @@ class Header:
             self.my_name,
             self.kernel,
             self.sync,
+            self.download_button,
             self.share_button,
         )
 

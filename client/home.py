@@ -8,12 +8,16 @@ reach, the list shows the notebooks this browser holds in IndexedDB, and
 with no relay "New notebook" makes a local one: it lives in this browser
 only, and running its code needs a relay and a kernel. Opened later with a
 relay (``?relay=URL``), such a notebook has a "Put on the relay" button.
+
+"Import .ipynb" (or a file dropped on the page) makes a notebook of a
+Jupyter file: on the relay, or, with none in reach, in this browser.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import logging
 from typing import Any
 
@@ -21,8 +25,10 @@ import js
 from pyodide.ffi import JsProxy
 
 from shared_schema.envelope import PushedEvent
+from shared_schema.errors import SchemaError
 from shared_schema.events import CellCreated
 from shared_schema.ids import CellId, EventId
+from shared_schema.ipynb import read_notebook
 
 from .browser import Listeners, site_link
 from .dom import clear, h
@@ -55,7 +61,32 @@ class HomeView:
             },
         )
         self.create = h("button", {"class": "create", "type": "submit"}, "New notebook")
-        form = h("form", {"class": "new-notebook"}, self.title, self.create)
+        self.file_input = h(
+            "input",
+            {
+                "type": "file",
+                "class": "import-file",
+                "accept": ".ipynb,application/x-ipynb+json,application/json",
+                "hidden": True,
+            },
+        )
+        self.import_button = h(
+            "button",
+            {
+                "class": "import",
+                "type": "button",
+                "title": "Open a Jupyter notebook (.ipynb) as a new notebook; or drop one here",
+            },
+            "Import .ipynb",
+        )
+        form = h(
+            "form",
+            {"class": "new-notebook"},
+            self.title,
+            self.create,
+            self.import_button,
+            self.file_input,
+        )
         self.message = h("p", {"class": "message"})
         self.list = h("ul", {"class": "notebooks"})
         self.local = h("ul", {"class": "notebooks local-notebooks"})
@@ -68,21 +99,27 @@ class HomeView:
                 "kernel, which needs a relay (anode serve; open this site with ?relay=URL).",
             )  # fmt: skip
         clear(root)
+        self.page = h(
+            "main",
+            {"class": "home-page"},
+            h("h1", None, "Notebooks"),
+            notice,
+            form,
+            self.message,
+            self.list,
+            self.local_heading,
+            self.local,
+        )
         root.append(
             h("header", {"class": "bar"}, h("a", {"class": "home", "href": site_link()}, "Anode")),
-            h(
-                "main",
-                {"class": "home-page"},
-                h("h1", None, "Notebooks"),
-                notice,
-                form,
-                self.message,
-                self.list,
-                self.local_heading,
-                self.local,
-            ),
+            self.page,
         )
         self._listeners.on(form, "submit", self._submit)
+        self._listeners.on(self.import_button, "click", lambda _e: self.file_input.click())
+        self._listeners.on(self.file_input, "change", self._picked)
+        self._listeners.on(self.page, "dragover", self._drag_over)
+        self._listeners.on(self.page, "dragleave", self._drag_leave)
+        self._listeners.on(self.page, "drop", self._dropped)
         js.document.title = "Anode"
 
     async def load(self) -> None:
@@ -219,5 +256,77 @@ class HomeView:
         await store.commit(notebook, model.take_changes())
         return notebook
 
+    # --- .ipynb import -----------------------------------------------------------------
+
+    def _picked(self, _event: Any) -> None:
+        files = self.file_input.files
+        if files.length:
+            asyncio.ensure_future(self._import(files.item(0)))
+        self.file_input.value = ""  # the same file picked again is a new import
+
+    def _drag_over(self, event: Any) -> None:
+        event.preventDefault()  # this page takes the drop
+        self.page.classList.add("dropping")
+
+    def _drag_leave(self, _event: Any) -> None:
+        self.page.classList.remove("dropping")
+
+    def _dropped(self, event: Any) -> None:
+        event.preventDefault()
+        self.page.classList.remove("dropping")
+        files = event.dataTransfer.files if event.dataTransfer else None
+        if files is not None and files.length:
+            asyncio.ensure_future(self._import(files.item(0)))
+
+    async def _import(self, file: Any) -> None:
+        """Import one ``.ipynb``: through the relay (which upgrades old formats), or, with
+        no relay in reach, into this browser as a local notebook."""
+        name = str(file.name)
+        self.import_button.disabled = True
+        self.message.textContent = f"Importing {name}…"
+        try:
+            document = json.loads(str(await file.text()))
+        except ValueError as error:
+            self.message.textContent = f"{name} is not a notebook: it is not JSON ({error})"
+            self.import_button.disabled = False
+            return
+        try:
+            notebook = await self._import_on_relay(document) if self._relay else None
+            if notebook is None:
+                notebook = await self._import_local(document)
+        except (ImportRefused, StoreError) as error:
+            self.message.textContent = f"Could not import {name}: {error}"
+            self.import_button.disabled = False
+            return
+        js.location.assign(site_link(notebook))
+
+    async def _import_on_relay(self, document: Any) -> str | None:
+        """The new notebook's id; None when the relay cannot be reached."""
+        assert self._relay is not None
+        try:
+            status, body = await self._relay.request("POST", "/api/notebooks/import", document)
+        except NetworkError:
+            return None
+        if status != 201:
+            raise ImportRefused((body or {}).get("detail") or f"the relay answered {status}")
+        return str(body["id"])
+
+    @staticmethod
+    async def _import_local(document: Any) -> str:
+        try:
+            plan = read_notebook(document)
+        except SchemaError as error:
+            raise ImportRefused(str(error)) from None
+        notebook = f"local-{new_id()[:12]}"
+        model = NotebookModel.restore(notebook, Saved())
+        model.import_plan(plan)
+        store = await Store.open()
+        await store.commit(notebook, model.take_changes())
+        return notebook
+
     def close(self) -> None:
         self._listeners.clear()
+
+
+class ImportRefused(Exception):
+    """An ``.ipynb`` that cannot become a notebook, and why (one line)."""

@@ -33,6 +33,7 @@ from shared_schema.editing import CellEditBuffer
 from shared_schema.envelope import PushedEvent, stored, stored_from_json
 from shared_schema.errors import SchemaError
 from shared_schema.ids import CellId, EventId, ExecutionId
+from shared_schema.ipynb import ImportPlan
 from shared_schema.materializer import advance
 from shared_schema.state import NotebookState
 
@@ -458,6 +459,12 @@ class NotebookModel:
 
     def set_title(self, title: str) -> None:
         self._add(ev.NotebookTitleChanged(title=title))
+
+    def import_plan(self, plan: ImportPlan) -> None:
+        """Fill this (new, local) notebook with an ``.ipynb``'s title, metadata and cells."""
+        self.set_title(plan.title)
+        for event in plan.events():
+            self._add(event)
 
     def clear_outputs(self, cell_id: CellId | None) -> None:
         self._add(ev.CellOutputsCleared(cell_id=cell_id))

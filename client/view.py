@@ -58,6 +58,7 @@ class Actions(Protocol):
     def moved(self, cell_id: str | None, cursor: tuple[int, int] | None) -> None: ...
     def rename(self, name: str) -> None: ...
     def share(self) -> None: ...
+    def download(self) -> None: ...
 
 
 #: How far outside the viewport a cell's editor is made (CSS margin).
@@ -161,7 +162,7 @@ class NotebookView:
                     view.set_editable(False)
                 created.append(view)
             run = state.executions.get(cell.execution_id) if cell.execution_id else None
-            view.update(state, cell.cell_type, cell.source, run)  # writes only what differs
+            view.update(state, cell, run)  # writes only what differs
             if view.running:
                 self._running.add(cell.id)
             else:
@@ -198,7 +199,7 @@ class NotebookView:
             cell = cells[cell_id]
             if view.text != cell.source:
                 run = state.executions.get(cell.execution_id) if cell.execution_id else None
-                view.update(state, cell.cell_type, cell.source, run)
+                view.update(state, cell, run)
 
     def _place(self, ids: list[str]) -> None:
         """Put the cells' elements in ``ids`` order, moving only those out of place.

@@ -17,11 +17,13 @@ how a title is chosen.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from . import events as ev
 from . import fields, limits
@@ -116,6 +118,33 @@ def write_notebook(state: NotebookState) -> dict[str, Any]:
         "metadata": metadata,
         "cells": [_write_cell(state, cell) for cell in state.visible_cells()],
     }
+
+
+def inline_attachments(source: str, attachments: dict[str, dict[str, Any]]) -> str:
+    """A markdown source with each ``attachment:NAME`` image as a ``data:`` URL, so the
+    renderer (which keeps no unknown URL scheme) shows it as Jupyter does."""
+    for name, bundle in attachments.items():
+        url = _data_url(bundle)
+        if url is None:
+            continue
+        for written in {name, quote(name)}:
+            source = source.replace(f"attachment:{written}", url)
+    return source
+
+
+def _data_url(bundle: dict[str, Any]) -> str | None:
+    for mime in _IMAGE_MIMES:
+        data = bundle.get(mime)
+        if not isinstance(data, str):
+            continue
+        if mime == "image/svg+xml":  # text in the bundle; base64 in the URL
+            data = base64.b64encode(data.encode()).decode()
+        return f"data:{mime};base64,{''.join(data.split())}"
+    return None
+
+
+#: Image types an attachment is shown as, in order of preference.
+_IMAGE_MIMES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml")
 
 
 def filename(title: str) -> str:
