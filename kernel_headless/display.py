@@ -491,6 +491,8 @@ def ipython_modules(get_ipython: Callable[[], Any]) -> dict[str, ModuleType]:
     getipython = ModuleType("IPython.core.getipython")
     getipython.__spec__ = importlib.machinery.ModuleSpec("IPython.core.getipython", None)
     ipython.__anode_shim__ = True  # type: ignore[attr-defined]
+    # The IPython API the stand-in follows, for libraries that branch on it (matplotlib).
+    ipython.version_info = (8, 24, 0)  # type: ignore[attr-defined]
     ipython.display = core.display = this  # type: ignore[attr-defined]
     ipython.core, core.getipython = core, getipython  # type: ignore[attr-defined]
     ipython.get_ipython = getipython.get_ipython = get_ipython  # type: ignore[attr-defined]

@@ -31,11 +31,15 @@ from typing import Any, Literal
 from shared_schema import limits
 
 from . import display as _display
+from . import figures as _figures
+from .packages import note_missing_module
 from .sink import DEFAULT_CAP_BYTES, CappedSink, OutputSink, safe_text
 from .streams import StreamWriter
 
 Status = Literal["ok", "error", "cancelled"]
 PipInstaller = Callable[[list[str]], Awaitable[object]]
+#: Runs before a cell, its output the cell's: installs requirements, loads imported packages.
+Prepare = Callable[[str], Awaitable[None]]
 
 _COMPILE_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -64,6 +68,10 @@ _KNOWN_MAGICS = "Anode runs %pip; it accepts and ignores " + ", ".join(
 )
 
 
+#: ``%config InlineBackend.figure_format(s) = ...``: how matplotlib figures are published.
+_FIGURE_FORMATS = re.compile(r"InlineBackend\.figure_formats? ?= ?(?P<value>.+)")
+
+
 class Shell:
     """What ``get_ipython()`` returns: the little of IPython's shell that notebooks touch."""
 
@@ -71,6 +79,7 @@ class Shell:
         self._runner = runner
         self.config: dict = {}
         self.kernel = None
+        self.events = _Events()
 
     @property
     def user_ns(self) -> dict[str, Any]:
@@ -86,6 +95,11 @@ class Shell:
         line = " ".join(line.split())
         if name == "matplotlib" and line in ("", "inline"):
             return  # outputs are inline here anyway
+        figure_formats = _FIGURE_FORMATS.fullmatch(line) if name == "config" else None
+        if figure_formats is not None:
+            value = ast.literal_eval(figure_formats["value"])
+            _figures.set_formats([value] if isinstance(value, str) else list(value))
+            return
         shown = f"%{name} {line}".strip()
         print(f"{_clip(shown)}: ignored (no effect in Anode)", file=sys.stderr)
 
@@ -94,6 +108,20 @@ class Shell:
 
     def system(self, command: str) -> None:
         raise UsageError(f"shell commands are not supported in Anode: !{command}")
+
+
+class _Events:
+    """``get_ipython().events``: libraries (matplotlib) register hooks; none fire here."""
+
+    def __init__(self) -> None:
+        self.callbacks: dict[str, list[Callable[..., Any]]] = {}
+
+    def register(self, event: str, function: Callable[..., Any]) -> None:
+        self.callbacks.setdefault(event, []).append(function)
+
+    def unregister(self, event: str, function: Callable[..., Any]) -> None:
+        with contextlib.suppress(ValueError):
+            self.callbacks.get(event, []).remove(function)
 
 
 class Runner:
@@ -107,10 +135,13 @@ class Runner:
         self,
         *,
         pip: PipInstaller | None = None,
+        prepare: Prepare | None = None,
         cap_bytes: int = DEFAULT_CAP_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pip = pip
+        self.prepare = prepare
+        os.environ["MPLBACKEND"] = _figures.BACKEND  # read when a cell imports matplotlib
         self.cap_bytes = cap_bytes
         self.clock = clock
         self.shell = Shell(self)
@@ -157,7 +188,11 @@ class Runner:
         capped = CappedSink(sink, self.cap_bytes) if owned else sink
         ordered = _FlushFirst(capped, self)
         with self._captured(capped, ordered):
+            if self.prepare is not None:
+                await self._prepare(source)
             status = await self._execute(source, filename, count, ordered)
+            if status != "cancelled":
+                self._show_figures(ordered)
         if owned:
             capped.finish()
         return status
@@ -196,8 +231,24 @@ class Runner:
             sink.output(_system_exit_output(error))
             return "error"
         except BaseException as error:
+            note_missing_module(error)
             sink.output(error_output(error))
             return "error"
+
+    async def _prepare(self, source: str) -> None:
+        """The host's preparation of a cell; a failure is said on stderr, and the cell runs."""
+        assert self.prepare is not None
+        try:
+            await self.prepare(source)
+        except Exception as error:
+            print(f"Anode: {type(error).__name__}: {error}", file=sys.stderr)
+
+    def _show_figures(self, sink: OutputSink) -> None:
+        """matplotlib figures still open at the cell's end, as Jupyter's inline backend."""
+        try:
+            _figures.show_figures()
+        except Exception as error:  # a figure that cannot be drawn is the cell's error
+            sink.output(error_output(error))
 
     def _show_result(self, value: Any, count: int, sink: OutputSink) -> None:
         """IPython's display hook: history (``_``, ``__``, ``___``, ``_N``, ``Out``), then show."""

@@ -33,6 +33,6 @@ class Started:
 def start(config_json: str, post: Post) -> Started:
     data = json.loads(config_json)
     installer = PackageInstaller(data.get("micropip_wheel"), list(data.get("index_urls", [])))
-    kernel = Kernel(HostBridge(post), KernelConfig.from_json(config_json), pip=installer)
+    kernel = Kernel(HostBridge(post), KernelConfig.from_json(config_json), installer=installer)
     kernel.announce()
     return Started(kernel)

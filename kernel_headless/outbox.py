@@ -78,6 +78,7 @@ class EventSink:
         self._bridge = bridge
         self._ids = ids
         self._execution_id = execution_id
+        self.execution_id = execution_id
         self._clock = clock
         self._hold_until = clock() + HOLD_SECONDS
         self._held: list[dict[str, Any]] = []
@@ -114,6 +115,10 @@ class EventSink:
                 return
             self._scheduled = True
             loop.call_soon(self._send_soon)
+
+    def event(self, event: Event) -> None:
+        """Another event of this execution (what ``%pip`` installed), in order with its outputs."""
+        self._send(event)
 
     def stream(self, name: str, text: str) -> None:
         self._send(ev.StreamAppended(execution_id=self._execution_id, stream=name, text=text))

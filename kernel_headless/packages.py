@@ -1,14 +1,35 @@
-"""``%pip install`` inside Pyodide: micropip, pointed at the relay's wheelhouse.
+"""Packages inside Pyodide: ``%pip install``, a notebook's requirements, and imports.
 
-micropip is not part of Pyodide's core; the host tells us where its wheel is
+- ``%pip install NAME`` runs micropip, pointed at the relay's wheelhouse
+  (``anode serve --wheels DIR``: pure-Python wheels, and since PEP 783
+  Pyodide wheels from PyPI tagged ``pyemscripten_*``) and any index named.
+  It answers with what it installed, pinned (``name==version``), which the
+  kernel records in the notebook as its requirements.
+- A notebook's requirements are installed before the first cell a kernel runs.
+- A cell that imports a package of the Pyodide distribution (numpy, pandas,
+  matplotlib…) has it loaded first (``pyodide.loadPackagesFromImports``), from
+  the source the host gave Pyodide: its package CDN by default, or a folder
+  laid out like a Pyodide distribution (``anode serve --pyodide-packages``).
+
+micropip is not part of Pyodide's core; the host says where its wheel is
 (a local path in Node, a URL in the browser) and it is loaded on first use.
-Pure-Python wheels install offline from the wheelhouse the relay serves
-(``anode serve --wheels DIR``); more indexes can be configured.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+from typing import Any
+
+from shared_schema.requirements import canonical
+
+#: A requirement's project name, as written before any version or extra.
+_PROJECT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+#: Where a ModuleNotFoundError points a person.
+INSTALL_HINT = (
+    "Anode: `%pip install {name}` installs it (from the relay's wheelhouse or an index), "
+    "and the notebook keeps it as a requirement."
+)
 
 
 class UsageError(Exception):
@@ -20,7 +41,8 @@ class PackageInstaller:
         self.micropip_wheel = micropip_wheel
         self.index_urls = index_urls
 
-    async def __call__(self, args: list[str]) -> None:
+    async def __call__(self, args: list[str]) -> list[str]:
+        """``%pip ARGS``; returns what was installed, pinned, in the order named."""
         if not args or args[0] != "install":
             raise UsageError("only `%pip install NAME ...` is supported")
         names: list[str] = []
@@ -41,7 +63,21 @@ class PackageInstaller:
             raise UsageError("%pip install needs at least one package name")
         micropip = await self._micropip()
         await micropip.install(names, index_urls=[_index_url(url) for url in index_urls] or None)
-        print(f"Successfully installed {' '.join(names)}", file=sys.stdout)
+        pinned = _pinned(micropip, names)
+        print(f"Successfully installed {' '.join(pinned or names)}", file=sys.stdout)
+        return pinned
+
+    async def install_requirements(self, requirements: list[str]) -> list[str]:
+        """Install those of a notebook's requirements not installed yet; returns them."""
+        if not requirements:
+            return []
+        micropip = await self._micropip()
+        have = {canonical(name) for name in micropip.list()}
+        missing = [item for item in requirements if canonical(_project(item)) not in have]
+        if missing:
+            urls = [_index_url(url) for url in self.index_urls] or None
+            await micropip.install(missing, index_urls=urls)
+        return missing
 
     async def _micropip(self):  # noqa: ANN202 - a module
         try:
@@ -56,6 +92,63 @@ class PackageInstaller:
             await loadPackage(self.micropip_wheel)
             import micropip  # type: ignore[import-not-found]
         return micropip
+
+
+async def load_imported_packages(source: str) -> None:
+    """Load the Pyodide-distribution packages ``source`` imports that are not loaded yet,
+    saying on stdout what was loaded (and on stderr what could not be)."""
+    if "import" not in source:
+        return
+    try:
+        from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
+        from pyodide_js import loadPackagesFromImports  # type: ignore[import-not-found]
+    except ImportError:  # not in Pyodide (tests in CPython): nothing to load
+        return
+    said: list[tuple[str, str]] = []
+    on_message = create_proxy(lambda text: said.append(("message", str(text))))
+    on_error = create_proxy(lambda text: said.append(("error", str(text))))
+    try:
+        options: Any = to_js(
+            {"messageCallback": on_message, "errorCallback": on_error},
+            dict_converter=_js_object,
+        )
+        await loadPackagesFromImports(source, options)
+    finally:
+        on_message.destroy()
+        on_error.destroy()
+    for kind, text in said:
+        if kind == "error":
+            print(text, file=sys.stderr)
+        elif text.startswith("Loaded "):
+            print(text, file=sys.stdout)
+
+
+def note_missing_module(error: BaseException) -> None:
+    """Add how to install it to a ``ModuleNotFoundError`` a cell raised."""
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        error.add_note(INSTALL_HINT.format(name=error.name.partition(".")[0]))
+
+
+def _js_object(entries: Any) -> Any:
+    from js import Object  # type: ignore[import-not-found]
+
+    return Object.fromEntries(entries)
+
+
+def _pinned(micropip: Any, names: list[str]) -> list[str]:
+    """``name==version`` for each requirement named, as micropip now has it installed."""
+    installed = {canonical(name): (name, info.version) for name, info in micropip.list().items()}
+    pinned = []
+    for requirement in names:
+        found = installed.get(canonical(_project(requirement)))
+        if found is not None:
+            pinned.append(f"{found[0]}=={found[1]}")
+    return pinned
+
+
+def _project(requirement: str) -> str:
+    match = _PROJECT.match(requirement)
+    return match.group(0) if match else requirement
 
 
 def _index_url(url: str) -> str:

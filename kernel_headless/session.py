@@ -32,7 +32,6 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -40,6 +39,7 @@ from shared_schema import NotebookState, advance, stored_from_json
 from shared_schema import events as ev
 from shared_schema.events import Event
 from shared_schema.ids import SessionId, new_session_id
+from shared_schema.requirements import requirements_of
 from shared_schema.state import Execution
 
 from . import bridge as _bridge
@@ -49,9 +49,8 @@ from . import streams as _streams
 from .bridge import HostBridge, PushFailed
 from .execution import Runner
 from .outbox import EventIds, EventSink, pushed
+from .packages import PackageInstaller, load_imported_packages
 from .sink import DEFAULT_CAP_BYTES, CappedSink
-
-Installer = Callable[[list[str]], Awaitable[None]]
 
 #: The modules a cell's output passes through (see ``Kernel._on_tick``).
 _OUTPUT_PATH = frozenset(module.__file__ for module in (_streams, _sink, _outbox, _bridge))
@@ -76,13 +75,16 @@ class KernelConfig:
 
 class Kernel:
     def __init__(
-        self, bridge: HostBridge, config: KernelConfig, pip: Installer | None = None
+        self, bridge: HostBridge, config: KernelConfig, installer: PackageInstaller | None = None
     ) -> None:
         self.bridge = bridge
         self.config = config
         self.session_id = config.session_id
         self.state = NotebookState()
-        self.runner = Runner(pip=pip)
+        self.installer = installer
+        self.runner = Runner(pip=self._pip if installer else None, prepare=self._prepare)
+        #: This interpreter has installed the notebook's requirements (once, before a cell).
+        self._requirements_installed = False
         self.ids = EventIds()
         #: The task running the current cell's code (None between cells).
         self._cell_task: asyncio.Future[str] | None = None
@@ -293,6 +295,26 @@ class Kernel:
         )
         # Sent by `_step`: with the next claim when there is one, else at once.
         self._finished = [*events.take(), [completed]]
+
+    async def _pip(self, args: list[str]) -> None:
+        """``%pip``: install, and record what was installed as the notebook's requirements."""
+        assert self.installer is not None
+        pinned = await self.installer(args)
+        events = self._events
+        if pinned and events is not None:
+            added = ev.RequirementsAdded(execution_id=events.execution_id, requirements=pinned)
+            events.event(added)
+
+    async def _prepare(self, source: str) -> None:
+        """Before a cell: the notebook's requirements (before the first), imported packages."""
+        if not self._requirements_installed and self.installer is not None:
+            self._requirements_installed = True
+            wanted = requirements_of(self.state.metadata)
+            if wanted:
+                print(f"Installing this notebook's requirements: {', '.join(wanted)}")
+                installed = await self.installer.install_requirements(wanted)
+                print(f"Installed {', '.join(installed)}" if installed else "All installed already")
+        await load_imported_packages(source)
 
     async def _cell(self, source: str, sink: CappedSink, events: EventSink) -> str:
         try:

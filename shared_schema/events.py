@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from . import fields, limits
+from . import fields, limits, requirements
 from .errors import SchemaError
 from .ids import CellId, ExecutionId, SessionId
 from .ot import TextOps
@@ -106,6 +106,15 @@ class NotebookMetadataSet(Event):
     name: ClassVar[str] = "notebookMetadataSet"
     key: str = arg(_key)
     value: Any = arg(_metadata_value)
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class RequirementRemoved(Event):
+    """An editor takes a package off the notebook's requirements (``requirements``)."""
+
+    name: ClassVar[str] = "requirementRemoved"
+    package: str = arg(requirements.check_name)
 
 
 # --- cells ------------------------------------------------------------------
@@ -266,6 +275,18 @@ class KernelRestartRequested(Event):
 
 
 # --- outputs ----------------------------------------------------------------
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class RequirementsAdded(Event):
+    """What a ``%pip install`` in this execution installed, pinned (``name==version``):
+    the notebook requires them from now on, and every kernel installs them first."""
+
+    name: ClassVar[str] = "requirementsAdded"
+    writer: ClassVar[Writer] = "kernel"
+    execution_id: ExecutionId = arg(_id)
+    requirements: list = arg(requirements.check_requirement_list)
 
 
 @register

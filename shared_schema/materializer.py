@@ -9,6 +9,8 @@ decide a race live here:
 - a cancelled execution stays cancelled; a finished one stays finished;
 - when a kernel session ends or expires, work it claimed but had not started
   goes back to ``pending`` and work it was running ends as an ``error``;
+- a notebook's requirements change only by ``requirementsAdded`` of a running
+  execution and ``requirementRemoved`` (``requirements``);
 - an imported cell shows the outputs it brought until it first runs here;
 - an event about a deleted or unknown cell or execution is a no-op;
 - a kernel's outputs count only while their execution is ``executing`` and
@@ -31,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from . import events as ev
-from . import limits, ot
+from . import limits, ot, requirements
 from .envelope import StoredEvent
 from .outputs import display_id_of
 from .state import TERMINAL, Cell, Execution, KernelSession, NotebookState
@@ -85,6 +87,14 @@ def _title_changed(state: NotebookState, stored: StoredEvent) -> None:
 def _metadata_set(state: NotebookState, stored: StoredEvent) -> None:
     event: ev.NotebookMetadataSet = stored.event  # type: ignore[assignment]
     _set_key(state.metadata, event.key, event.value)
+
+
+def _requirement_removed(state: NotebookState, stored: StoredEvent) -> None:
+    event: ev.RequirementRemoved = stored.event  # type: ignore[assignment]
+    current = requirements.requirements_of(state.metadata)
+    state.metadata = requirements.with_requirements(
+        state.metadata, requirements.removed(current, event.package)
+    )
 
 
 # --- cells --------------------------------------------------------------------
@@ -304,6 +314,16 @@ def _output_added(state: NotebookState, stored: StoredEvent) -> None:
         run.outputs.append(event.output)
 
 
+def _requirements_added(state: NotebookState, stored: StoredEvent) -> None:
+    event: ev.RequirementsAdded = stored.event  # type: ignore[assignment]
+    if _running_execution(state, event.execution_id) is None:
+        return
+    current = requirements.requirements_of(state.metadata)
+    state.metadata = requirements.with_requirements(
+        state.metadata, requirements.added(current, event.requirements)
+    )
+
+
 def _stream_appended(state: NotebookState, stored: StoredEvent) -> None:
     event: ev.StreamAppended = stored.event  # type: ignore[assignment]
     run = _running_execution(state, event.execution_id)
@@ -486,6 +506,7 @@ _HANDLERS: dict[type, Handler] = {
     ev.NotebookInitialized: _notebook_initialized,
     ev.NotebookTitleChanged: _title_changed,
     ev.NotebookMetadataSet: _metadata_set,
+    ev.RequirementRemoved: _requirement_removed,
     ev.CellCreated: _cell_created,
     ev.CellImported: _cell_imported,
     ev.CellSourceEdited: _cell_source_edited,
@@ -502,6 +523,7 @@ _HANDLERS: dict[type, Handler] = {
     ev.InterruptRequested: _interrupt_requested,
     ev.KernelRestartRequested: _restart_requested,
     ev.OutputAdded: _output_added,
+    ev.RequirementsAdded: _requirements_added,
     ev.StreamAppended: _stream_appended,
     ev.DisplayUpdated: _display_updated,
     ev.OutputsCleared: _outputs_cleared,

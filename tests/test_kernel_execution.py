@@ -398,8 +398,7 @@ def test_harmless_pasted_magics_are_no_ops(runner: Runner) -> None:
     )
     status, sink = run(runner, source)
     assert status == "ok" and sink.outputs == []
-    assert sink.text("stderr").splitlines() == [
-        "%config InlineBackend.figure_format = 'retina': ignored (no effect in Anode)",
+    assert sink.text("stderr").splitlines() == [  # the figure format is taken (figures.py)
         "%load_ext autoreload: ignored (no effect in Anode)",
         "%autoreload 2: ignored (no effect in Anode)",
         "%matplotlib widget: ignored (no effect in Anode)",
@@ -686,3 +685,50 @@ def test_a_hosts_own_capped_sink_is_used_as_is(runner: Runner) -> None:
     assert recorded.text("stderr") == ""  # the notice is the host's to emit
     capped.finish()
     assert recorded.text("stderr").startswith("[output truncated: 7 B more was not shown")
+
+
+# --- matplotlib, with the real package ----------------------------------------------------
+
+
+def test_matplotlib_figures_show_inline_at_show_and_at_the_end(runner: Runner) -> None:
+    import base64
+
+    status, sink = run(
+        runner,
+        "import matplotlib.pyplot as plt\n"
+        "print('before')\n"
+        "plt.plot([1, 2, 3]); plt.show()\n"
+        "print('after')\n"
+        "fig, ax = plt.subplots(figsize=(2, 1))\n"
+        "ax.bar([1, 2], [3, 4]);",
+    )
+    assert status == "ok", sink.calls
+    kinds = [(c["call"], c.get("output", {}).get("output_type")) for c in sink.calls]
+    assert kinds == [
+        ("stream", None),
+        ("output", "display_data"),
+        ("stream", None),
+        ("output", "display_data"),
+    ]
+    first, second = sink.outputs
+    for figure in (first, second):
+        assert base64.b64decode(figure["data"]["image/png"]).startswith(b"\x89PNG")
+        assert figure["data"]["text/plain"].startswith("<Figure size")
+    assert second["metadata"]["image/png"] == {"width": 200, "height": 100}
+    status, sink = run(runner, "len(plt.get_fignums())")  # shown figures are closed
+    assert sink.outputs[0]["data"]["text/plain"] == "0"
+
+    status, sink = run(
+        runner, "%config InlineBackend.figure_formats = ['svg']\nplt.plot([3, 1])\nNone"
+    )
+    assert status == "ok" and "<svg" in sink.outputs[0]["data"]["image/svg+xml"]
+    assert "image/png" not in sink.outputs[0]["data"]
+    run(runner, "%config InlineBackend.figure_format = 'png'")
+
+
+def test_a_missing_module_says_how_to_install_it(runner: Runner) -> None:
+    status, sink = run(runner, "import surely_not_installed_anywhere.sub")
+    assert status == "error"
+    error = sink.outputs[0]
+    assert error["ename"] == "ModuleNotFoundError"
+    assert "%pip install surely_not_installed_anywhere" in "\n".join(error["traceback"])

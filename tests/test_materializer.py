@@ -1202,3 +1202,25 @@ def test_a_stored_event_reads_back_as_it_was_stored() -> None:
     for event in _busy_log():
         again = stored_from_json(json.loads(json.dumps(event.to_json())))
         assert again == event
+
+
+def test_requirements_come_from_running_pip_installs_and_editors_remove_them(book: Book) -> None:
+    from shared_schema.requirements import requirements_of
+
+    book.cells("c")
+    book("kernelSessionStarted", session_id="k", host="node", lease_seconds=30)
+    book("executionRequested", execution_id="x", cell_id="c", source="%pip install humanize")
+    book.unchanged_by("requirementsAdded", execution_id="x", requirements=["humanize==4.9.0"])
+    book("executionAssigned", execution_id="x", session_id="k")
+    book("executionStarted", execution_id="x", session_id="k")
+    book("requirementsAdded", execution_id="x", requirements=["humanize==4.9.0", "Six==1.16"])
+    book("requirementsAdded", execution_id="x", requirements=["six==1.17.0"])  # re-pinned
+    assert requirements_of(book.state.metadata) == ["humanize==4.9.0", "six==1.17.0"]
+    assert book.state.public()["metadata"] == {
+        "anode": {"requirements": ["humanize==4.9.0", "six==1.17.0"]}
+    }
+    book("requirementRemoved", package="HUMANIZE")
+    book("requirementRemoved", package="six")
+    assert book.state.metadata == {}
+    book("executionCompleted", execution_id="x", session_id="k", status="ok")
+    book.unchanged_by("requirementsAdded", execution_id="x", requirements=["late==1"])

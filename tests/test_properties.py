@@ -120,6 +120,17 @@ ARGS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "source": short_text,
         },
     ),
+    "requirementRemoved": _args({"package": st.sampled_from(["numpy", "Humanize", "a-b"])}),
+    "requirementsAdded": _args(
+        {
+            "execution_id": runs,
+            "requirements": st.lists(
+                st.sampled_from(["numpy==2.0", "humanize", "humanize==4.9.0", "A_B==1"]),
+                min_size=1,
+                max_size=3,
+            ),
+        }
+    ),
     "cellImported": _args(
         {"cell_id": cells},
         {
