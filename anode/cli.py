@@ -104,6 +104,18 @@ main.add_command(export_notebook)
     help="A folder of wheels served at /wheels/simple/, so kernels can %pip install offline.",
 )
 @click.option(
+    "--pyodide-packages",
+    "pyodide_packages",
+    metavar="DIR|URL",
+    envvar="ANODE_PYODIDE_PACKAGES",
+    show_envvar=True,
+    help=(
+        "Where kernels load Pyodide's packages (numpy, pandas…) from when a cell imports them: "
+        "a folder laid out like a Pyodide distribution (pyodide-lock.json + wheels), served at "
+        "/pyodide-packages/, or its URL. Default: Pyodide's CDN."
+    ),
+)
+@click.option(
     "--no-auth",
     is_flag=True,
     envvar="ANODE_NO_AUTH",
@@ -152,6 +164,7 @@ def serve(
     kernel_sandbox: str,
     kernel_memory: int,
     wheels_dir: Path | None,
+    pyodide_packages: str | None,
     no_auth: bool,
     allowed_origins: tuple[str, ...],
     push_rate: float,
@@ -191,6 +204,7 @@ def serve(
         store_url=store_url,
         sqlite_sync=sync,  # type: ignore[arg-type]
         wheels_dir=wheels_dir.resolve() if wheels_dir else None,
+        pyodide_packages=_package_source(pyodide_packages),
         auth=not no_auth,
         auto_kernels=kernels == "auto",
         allowed_origins=tuple(origin.rstrip("/") for origin in allowed_origins),
@@ -208,6 +222,7 @@ def serve(
     if kernels == "auto":
         manager = KernelManager(
             f"http://{local_host}:{bound_port}",
+            pyodide_packages=config.pyodide_packages_url(f"http://{local_host}:{bound_port}"),
             idle_seconds=kernel_idle,
             sandbox=kernel_sandbox,
             memory_mb=kernel_memory,
@@ -280,6 +295,15 @@ def serve(
     help="A package index for %pip (repeatable; default: the relay's wheelhouse, then PyPI).",
 )
 @click.option(
+    "--pyodide-packages",
+    "pyodide_packages",
+    metavar="URL",
+    envvar="ANODE_PYODIDE_PACKAGES",
+    show_envvar=True,
+    help="Where Pyodide's packages load from by import (default: what the relay serves, else "
+    "Pyodide's CDN).",
+)
+@click.option(
     "--token",
     envvar="ANODE_TOKEN",
     show_envvar=True,
@@ -297,6 +321,7 @@ def kernel(
     lease: float,
     label: str,
     index_urls: tuple[str, ...],
+    pyodide_packages: str | None,
     token: str | None,
     kernel_sandbox: str,
     kernel_memory: int,
@@ -311,6 +336,7 @@ def kernel(
         lease_seconds=lease,
         label=label,
         index_urls=list(index_urls),
+        pyodide_packages=pyodide_packages or _relay_package_source(relay),
         token=token,
         sandbox=kernel_sandbox,
         memory_mb=kernel_memory,
@@ -433,6 +459,38 @@ def _server_class() -> type:
             super().handle_exit(sig, frame)
 
     return Server
+
+
+def _package_source(source: str | None) -> str | None:
+    """``--pyodide-packages``: an http(s) URL, or a folder holding ``pyodide-lock.json``."""
+    if source is None:
+        return None
+    if "://" in source:
+        if not source.startswith(("http://", "https://")):
+            _fail(f"--pyodide-packages {source!r}: a URL must be http:// or https://")
+        return source if source.endswith("/") else source + "/"
+    folder = Path(source)
+    if not (folder / "pyodide-lock.json").is_file():
+        _fail(
+            f"--pyodide-packages {source!r} is not a Pyodide package folder: it has no "
+            "pyodide-lock.json"
+        )
+    return str(folder.resolve())
+
+
+def _relay_package_source(relay: str) -> str | None:
+    """The package source the relay names in ``/api/health`` (None: Pyodide's CDN)."""
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{relay.rstrip('/')}/api/health", timeout=10) as response:
+            source = json.loads(response.read()).get("pyodide_packages")
+    except (OSError, ValueError, AttributeError):
+        return None  # _check_relay says what is wrong with the relay
+    if not isinstance(source, str):
+        return None
+    return f"{relay.rstrip('/')}{source}" if source.startswith("/") else source
 
 
 def _check_relay(relay: str, notebook: str, token: str | None) -> None:

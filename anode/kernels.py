@@ -48,6 +48,7 @@ class KernelManager:
         self,
         relay_url: str,
         *,
+        pyodide_packages: str | None = None,
         idle_seconds: float = 300.0,
         lease_seconds: float = 5.0,
         check_seconds: float = 0.25,
@@ -55,6 +56,7 @@ class KernelManager:
         memory_mb: int = DEFAULT_MEMORY_MB,
     ) -> None:
         self.relay_url = relay_url
+        self.pyodide_packages = pyodide_packages
         self.sandbox = sandbox
         self.memory_mb = memory_mb
         self.idle_seconds = idle_seconds
@@ -123,6 +125,7 @@ class KernelManager:
             notebook=notebook,
             lease_seconds=self.lease_seconds,
             label="auto",
+            pyodide_packages=self.pyodide_packages,
             token=token,
             sandbox=self.sandbox,
             memory_mb=self.memory_mb,

@@ -17,6 +17,7 @@ micropip is not part of Pyodide's core; the host says where its wheel is
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 from typing import Any
@@ -95,14 +96,23 @@ class PackageInstaller:
 
 
 async def load_imported_packages(source: str) -> None:
-    """Load the Pyodide-distribution packages ``source`` imports that are not loaded yet,
-    saying on stdout what was loaded (and on stderr what could not be)."""
+    """Load the Pyodide-distribution packages ``source`` imports that cannot be imported yet,
+    saying on stdout what was loaded (and on stderr what could not be).
+
+    Only modules missing now are asked for: one already installed (by
+    ``%pip``), or provided by the kernel itself (its ``IPython`` stand-in), is
+    never replaced by the distribution's.
+    """
     if "import" not in source:
         return
     try:
+        from pyodide.code import find_imports  # type: ignore[import-not-found]
         from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
         from pyodide_js import loadPackagesFromImports  # type: ignore[import-not-found]
     except ImportError:  # not in Pyodide (tests in CPython): nothing to load
+        return
+    missing = [name for name in find_imports(source) if not _importable(name)]
+    if not missing:
         return
     said: list[tuple[str, str]] = []
     on_message = create_proxy(lambda text: said.append(("message", str(text))))
@@ -112,7 +122,7 @@ async def load_imported_packages(source: str) -> None:
             {"messageCallback": on_message, "errorCallback": on_error},
             dict_converter=_js_object,
         )
-        await loadPackagesFromImports(source, options)
+        await loadPackagesFromImports("\n".join(f"import {name}" for name in missing), options)
     finally:
         on_message.destroy()
         on_error.destroy()
@@ -121,6 +131,13 @@ async def load_imported_packages(source: str) -> None:
             print(text, file=sys.stderr)
         elif text.startswith("Loaded "):
             print(text, file=sys.stdout)
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def note_missing_module(error: BaseException) -> None:

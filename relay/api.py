@@ -49,6 +49,9 @@ async def health(request: Request) -> Response:
             "schema_version": SCHEMA_VERSION,
             "auth": services(request).tokens is not None,
             "kernels": "auto" if services(request).config.auto_kernels else "none",
+            # Where kernels load Pyodide's packages from: a URL, a path on this relay, or
+            # None for Pyodide's CDN.
+            "pyodide_packages": services(request).config.pyodide_packages_url(""),
         }
     )
 

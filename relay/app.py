@@ -22,7 +22,7 @@ from .services import Services
 from .static import static_routes
 from .storage import StoreUnavailable
 from .timeouts import BodyDeadline
-from .wheels import wheel_routes
+from .wheels import pyodide_package_routes, wheel_routes
 
 log = logging.getLogger("anode.relay")
 
@@ -74,7 +74,12 @@ def create_app(
             await svc.stop()
 
     return Starlette(
-        routes=[*routes(), *wheel_routes(config.wheels_dir), *static_routes(config.static_root)],
+        routes=[
+            *routes(),
+            *wheel_routes(config.wheels_dir),
+            *pyodide_package_routes(config.pyodide_packages),
+            *static_routes(config.static_root),
+        ],
         middleware=build_middleware_stack(config),
         exception_handlers={
             ApiError: _api_error,

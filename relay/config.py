@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Literal
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Where the relay serves a local ``--pyodide-packages`` folder.
+PYODIDE_PACKAGES_PATH = "/pyodide-packages/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,10 @@ class RelayConfig:
     #: A folder of wheels served as a package index at ``/wheels/simple/``,
     #: so kernels can ``%pip install`` offline.
     wheels_dir: Path | None = None
+    #: Where kernels load the packages of the Pyodide distribution from (numpy, pandas…,
+    #: by import): a folder laid out like one (``pyodide-lock.json`` + wheels), served at
+    #: ``/pyodide-packages/``, or the URL of one. None: Pyodide's own CDN.
+    pyodide_packages: str | None = None
     #: ``normal`` survives any crash of the relay process (kill -9 included);
     #: ``full`` also survives power loss, at the cost of an fsync per commit.
     sqlite_sync: Literal["normal", "full"] = "normal"
@@ -75,6 +81,13 @@ class RelayConfig:
     auto_kernels: bool = False
     #: Origins (``https://site.example``) whose pages may call the API (CORS).
     allowed_origins: tuple[str, ...] = ()
+
+    def pyodide_packages_url(self, relay_url: str) -> str | None:
+        """The package source as kernels of the relay at ``relay_url`` reach it."""
+        source = self.pyodide_packages
+        if source is None or "://" in source:
+            return source
+        return f"{relay_url.rstrip('/')}{PYODIDE_PACKAGES_PATH}"
 
     @property
     def database_path(self) -> Path:

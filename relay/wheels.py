@@ -1,4 +1,5 @@
-"""A wheelhouse served as a package index (PEP 503 simple API), for offline ``%pip``.
+"""Packages for kernels: a wheelhouse served as a package index (PEP 503 simple API),
+for offline ``%pip``, and a folder laid out like a Pyodide distribution.
 
 ``anode serve --wheels DIR`` serves every ``*.whl`` in DIR:
 
@@ -20,8 +21,10 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
+from .config import PYODIDE_PACKAGES_PATH
 from .errors import NotFound
 
 _WHEEL = re.compile(
@@ -32,6 +35,14 @@ _WHEEL = re.compile(
 def normalize(name: str) -> str:
     """PEP 503 name normalization."""
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pyodide_package_routes(source: str | None) -> list[BaseRoute]:
+    """A local folder laid out like a Pyodide distribution, at ``/pyodide-packages/``
+    (a URL source is the kernels' to reach: nothing to serve)."""
+    if source is None or "://" in source:
+        return []
+    return [Mount(PYODIDE_PACKAGES_PATH.rstrip("/"), StaticFiles(directory=source))]
 
 
 def wheel_routes(folder: Path | None) -> list[BaseRoute]:

@@ -98,6 +98,7 @@ def test_health_reports_liveness_and_versions(client: TestClient) -> None:
         "schema_version": SCHEMA_VERSION,
         "auth": True,
         "kernels": "none",
+        "pyodide_packages": None,
     }
 
 

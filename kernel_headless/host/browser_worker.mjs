@@ -75,8 +75,28 @@ async function cachedSnapshot(url) {
   return null;
 }
 
+/**
+ * Where Pyodide's packages load from by import: a folder laid out like a Pyodide
+ * distribution (config.pyodide_packages, ending in "/"), else Pyodide's CDN. A source that
+ * cannot be read is said in the log, and the kernel starts with the CDN's.
+ */
+async function packageOptions(config) {
+  const source = config.pyodide_packages;
+  if (!source) return {};
+  try {
+    const response = await fetch(`${source}pyodide-lock.json`, { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return { lockFileContents: await response.text(), packageBaseUrl: source };
+  } catch (error) {
+    log(`anode kernel: cannot read ${source}pyodide-lock.json (${error.message}); using Pyodide's CDN`);
+    return {};
+  }
+}
+
 async function load(config) {
-  const options = { indexURL: PYODIDE_URL.href, stdout: log, stderr: log };
+  const options = {
+    indexURL: PYODIDE_URL.href, stdout: log, stderr: log, ...(await packageOptions(config)),
+  };
   const files = await fetchFiles(config.python_files);
   const url = await snapshotUrl(config, files);
   const snapshot = url && (await cachedSnapshot(url));

@@ -4,7 +4,7 @@
 //
 // Config: {relay, notebook, session_id, lease_seconds, label, snapshot_file,
 //          python_files: ["pkg/mod.py", ...], micropip_wheel, index_urls,
-//          output_cap_bytes, shutdown_on_eof}
+//          pyodide_packages, package_cache_dir, output_cap_bytes, shutdown_on_eof}
 // Environment (read, then deleted, before any cell can run):
 //   ANODE_KERNEL_TOKEN  the relay credential, sent as `Authorization: Bearer`.
 // Runs the kernel's Python in a worker_thread on Pyodide, started from the

@@ -43,8 +43,28 @@ function receiveSnapshot() {
   );
 }
 
+/**
+ * Where Pyodide's packages load from by import: a folder laid out like a Pyodide
+ * distribution (config.pyodide_packages, ending in "/"), else Pyodide's CDN; downloads are
+ * kept in this kernel's own scratch folder (config.package_cache_dir), never shared. A
+ * source that cannot be read is said on stderr, and the kernel starts with the CDN's.
+ */
+async function packageOptions() {
+  const options = config.package_cache_dir ? { packageCacheDir: config.package_cache_dir } : {};
+  const source = config.pyodide_packages;
+  if (!source) return options;
+  try {
+    const response = await fetch(`${source}pyodide-lock.json`);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return { ...options, lockFileContents: await response.text(), packageBaseUrl: source };
+  } catch (error) {
+    stderr(`anode kernel: cannot read ${source}pyodide-lock.json (${error.message}); using Pyodide's CDN`);
+    return options;
+  }
+}
+
 async function load() {
-  const options = { indexURL, stdout: stderr, stderr };
+  const options = { indexURL, stdout: stderr, stderr, ...(await packageOptions()) };
   const snapshot = await receiveSnapshot();
   if (snapshot) {
     try {

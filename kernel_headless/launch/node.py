@@ -28,6 +28,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -168,7 +169,8 @@ def node_permissions(spec: KernelSpec, *, writes: tuple[Path, ...] = ()) -> list
     native addons, WASI, the inspector: no (the model forbids what is not allowed).
     """
     flags = ["--experimental-permission", "--allow-worker"]
-    flags += [f"--allow-fs-read={name}" for name in _directories(_readable(spec))]
+    reads = [*_readable(spec), *writes]
+    flags += [f"--allow-fs-read={name}" for name in _directories(reads)]
     flags += [f"--allow-fs-write={name}" for name in _directories(writes)]
     # Every thread would print both, on every start.
     flags += ["--disable-warning=ExperimentalWarning", "--disable-warning=SecurityWarning"]
@@ -230,15 +232,18 @@ def _confined(spec: KernelSpec, command: list[str], *, writes: tuple[Path, ...] 
     )
 
 
-def node_command(spec: KernelSpec, snapshot: Path) -> list[str]:
+def node_command(spec: KernelSpec, snapshot: Path, scratch: Path) -> list[str]:
     """The confined Node host for ``spec``: it reads ``snapshot`` (if it is there yet) and
-    writes nothing."""
+    writes only to ``scratch``, its own folder for the packages it downloads."""
     node = _node()
     config = spec.host_config()
     config["snapshot_file"] = str(snapshot)
+    config["package_cache_dir"] = str(scratch)
     config["shutdown_on_eof"] = True
-    command = [node, *NODE_V8_FLAGS, *node_permissions(spec), str(NODE_HOST), json.dumps(config)]
-    return _confined(spec, command)
+    writes = (scratch,)
+    flags = node_permissions(spec, writes=writes)
+    command = [node, *NODE_V8_FLAGS, *flags, str(NODE_HOST), json.dumps(config)]
+    return _confined(spec, command, writes=writes)
 
 
 def _maker_command(spec: KernelSpec, target: Path) -> list[str]:
@@ -274,7 +279,28 @@ def node_environment(spec: KernelSpec) -> dict[str, str]:
 
 class NodeKernelProcess(subprocess.Popen):
     """A Node host's process. SIGTERM and SIGINT close its stdin, which the host takes
-    as "end your session and exit": inside its PID namespace no signal reaches it."""
+    as "end your session and exit": inside its PID namespace no signal reaches it.
+
+    Its scratch folder (the packages it downloaded) goes when it has exited.
+    """
+
+    scratch: Path | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = super().wait(timeout)
+        self._remove_scratch()
+        return code
+
+    def poll(self) -> int | None:
+        code = super().poll()
+        if code is not None:
+            self._remove_scratch()
+        return code
+
+    def _remove_scratch(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     def send_signal(self, sig: int) -> None:
         if sig in (signal.SIGTERM, signal.SIGINT) and self.stdin is not None:
@@ -293,8 +319,16 @@ def start_node_kernel(spec: KernelSpec, **popen: object) -> NodeKernelProcess:
     The snapshot maker starts beside it when the cache has no snapshot yet.
     """
     _node()  # no Node, no Pyodide: say so before anything starts
-    command = node_command(spec, ensure_snapshot(spec))
-    env = node_environment(spec)
-    return NodeKernelProcess(  # type: ignore[call-overload]
-        command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.PIPE, start_new_session=True, **popen
-    )
+    scratch = Path(tempfile.mkdtemp(prefix="anode-kernel-packages-"))  # 0700, its own
+    try:
+        command = node_command(spec, ensure_snapshot(spec), scratch)
+        env = node_environment(spec)
+        process = NodeKernelProcess(  # type: ignore[call-overload]
+            command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.PIPE, start_new_session=True,
+            **popen,
+        )  # fmt: skip
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    process.scratch = scratch
+    return process

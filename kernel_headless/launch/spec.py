@@ -65,6 +65,9 @@ class KernelSpec:
     cache_dir: Path = field(default_factory=default_cache_dir)
     #: Package indexes for %pip, tried in order (the relay's wheelhouse first).
     index_urls: list[str] = field(default_factory=list)
+    #: The folder (URL, ending in ``/``) laid out like a Pyodide distribution that packages
+    #: load from by import; None: Pyodide's CDN.
+    pyodide_packages: str | None = None
     output_cap_bytes: int = 5_000_000
     #: ``auto``, ``bwrap`` or ``off`` (``sandbox.MODES``): how a Node host is confined.
     sandbox: str = "auto"
