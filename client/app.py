@@ -510,6 +510,11 @@ class NotebookPage:
         self._commit()
 
     @_editing
+    def remove_requirement(self, package: str) -> None:
+        self.model.remove_requirement(package)
+        self._commit()
+
+    @_editing
     def set_title(self, title: str) -> None:
         if title != self.model.state().title:
             self.model.set_title(title[:256])

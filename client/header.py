@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import js
 
+from shared_schema.requirements import requirements_of
 from shared_schema.state import NotebookState
 
 from .browser import Listeners, site_link
@@ -20,6 +21,13 @@ from .status import SyncStatus, kernel_status
 
 if TYPE_CHECKING:
     from .view import Actions
+
+
+#: What the requirements part of the header is.
+REQUIREMENTS_TITLE = (
+    "Packages this notebook requires: every kernel installs them before its first cell "
+    "(%pip install adds one)"
+)
 
 
 class Header:
@@ -95,6 +103,14 @@ class Header:
             )
             listeners.on(button, "click", lambda _e, action=action: action())
             controls.append(button)
+        #: The notebook's requirements (what ``%pip install`` put in), each removable by an editor.
+        self.requirements = h(
+            "span", {"class": "requirements", "hidden": True, "title": REQUIREMENTS_TITLE}
+        )
+        self._requirements_key: tuple[tuple[str, ...], bool] | None = None
+        self._editable = True
+        self._actions = actions
+        self._listeners = listeners
         self.element = h(
             "header",
             {"class": "bar"},
@@ -105,6 +121,7 @@ class Header:
             self.my_name,
             self.kernel,
             self.sync,
+            self.requirements,
             self.download_button,
             self.share_button,
         )
@@ -124,6 +141,7 @@ class Header:
             set_text(self.kernel_text, text)
             self.kernel_command.hidden = not show_command
             set_text(self.kernel_command, self.start_command)
+        self._show_requirements(requirements_of(state.metadata))
         if str(status.unsynced) != self._shown_unsynced:  # no style depends on it: no restyle
             self._shown_unsynced = str(status.unsynced)
             self.sync.dataset.unsynced = self._shown_unsynced
@@ -140,6 +158,38 @@ class Header:
     def set_access(self, editable: bool, can_share: bool) -> None:
         self.share_button.hidden = not can_share
         self.title.readOnly = not editable
+        self._editable = editable
+        self._requirements_key = None  # the remove buttons come or go
+
+    def _show_requirements(self, requirements: list[str]) -> None:
+        key = (tuple(requirements), self._editable)
+        if key == self._requirements_key:
+            return
+        self._requirements_key = key
+        clear(self.requirements)
+        self.requirements.hidden = not requirements
+        if not requirements:
+            return
+        self.requirements.append(h("span", {"class": "requirements-label"}, "Requires"))
+        for requirement in requirements:
+            chip = h("span", {"class": "requirement"}, requirement)
+            if self._editable:
+                package = requirement.partition("==")[0]
+                remove = h(
+                    "button",
+                    {
+                        "class": "remove-requirement",
+                        "type": "button",
+                        "title": f"Stop requiring {package} (kernels already running keep it)",
+                        "data-package": package,
+                    },
+                    "×",
+                )
+                self._listeners.on(
+                    remove, "click", lambda _e, p=package: self._actions.remove_requirement(p)
+                )
+                chip.append(remove)
+            self.requirements.append(chip)
 
     def show_my_name(self, name: str, *, committed: bool = False) -> None:
         """The name field shows ``name`` (not while the person is typing there, unless they just

@@ -466,6 +466,9 @@ class NotebookModel:
         for event in plan.events():
             self._add(event)
 
+    def remove_requirement(self, package: str) -> None:
+        self._add(ev.RequirementRemoved(package=package))
+
     def clear_outputs(self, cell_id: CellId | None) -> None:
         self._add(ev.CellOutputsCleared(cell_id=cell_id))
 

@@ -152,3 +152,36 @@ def test_import_and_download_on_a_site_without_relay(
     assert outside.outside == []
     assert tab.errors == []
     context.close()
+
+
+def test_requirements_show_in_the_header_and_an_editor_removes_one(
+    relay_process: Callable[..., RelayProcess], browser
+) -> None:
+    """An imported notebook brings its requirements; the page lists them; × takes one off."""
+    from playwright.sync_api import expect
+
+    relay = relay_process("--kernels", "none")
+    document = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import humanize")],
+        metadata={"anode": {"requirements": ["humanize==4.17.0", "six==1.17.0"]}},
+    )
+    created = httpx.post(
+        f"{relay.url}/api/notebooks/import", json=document, headers=relay.headers, timeout=30
+    ).json()
+    context = browser.new_context(service_workers="block")
+    tab = ClientPage(context.new_page(), relay)
+    tab.goto(created["id"])
+    tab.wait_ready()
+    chips = tab.page.locator("header .requirements .requirement")
+    expect(chips).to_have_text(["humanize==4.17.0×", "six==1.17.0×"])
+    tab.page.click("header .remove-requirement[data-package='six']")
+    expect(chips).to_have_text(["humanize==4.17.0×"])
+    url = f"{relay.url}/api/notebooks/{created['id']}/ipynb"
+    for _ in range(50):
+        exported = httpx.get(url, headers=relay.headers, timeout=30).json()
+        if exported["metadata"]["anode"]["requirements"] == ["humanize==4.17.0"]:
+            break
+        tab.page.wait_for_timeout(100)
+    assert exported["metadata"]["anode"]["requirements"] == ["humanize==4.17.0"]
+    assert tab.errors == []
+    context.close()
