@@ -123,8 +123,8 @@ def write_notebook(state: NotebookState) -> dict[str, Any]:
 def inline_attachments(source: str, attachments: dict[str, dict[str, Any]]) -> str:
     """A markdown source with each ``attachment:NAME`` image as a ``data:`` URL, so the
     renderer (which keeps no unknown URL scheme) shows it as Jupyter does."""
-    for name, bundle in attachments.items():
-        url = _data_url(bundle)
+    for name in sorted(attachments, key=len, reverse=True):  # "a.png" after "a.png.1"
+        url = _data_url(attachments[name])
         if url is None:
             continue
         for written in {name, quote(name)}:
@@ -139,8 +139,13 @@ def _data_url(bundle: dict[str, Any]) -> str | None:
             continue
         if mime == "image/svg+xml":  # text in the bundle; base64 in the URL
             data = base64.b64encode(data.encode()).decode()
-        return f"data:{mime};base64,{''.join(data.split())}"
+        data = "".join(data.split())
+        if _BASE64.fullmatch(data):  # nothing else may reach the markdown it goes into
+            return f"data:{mime};base64,{data}"
     return None
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 #: Image types an attachment is shown as, in order of preference.

@@ -275,3 +275,19 @@ def test_download_names_are_safe() -> None:
     assert filename("../../etc/passwd") == "etc_passwd.ipynb"
     assert filename("") == "notebook.ipynb"
     assert filename("Café") == "Café.ipynb"
+
+
+def test_attachments_become_data_urls_and_nothing_else() -> None:
+    from shared_schema.ipynb import inline_attachments
+
+    png = {"image/png": "iVBORw0KGgo=\n"}
+    svg = {"image/svg+xml": "<svg xmlns='http://www.w3.org/2000/svg'/>"}
+    hostile = {"image/png": "x)<img src=x onerror=alert(1)>"}
+    source = "![a](attachment:a.png) ![b](attachment:a.png.1) ![c](attachment:c.svg) " * 1
+    shown = inline_attachments(
+        source + "![h](attachment:h.png)",
+        {"a.png": png, "a.png.1": svg, "c.svg": svg, "h.png": hostile},
+    )
+    assert "![a](data:image/png;base64,iVBORw0KGgo=)" in shown
+    assert shown.count("data:image/svg+xml;base64,") == 2
+    assert "onerror" not in shown and "![h](attachment:h.png)" in shown

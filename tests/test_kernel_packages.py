@@ -164,3 +164,32 @@ def test_pip_installs_a_pyodide_wheel_and_the_notebook_keeps_its_requirements(
                    "args": {"package": "Pydantic-Core"}})  # fmt: skip
     exported = notebook.http.get(f"/api/notebooks/{notebook.id}/ipynb").json()
     assert exported["metadata"]["anode"]["requirements"] == [expected[1]]
+
+
+def test_a_browser_kernel_loads_imports_from_the_folder_its_relay_names(
+    tmp_path: Path, relay_process, wheels: dict[str, Path]
+) -> None:
+    """``anode kernel --host browser`` asks the relay's /api/health where packages are."""
+    from tests.chromium import require_chromium
+    from tests.test_kernel_browser import BrowserKernel
+    from tests.test_kernel_browser import Notebook as BrowserNotebook
+
+    require_chromium()
+    folder = _distribution(tmp_path / "pyodide-packages", wheels)
+    relay = relay_process("--kernels", "none", "--no-auth", "--pyodide-packages", str(folder))
+    notebook = BrowserNotebook.create(relay.url)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    kernel = BrowserKernel.start(relay.url, notebook.id, tmp_path / "cache", logs)
+    try:
+        execution = notebook.run(
+            "import typing_extensions, pydantic_core\npydantic_core.__version__"
+        )
+        cell = notebook.wait_done(execution, timeout=120)
+        assert cell["execution"]["status"] == "ok", (cell["outputs"], kernel.log())
+        version = wheels["pydantic-core"].name.split("-")[1]
+        assert cell["outputs"][-1]["data"] == {"text/plain": repr(version)}
+        assert "Loaded" in stream_text(cell["outputs"])
+    finally:
+        kernel.stop()
+        notebook.http.close()
