@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.relay                 # full run, about 1.5-2 minutes
     .venv/bin/python -m bench.relay --quick         # smoke run, about 30 s
     .venv/bin/python -m bench.relay --only fanout   # one part (repeatable): push, auth,
-                                                    # fanout, open, memory
+                                                    # fanout, open, memory, growth
     .venv/bin/python -m bench.relay --only cluster --store postgresql://postgres@127.0.0.1/postgres
                                                     # 1, 2 and 4 relays on PostgreSQL
                                                     # beside SQLite (bench/cluster.py)
@@ -75,6 +75,8 @@ class Scale:
     fanout_subscribers: int = 50
     rss_notebooks: int = 100
     rss_streams_per_notebook: int = 10
+    growth_sizes: tuple[int, ...] = (100, 2_000, 20_000)
+    growth_seconds: float = 2.0
 
 
 FULL = Scale(
@@ -92,6 +94,8 @@ QUICK = Scale(
     history_events=20_000,
     cold_opens=2,
     warm_opens=10,
+    growth_sizes=(100, 2_000),
+    growth_seconds=1.0,
 )
 
 
@@ -598,7 +602,7 @@ def main(argv: list[str] | None = None) -> None:
         "--quick", action="store_true", help="a ~30 s smoke run with smaller workloads"
     )
     parser.add_argument(
-        "--only", choices=("push", "auth", "fanout", "open", "memory", "cluster"),
+        "--only", choices=("push", "auth", "fanout", "open", "memory", "growth", "cluster"),
         action="append", help="run only this part (repeatable)",
     )  # fmt: skip
     parser.add_argument(
@@ -607,7 +611,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
-    parts = args.only or ["push", "auth", "fanout", "open", "memory"]
+    parts = args.only or ["push", "auth", "fanout", "open", "memory", "growth"]
     if args.store and not args.only:
         parts.append("cluster")
     if "cluster" in parts and not args.store:
@@ -630,6 +634,14 @@ def main(argv: list[str] | None = None) -> None:
                     bench_push(relay, scale, report)
                 if "fanout" in parts:
                     bench_fanout(relay, scale, report)
+            finally:
+                relay.stop()
+        if "growth" in parts:
+            from bench.growth import bench_growth
+
+            relay = Relay(workdir / "growth").start()
+            try:
+                bench_growth(relay, scale.growth_sizes, scale.growth_seconds, report)
             finally:
                 relay.stop()
         if "auth" in parts:
