@@ -287,8 +287,8 @@ async def get_snapshot(request: Request) -> Response:
     form = request.query_params.get("form", "public")
     if form not in ("public", "internal"):
         raise BadRequest("form must be 'public' or 'internal'", code="invalid_form")
-    seq, state = await svc.notebooks.snapshot(notebook_id, at, internal=form == "internal")
-    return JSONResponse({"seq": seq, "state": state})
+    body = await svc.notebooks.snapshot_json(notebook_id, at, internal=form == "internal")
+    return Response(body, media_type="application/json")
 
 
 def routes() -> list[Route]:

@@ -19,6 +19,7 @@ import json
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,8 @@ _FOLD_SLICE = 0.01
 #: JSON decoded in one go when refolding (characters): about 5 ms of ``json.loads``, so a
 #: page of big events does not hold the loop past ``_FOLD_SLICE`` by much.
 _DECODE_CHARS = 500_000
+#: Head snapshots kept encoded (``snapshot_json``): the notebooks asked for last.
+_SERVED_SNAPSHOTS = 8
 #: Appends that find another relay's append in their way before one goes through.
 _MAX_RETRIES = 50
 
@@ -123,6 +126,8 @@ class Notebooks:
         self.snapshots = Snapshotter(storage, config)
         self._open: dict[str, OpenNotebook] = {}
         self._opening: dict[str, asyncio.Lock] = {}
+        #: (notebook, internal) -> (seq, body) of the head snapshots served last.
+        self._served: OrderedDict[tuple[str, bool], tuple[int, str]] = OrderedDict()
 
     async def close(self) -> None:
         """Finish writing snapshots; the storage must still be open."""
@@ -476,13 +481,33 @@ class Notebooks:
             except TimeoutError:
                 return
 
-    async def snapshot(
+    async def snapshot_json(
         self, notebook_id: str, at: int | None, *, internal: bool = False
-    ) -> tuple[int, dict[str, Any]]:
-        """The state at ``at`` (the head when None): ``public()``, or with ``internal``
-        the ``dump()`` a client folds on from (edit histories, tombstones)."""
+    ) -> str:
+        """``{"seq", "state"}`` as the snapshot endpoint serves it, encoded.
+
+        The head's is kept for the next request (of the few notebooks asked
+        last): a notebook opened by many, or again, is encoded once per change,
+        not once per request, however big it is.
+        """
         state = await self.state_at(notebook_id, at)
-        return state.seq, state.dump() if internal else state.public()
+        opened = self._open.get(notebook_id)
+        at_head = opened is not None and state is opened.state
+        key = (notebook_id, internal)
+        cached = self._served.get(key)
+        if at_head and cached is not None and cached[0] == state.seq:
+            self._served.move_to_end(key)
+            return cached[1]
+        value = state.dump() if internal else state.public()
+        body = json.dumps(
+            {"seq": state.seq, "state": value}, ensure_ascii=False, separators=(",", ":")
+        )
+        if at_head:
+            self._served[key] = (state.seq, body)
+            self._served.move_to_end(key)
+            while len(self._served) > _SERVED_SNAPSHOTS:
+                self._served.popitem(last=False)
+        return body
 
     async def state_at(self, notebook_id: str, at: int | None) -> NotebookState:
         """The folded state at ``at`` (the head when None). At the head it is the live
@@ -559,7 +584,7 @@ def _row(event_id: str, event: Event, actor: str, ts: float) -> NewRow:
 def _summary(state: NotebookState) -> Summary:
     return Summary(
         title=state.title,
-        cells=sum(1 for cell in state.cells.values() if not cell.deleted),
+        cells=state.live_cells,
         live_kernels=len(state.live_kernels()),
     )
 

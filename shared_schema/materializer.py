@@ -110,6 +110,7 @@ def _cell_created(state: NotebookState, stored: StoredEvent) -> None:
         source=ot.normalize_newlines(event.source),
         created_by=stored.actor,
     )
+    state.live_cells += 1
     _insert_after(state.order, event.cell_id, event.after)
 
 
@@ -127,6 +128,7 @@ def _cell_imported(state: NotebookState, stored: StoredEvent) -> None:
         imported_outputs=list(event.outputs),
         imported_count=event.execution_count,
     )
+    state.live_cells += 1
     _insert_after(state.order, event.cell_id, event.after)
 
 
@@ -192,6 +194,7 @@ def _cell_deleted(state: NotebookState, stored: StoredEvent) -> None:
     if cell is None:
         return
     cell.deleted = True
+    state.live_cells -= 1
     for run in list(_unfinished(state)):
         if run.cell_id == cell.id and run.status in ("pending", "assigned"):
             _finish(state, run, "cancelled", stored.ts)
@@ -486,13 +489,21 @@ def _take_pending_clear(run: Execution) -> None:
 
 
 def _insert_after(order: list[str], cell_id: str, after: str | None) -> None:
-    """Right after ``after`` (first when ``None``; last when ``after`` is unknown)."""
+    """Right after ``after`` (first when ``None``; last when ``after`` is unknown).
+
+    A cell added after the last one (the common case: a person adding at the
+    bottom, an import, a paste) costs nothing however long the notebook;
+    anywhere else, one scan of the order.
+    """
     if after is None:
         order.insert(0, cell_id)
-    elif after in order:
-        order.insert(order.index(after) + 1, cell_id)
-    else:
+    elif order and order[-1] == after:
         order.append(cell_id)
+    else:
+        try:
+            order.insert(order.index(after) + 1, cell_id)
+        except ValueError:
+            order.append(cell_id)
 
 
 def _set_key(mapping: dict, key: str, value: object) -> None:

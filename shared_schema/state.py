@@ -136,6 +136,8 @@ class NotebookState:
     #: Executions not yet finished, in the order they were requested.
     queue: list[str] = field(default_factory=list)
     kernels: dict[str, KernelSession] = field(default_factory=dict)
+    #: Cells not deleted (kept by the fold, so counting them costs nothing; not dumped).
+    live_cells: int = 0
 
     def copy(self) -> NotebookState:
         """A copy that shares nothing mutable with this state."""
@@ -237,6 +239,7 @@ class NotebookState:
             executions={run.id: run for run in executions},
             queue=data["queue"],
             kernels={item["id"]: KernelSession(**item) for item in data["kernels"]},
+            live_cells=sum(1 for cell in cells if not cell.deleted),
         )
 
     def _dump_execution(self, run: Execution) -> dict[str, Any] | list[Any]:

@@ -1224,3 +1224,17 @@ def test_requirements_come_from_running_pip_installs_and_editors_remove_them(boo
     assert book.state.metadata == {}
     book("executionCompleted", execution_id="x", session_id="k", status="ok")
     book.unchanged_by("requirementsAdded", execution_id="x", requirements=["late==1"])
+
+
+def test_the_live_cell_count_is_kept_by_the_fold(book: Book) -> None:
+    """The notebook list's cell count comes from ``live_cells``, kept as cells come and go."""
+    book.cells("a", "b")
+    book("cellImported", cell_id="i", after="a")
+    book("cellCreated", cell_id="z", after="unknown-cell")  # goes last
+    book("cellCreated", cell_id="m", after="i")  # in the middle
+    book("cellDeleted", cell_id="b")
+    book.unchanged_by("cellDeleted", cell_id="b")
+    book.unchanged_by("cellCreated", cell_id="a")
+    assert book.order() == ["a", "i", "m", "z"]
+    assert book.state.live_cells == len(book.state.visible_cells()) == 4
+    assert NotebookState.load(book.state.dump()).live_cells == 4
