@@ -42,6 +42,7 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 
 bench: setup
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	$(BIN)/python -m bench.relay $(ARGS)
 	$(BIN)/python -m bench.kernel $(ARGS)
 	$(BIN)/python -m bench.client $(ARGS)

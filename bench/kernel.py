@@ -45,6 +45,7 @@ import httpx
 
 from bench.follower import Arrival, LogFollower
 from bench.harness import REPO_ROOT, Relay, create_notebook, http_client, push
+from bench.ipykernel_peer import ipykernel_latencies
 from bench.report import Report, median, p50_p99, percentile, say
 from bench.subscribers import SubscriberProcess
 from bench.workload import Event, event_id
@@ -411,6 +412,27 @@ def bench_latency(bench: Bench, scale: Scale, report: Report) -> None:
             figure = f"request -> first output p{q} ({name})"
             report.add(figure, percentile(values, q), "ms", target, higher_is_better=False)
     report.add("request -> first output p50 (relay ts)", percentile(stored, 50), "ms")
+    _against_ipykernel(streamed, scale, report)
+
+
+def _against_ipykernel(streamed: list[float], scale: Scale, report: Report) -> None:
+    """The same round trip with a local ipykernel over ZMQ, and the ratio."""
+    peer = ipykernel_latencies(scale.latency_runs, scale.latency_warmup)
+    if isinstance(peer, str):
+        say(f"   ipykernel: not measured ({peer})")
+        return
+    ms = _ms(peer)
+    say(f"   ipykernel over ZMQ, execute -> first stream: {p50_p99(ms)}")
+    for q in (50, 99):
+        ratio = percentile(streamed, q) / percentile(ms, q)
+        say(f"   Anode (SSE) / ipykernel, p{q}: {ratio:.2f}x")
+        report.add(
+            f"request -> first output p{q}, Anode / ipykernel",
+            ratio,
+            "x",
+            2.0,
+            higher_is_better=False,
+        )
 
 
 def _latency_run(follower: LogFollower, execution: str, sent: float, acked: float) -> _Run:
