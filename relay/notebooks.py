@@ -29,6 +29,7 @@ from shared_schema import events as ev
 from shared_schema.events import Event
 from shared_schema.ids import RELAY_ACTOR, EventId, is_valid_id
 
+from .collector import collector_paused
 from .config import RelayConfig
 from .errors import ApiError, BadRequest, Conflict, NotFound, Unavailable
 from .hub import EventBatch, Hub
@@ -216,19 +217,20 @@ class Notebooks:
         """Fold from the newest usable snapshot up to ``at`` (the head when None)."""
         state = NotebookState()
         mark = SnapshotMark()
-        snapshot = await self.storage.load_snapshot(notebook_id, at)
-        if snapshot is not None:
-            try:
-                state = NotebookState.load(json.loads(snapshot[1]))
-                mark = SnapshotMark(seq=snapshot[0], size=len(snapshot[1]))
-            except (ValueError, KeyError, TypeError):
-                state = NotebookState()  # an older state format: refold from the log
-        while True:
-            rows = await self.storage.read(notebook_id, state.seq, _PAGE, upto=at)
-            await _refold(state, rows)
-            mark.tail += sum(len(row.body) for row in rows)
-            if len(rows) < _PAGE:
-                return state, mark
+        with collector_paused():
+            snapshot = await self.storage.load_snapshot(notebook_id, at)
+            if snapshot is not None:
+                try:
+                    state = NotebookState.load(json.loads(snapshot[1]))
+                    mark = SnapshotMark(seq=snapshot[0], size=len(snapshot[1]))
+                except (ValueError, KeyError, TypeError):
+                    state = NotebookState()  # an older state format: refold from the log
+            while True:
+                rows = await self.storage.read(notebook_id, state.seq, _PAGE, upto=at)
+                await _refold(state, rows)
+                mark.tail += sum(len(row.body) for row in rows)
+                if len(rows) < _PAGE:
+                    return state, mark
 
     # --- events -----------------------------------------------------------------
 
