@@ -15,11 +15,12 @@ dropped and reloaded from storage, which stays the one truth.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +111,37 @@ class OpenNotebook:
     last_ts: float = 0.0
     #: Dropped for a copy reloaded from storage (see ``Notebooks._forget``).
     dropped: bool = False
+    #: The rows stored last, so a pull that is nearly caught up (a kernel's or a
+    #: follower's long poll) is answered from memory, without a read of the store.
+    recent: RecentRows = field(default_factory=lambda: RecentRows())
+
+    def publish(self, hub: Hub, rows: list[StoredRow]) -> None:
+        """Fan out rows just stored and folded, and keep them for pulls."""
+        self.recent.add(rows)
+        hub.publish(self.id, EventBatch.of(rows))
+
+
+class RecentRows:
+    """The last ``size`` stored rows of a notebook, with no gap between them."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._rows: deque[StoredRow] = deque(maxlen=size)
+
+    def add(self, rows: list[StoredRow]) -> None:
+        if not rows:
+            return
+        if self._rows and rows[0].seq != self._rows[-1].seq + 1:
+            self._rows.clear()  # a gap: what is kept must be contiguous
+        self._rows.extend(rows)
+
+    def after(self, seq: int, limit: int, head: int) -> list[StoredRow] | None:
+        """Up to ``limit`` rows past ``seq`` when they are all here and the last kept row is
+        ``head``; None when only the store can answer."""
+        rows = self._rows
+        if not rows or rows[-1].seq != head or seq + 1 < rows[0].seq:
+            return None
+        start = max(seq + 1 - rows[0].seq, 0)
+        return list(itertools.islice(rows, start, start + limit))
 
 
 class Notebooks:
@@ -163,7 +195,7 @@ class Notebooks:
         mark = SnapshotMark(tail=sum(len(row.body) for row in written))
         opened = OpenNotebook(notebook_id, state, summary, mark, last_ts=ts)
         self._open[notebook_id] = opened
-        self.hub.publish(notebook_id, EventBatch.of(written))
+        opened.publish(self.hub, written)
         self.snapshots.maybe_take(notebook_id, state, mark)
         return opened
 
@@ -300,7 +332,7 @@ class Notebooks:
                     continue
                 if result.stored:
                     opened.last_ts = ts
-                    self.hub.publish(opened.id, EventBatch.of(result.stored))
+                    opened.publish(self.hub, result.stored)
                     self.snapshots.maybe_take(opened.id, opened.state, opened.snapshot)
                 return result.seqs, result.head
         raise Unavailable(
@@ -434,7 +466,7 @@ class Notebooks:
             raise
         opened.snapshot.tail += sum(len(row.body) for row in rows)
         opened.last_ts = max(opened.last_ts, opened.state.updated_at or 0.0)
-        self.hub.publish(opened.id, EventBatch.of(rows))
+        opened.publish(self.hub, rows)
 
     async def follow(self, notebook_id: str, head: int, *, open_it: bool = False) -> None:
         """Another relay stored events up to ``head``: fold and fan them out here.
@@ -465,7 +497,13 @@ class Notebooks:
     async def pull(self, notebook_id: str, after: int, limit: int) -> tuple[list[StoredRow], int]:
         """Up to ``limit`` stored events past ``after``, and the head."""
         opened = await self.open(notebook_id)
-        rows = await self.storage.read(notebook_id, after, limit)
+        if self.storage.shared:  # others may have stored more than has reached us
+            rows = await self.storage.read(notebook_id, after, limit)
+        else:
+            recent = opened.recent.after(after, limit, opened.state.seq)
+            rows = (
+                recent if recent is not None else await self.storage.read(notebook_id, after, limit)
+            )
         return rows, max(opened.state.seq, rows[-1].seq if rows else 0)
 
     async def wait_for_events(self, notebook_id: str, after: int, timeout: float) -> None:

@@ -23,6 +23,8 @@
 
 import { MessageChannel, Worker } from "node:worker_threads";
 import fs from "node:fs";
+import http from "node:http";
+import https from "node:https";
 
 import { KernelHost } from "./host.mjs";
 import { readPythonFiles } from "./node_pyodide.mjs";
@@ -63,6 +65,7 @@ function main() {
     token: TOKEN,
     config,
     log,
+    request: nodeRequest,
     onExit: (code) => process.exit(code),
     spawnWorker: (workerConfig, interrupt) => {
       const { port1, port2 } = new MessageChannel();
@@ -124,3 +127,35 @@ function main() {
 }
 
 main();
+
+// Requests to the relay on node:http with keep-alive: about half the time of
+// fetch (undici) per request here (0.30 against 0.44-0.68 ms, measured on
+// loopback), and a kernel's round trip makes three of them.
+const AGENTS = {
+  "http:": new http.Agent({ keepAlive: true }),
+  "https:": new https.Agent({ keepAlive: true }),
+};
+
+/** fetch()'s shape (status, ok, text()) over node:http. */
+function nodeRequest(url, { method = "GET", headers = {}, body } = {}) {
+  const target = new URL(url);
+  const transport = target.protocol === "https:" ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = transport.request(
+      target,
+      { method, headers, agent: AGENTS[target.protocol] },
+      (response) => {
+        const chunks = [];
+        response.on("data", (chunk) => chunks.push(chunk));
+        response.on("error", reject);
+        response.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          const status = response.statusCode;
+          resolve({ status, ok: status >= 200 && status < 300, text: async () => text });
+        });
+      },
+    );
+    request.on("error", reject);
+    request.end(body);
+  });
+}
