@@ -159,7 +159,9 @@ class NotebookPage:
         self.identity: Identity = UNKNOWN
         self._share: ShareDialog | None = None
         self._render_scheduled = False
-        self._flush_handle: asyncio.Handle | None = None
+        #: A flush is queued as a microtask (see ``_flush_soon``).
+        self._flush_queued = False
+        self._flush_proxy = create_proxy(self._flush)
         #: Since when (the event loop's clock) events have waited, and the render that
         #: will say so if they still wait then.
         self._unsynced_since: float | None = None
@@ -312,11 +314,12 @@ class NotebookPage:
     def _flush_soon(self) -> None:
         """Send the buffered keystrokes at the loop's next turn (keys of one paste, or of one
         turn, go together)."""
-        if self._flush_handle is None:
-            self._flush_handle = asyncio.get_event_loop().call_soon(self._flush)
+        if not self._flush_queued:
+            self._flush_queued = True
+            js.queueMicrotask(self._flush_proxy)
 
     def _flush(self) -> None:
-        self._flush_handle = None
+        self._flush_queued = False
         self.model.take_edits()
         self._commit()
 

@@ -49,6 +49,17 @@ async def fetch_json(
     method: str, url: str, body: Any = None, *, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
     """``(status, decoded JSON body or None)``; ``NetworkError`` when nothing answered."""
+    return await json_answer(start_fetch(method, url, body, headers=headers))
+
+
+def start_fetch(
+    method: str, url: str, body: Any = None, *, headers: dict[str, str] | None = None
+) -> JsProxy:
+    """Send a JSON request now, before this returns; ``json_answer`` reads the answer.
+
+    Awaiting a coroutine that calls ``fetch`` would send it a turn of the
+    page's loop later, and a turn can wait for the next frame (~16 ms).
+    """
     init: dict[str, Any] = {"method": method, "cache": "no-store"}
     sent = dict(headers or {})
     if body is not None:
@@ -56,8 +67,14 @@ async def fetch_json(
         sent["content-type"] = "application/json"
     if sent:
         init["headers"] = sent
+    return fetch(url, js_object(init))
+
+
+async def json_answer(started: JsProxy) -> tuple[int, Any]:
+    """``(status, decoded JSON body or None)`` of a ``start_fetch``; ``NetworkError`` when
+    nothing answered."""
     try:
-        response = await fetch(url, js_object(init))
+        response = await started
         text = await response.text()
     except Exception as error:  # a JsException: TypeError "Failed to fetch"
         raise NetworkError(str(error)) from None

@@ -19,8 +19,17 @@ from collections.abc import Callable
 from typing import Any
 
 import js
+from pyodide.ffi import JsProxy
 
-from .browser import NetworkError, fetch, fetch_json, js_object, query_param
+from .browser import (
+    NetworkError,
+    fetch,
+    fetch_json,
+    js_object,
+    json_answer,
+    query_param,
+    start_fetch,
+)
 
 __all__ = ["NetworkError", "Relay", "find_relay"]
 
@@ -55,7 +64,14 @@ class Relay:
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """``(status, decoded JSON or None)``; ``NetworkError`` when nothing answered."""
-        status, data = await fetch_json(method, self.url(path), body, headers=self.headers())
+        return await self.answer(self.send(method, path, body))
+
+    def send(self, method: str, path: str, body: Any = None) -> JsProxy:
+        """Send a request now (``answer`` reads it): for a push that must not wait a turn."""
+        return start_fetch(method, self.url(path), body, headers=self.headers())
+
+    async def answer(self, sent: JsProxy) -> tuple[int, Any]:
+        status, data = await json_answer(sent)
         if status == 401:
             self.unauthorized(data)
         return status, data

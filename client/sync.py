@@ -102,6 +102,10 @@ class Sync:
         self._stream_attempt = 0
         self._reconnect_task: asyncio.Task | None = None
         self._push_task: asyncio.Task | None = None
+        #: A push sent by ``kick`` and not yet read by the push loop: (batch, request).
+        self._sent: tuple[list[dict[str, Any]], Any] | None = None
+        #: The push loop is reading an answer, or backing off: ``kick`` sends nothing.
+        self._pushing = False
         self._closed = False
 
     @property
@@ -127,51 +131,77 @@ class Sync:
             self._reconnect_task.cancel()
 
     def kick(self) -> None:
-        """There may be something new to push."""
+        """There may be something new to push: with none in flight, it is sent now, before
+        this returns (a keystroke's push does not wait for the loop's next turn, which can
+        be the next frame)."""
+        if not self._pushing and self._sent is None and not self._closed:
+            self._sent = self._send_next()
         self._wake.set()
 
     # --- push ---------------------------------------------------------------------
 
+    def _send_next(self) -> tuple[list[dict[str, Any]], Any] | None:
+        """The next batch and its request, sent; None when there is nothing to push."""
+        pending = self._pending()
+        self._acked &= {event["id"] for event in pending}  # forget the confirmed
+        batch = [e for e in pending if e["id"] not in self._acked][:MAX_BATCH]
+        if not batch:
+            return None
+        try:
+            return batch, self._relay.send("POST", f"{self._api}/events", {"events": batch})
+        except Exception as error:  # fetch refused to start (a malformed URL, say)
+            return batch, error
+
     async def _push_loop(self) -> None:
         attempt = 0
         while not self._closed:
-            await self._wake.wait()
+            if self._sent is None:
+                await self._wake.wait()
             self._wake.clear()
-            pending = self._pending()
-            self._acked &= {event["id"] for event in pending}  # forget the confirmed
-            batch = [e for e in pending if e["id"] not in self._acked][:MAX_BATCH]
-            if not batch:
-                continue
+            sent, self._sent = self._sent, None
+            if sent is None:
+                sent = self._send_next()
+                if sent is None:
+                    continue
+            self._pushing = True
             try:
-                status, body = await self._relay.request(
-                    "POST", f"{self._api}/events", {"events": batch}
-                )
-            except NetworkError as error:
-                status, body = 0, {"error": "network", "detail": str(error)}
-            if status == 200:
-                attempt = 0
-                self.last_push = asyncio.get_event_loop().time()
-                self._acked.update(event["id"] for event in batch)
-                self._set_push_ok(True)
-                self._pushed(batch, body)
-                if len(batch) == MAX_BATCH:
-                    self._wake.set()
-                continue
-            if status == 401:  # keep everything; the person is asked for a token
-                self._set_push_ok(False, (body or {}).get("detail") or "the relay needs a token")
-                await asyncio.sleep(UNAUTHORIZED_RETRY)
+                attempt = await self._finish_push(*sent, attempt)
+            finally:
+                self._pushing = False
+
+    async def _finish_push(self, batch: list[dict[str, Any]], sent: Any, attempt: int) -> int:
+        """Read a push's answer and act on it; returns the count of failed attempts in a row
+        (backing off, while it sleeps, keeps any other push from starting)."""
+        try:
+            if isinstance(sent, Exception):
+                raise NetworkError(str(sent))
+            status, body = await self._relay.answer(sent)
+        except NetworkError as error:
+            status, body = 0, {"error": "network", "detail": str(error)}
+        if status == 200:
+            self.last_push = asyncio.get_event_loop().time()
+            self._acked.update(event["id"] for event in batch)
+            self._set_push_ok(True)
+            self._pushed(batch, body)
+            if len(batch) == MAX_BATCH:
                 self._wake.set()
-                continue
-            if 400 <= status < 500 and status not in (404, 408, 429):
-                self._reject(batch, body or {})
-                self._wake.set()
-                continue
-            # Offline, relay down, overloaded, or the notebook is unknown to this
-            # relay: keep everything and try again later.
-            attempt += 1
-            self._set_push_ok(False, (body or {}).get("detail") or f"HTTP {status}")
-            await asyncio.sleep(backoff(attempt))
+            return 0
+        if status == 401:  # keep everything; the person is asked for a token
+            self._set_push_ok(False, (body or {}).get("detail") or "the relay needs a token")
+            await asyncio.sleep(UNAUTHORIZED_RETRY)
             self._wake.set()
+            return attempt
+        if 400 <= status < 500 and status not in (404, 408, 429):
+            self._reject(batch, body or {})
+            self._wake.set()
+            return attempt
+        # Offline, relay down, overloaded, or the notebook is unknown to this
+        # relay: keep everything and try again later.
+        attempt += 1
+        self._set_push_ok(False, (body or {}).get("detail") or f"HTTP {status}")
+        await asyncio.sleep(backoff(attempt))
+        self._wake.set()
+        return attempt
 
     def _pushed(self, batch: list[dict[str, Any]], body: Any) -> None:
         seqs = body.get("seqs") if isinstance(body, dict) else None
@@ -243,7 +273,11 @@ class Sync:
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             parser = Parser()
             while True:
-                chunk = await asyncio.wait_for(_await(reader.read()), STALL)
+                # Awaited in this task under a deadline (``asyncio.wait_for`` would wrap it in
+                # a task of its own: two more turns of the loop per chunk, each of which can
+                # wait for the next frame).
+                async with asyncio.timeout(STALL):
+                    chunk = await reader.read()
                 if generation != self._generation:
                     reader.cancel()
                     return
@@ -326,11 +360,6 @@ class Sync:
             self._stream_attempt = 0
             self._reconnect_now()
         self.kick()
-
-
-async def _await(promise: Any) -> Any:
-    """A JavaScript promise as a coroutine (what ``asyncio.wait_for`` takes)."""
-    return await promise
 
 
 async def _json_or_none(response: Any) -> Any:
