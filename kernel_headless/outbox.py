@@ -77,7 +77,6 @@ class EventSink:
     ) -> None:
         self._bridge = bridge
         self._ids = ids
-        self._execution_id = execution_id
         self.execution_id = execution_id
         self._clock = clock
         self._hold_until = clock() + HOLD_SECONDS
@@ -121,16 +120,16 @@ class EventSink:
         self._send(event)
 
     def stream(self, name: str, text: str) -> None:
-        self._send(ev.StreamAppended(execution_id=self._execution_id, stream=name, text=text))
+        self._send(ev.StreamAppended(execution_id=self.execution_id, stream=name, text=text))
 
     def output(self, output: dict) -> None:
-        self._send(ev.OutputAdded(execution_id=self._execution_id, output=output))
+        self._send(ev.OutputAdded(execution_id=self.execution_id, output=output))
 
     def update_display(self, display_id: str, data: dict, metadata: dict) -> None:
         update = ev.DisplayUpdated(
-            execution_id=self._execution_id, display_id=display_id, data=data, metadata=metadata
+            execution_id=self.execution_id, display_id=display_id, data=data, metadata=metadata
         )
         self._send(update)
 
     def clear(self, wait: bool) -> None:
-        self._send(ev.OutputsCleared(execution_id=self._execution_id, wait=wait))
+        self._send(ev.OutputsCleared(execution_id=self.execution_id, wait=wait))
