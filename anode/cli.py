@@ -26,7 +26,7 @@ from relay.storage import StorageError
 from relay.storage.sqlite import open_database
 
 from .ipynb_commands import export_notebook, import_notebook
-from .options import data_option, kernel_memory_option, kernel_sandbox_option
+from .options import data_option, kernel_memory_option, kernel_sandbox_option, relay_option
 from .options import fail as _fail
 from .site import build_site
 from .stores import postgres, store_option, token_store, where
@@ -264,14 +264,7 @@ def serve(
 
 @main.command()
 @click.option("--notebook", required=True, help="The notebook to serve (its id).")
-@click.option(
-    "--relay",
-    default="http://127.0.0.1:8000",
-    show_default=True,
-    envvar="ANODE_RELAY",
-    show_envvar=True,
-    help="The relay's address.",
-)
+@relay_option
 @click.option(
     "--host",
     "kernel_host",

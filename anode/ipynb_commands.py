@@ -20,16 +20,8 @@ from typing import Any
 
 import click
 
-from .options import data_option, fail
+from .options import data_option, fail, relay_option
 
-relay_option = click.option(
-    "--relay",
-    default="http://127.0.0.1:8000",
-    show_default=True,
-    envvar="ANODE_RELAY",
-    show_envvar=True,
-    help="The relay's address.",
-)
 token_option = click.option(
     "--token",
     envvar="ANODE_TOKEN",

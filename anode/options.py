@@ -45,6 +45,17 @@ kernel_memory_option = click.option(
 )
 
 
+#: The relay a command talks to over HTTP (``anode kernel``, ``import``, ``export``).
+relay_option = click.option(
+    "--relay",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    envvar="ANODE_RELAY",
+    show_envvar=True,
+    help="The relay's address.",
+)
+
+
 def fail(message: str) -> NoReturn:
     """One clear line on stderr and exit code 2: a problem the person can fix."""
     click.echo(f"anode: error: {message}", err=True)

@@ -312,8 +312,9 @@ class NotebookPage:
         _log_failure(future)
 
     def _flush_soon(self) -> None:
-        """Send the buffered keystrokes at the loop's next turn (keys of one paste, or of one
-        turn, go together)."""
+        """Send the buffered keystrokes in a microtask: the keys of one JavaScript task (a
+        paste) go together, and before the browser's next frame (the loop's next turn can
+        wait for it)."""
         if not self._flush_queued:
             self._flush_queued = True
             js.queueMicrotask(self._flush_proxy)

@@ -326,12 +326,11 @@ class CellView:
             self.show_markdown(markdown, inline_attachments(source, cell.attachments))
         self._run = run
         queued = run is not None and run.status in ("pending", "assigned")
-        run_key = (
-            ("imported", imported["execution_count"])
-            if imported is not None
-            else None
-            if run is None
-            else (
+        run_key: tuple[Any, ...] | None = None
+        if imported is not None:
+            run_key = ("imported", imported["execution_count"])
+        elif run is not None:
+            run_key = (
                 run.id,
                 run.status,
                 run.execution_count,
@@ -340,7 +339,6 @@ class CellView:
                 run.reason,
                 state.queue.index(run.id) if queued and run.id in state.queue else -1,
             )
-        )
         if run_key != self._run_key:
             self._run_key = run_key
             status = "idle" if run is None else STATUS_LABELS.get(run.status, run.status)

@@ -30,6 +30,13 @@ REQUIREMENTS_TITLE = (
 )
 
 
+def _remove_clicked(event: Any, actions: Actions) -> None:
+    """A requirement's × (one listener for all of them: the chips are remade as they change)."""
+    package = event.target.dataset.package
+    if package:
+        actions.remove_requirement(str(package))
+
+
 class Header:
     """The ``<header>`` element and what it shows; ``element`` goes on the page."""
 
@@ -109,8 +116,7 @@ class Header:
         )
         self._requirements_key: tuple[tuple[str, ...], bool] | None = None
         self._editable = True
-        self._actions = actions
-        self._listeners = listeners
+        listeners.on(self.requirements, "click", lambda event: _remove_clicked(event, actions))
         self.element = h(
             "header",
             {"class": "bar"},
@@ -175,20 +181,18 @@ class Header:
             chip = h("span", {"class": "requirement"}, requirement)
             if self._editable:
                 package = requirement.partition("==")[0]
-                remove = h(
-                    "button",
-                    {
-                        "class": "remove-requirement",
-                        "type": "button",
-                        "title": f"Stop requiring {package} (kernels already running keep it)",
-                        "data-package": package,
-                    },
-                    "×",
+                chip.append(
+                    h(
+                        "button",
+                        {
+                            "class": "remove-requirement",
+                            "type": "button",
+                            "title": f"Stop requiring {package} (kernels already running keep it)",
+                            "data-package": package,
+                        },
+                        "×",
+                    )
                 )
-                self._listeners.on(
-                    remove, "click", lambda _e, p=package: self._actions.remove_requirement(p)
-                )
-                chip.append(remove)
             self.requirements.append(chip)
 
     def show_my_name(self, name: str, *, committed: bool = False) -> None:

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nbformat
@@ -54,6 +55,16 @@ def _download(tab: ClientPage, tmp_path: Path) -> dict:
     return document
 
 
+def _import(tab: ClientPage, source: Path, url: str) -> Any:
+    """Pick ``source`` with the home view's file input; the notebook it becomes, as
+    nbformat reads the file."""
+    tab.goto()
+    tab.page.set_input_files(".import-file", str(source))
+    tab.page.wait_for_url(re.compile(url), timeout=SYNC_TIMEOUT_MS)
+    tab.wait_ready()
+    return nbformat.read(source, as_version=4)
+
+
 def _sources(document: dict) -> list[str]:
     return [
         "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
@@ -69,12 +80,7 @@ def test_import_and_download_through_the_relay(
     relay = relay_process("--kernels", "none")
     context = browser.new_context(service_workers="block", accept_downloads=True)
     tab = ClientPage(context.new_page(), relay)
-    tab.goto()
-    source = FILES / "nbconvert-notebook2.ipynb"
-    tab.page.set_input_files(".import-file", str(source))
-    tab.page.wait_for_url(re.compile(r"\?notebook="), timeout=SYNC_TIMEOUT_MS)
-    tab.wait_ready()
-    original = nbformat.read(source, as_version=4)
+    original = _import(tab, FILES / "nbconvert-notebook2.ipynb", r"\?notebook=")
     expect(tab.cells).to_have_count(len(original.cells), timeout=SYNC_TIMEOUT_MS)
     expect(tab.page.locator("input.title")).to_have_value("NumPy and Matplotlib examples")
     # The PNG figures show at once, and the cells that hold them say they did not run here.
@@ -128,12 +134,7 @@ def test_import_and_download_on_a_site_without_relay(
     context = browser.new_context(service_workers="block", accept_downloads=True)
     outside = RequestLog(server.url).attach(context)
     tab = ClientPage(context.new_page(), _NoRelay(), site_url=server.url)
-    tab.goto()
-    source = FILES / "nbformat-test4.5.ipynb"
-    tab.page.set_input_files(".import-file", str(source))
-    tab.page.wait_for_url(re.compile(r"\?notebook=local-"), timeout=SYNC_TIMEOUT_MS)
-    tab.wait_ready()
-    original = nbformat.read(source, as_version=4)
+    original = _import(tab, FILES / "nbformat-test4.5.ipynb", r"\?notebook=local-")
     expect(tab.cells).to_have_count(len(original.cells), timeout=SYNC_TIMEOUT_MS)
     expect(tab.page.locator(".outputs img[src^='data:image/png']").first).to_be_visible()
     expect(tab.page.locator("section.cell[data-status='imported']").first).to_be_visible()
