@@ -103,9 +103,10 @@ class BodyDeadline:
             nonlocal complete
             if complete:
                 return await receive()
-            remaining = deadline - asyncio.get_running_loop().time()
             try:
-                message = await asyncio.wait_for(receive(), max(remaining, 0.0))
+                # In this task (``asyncio.wait_for`` would make one per message).
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise RequestTimeout(
                     f"the request body did not arrive within {self.seconds:g} seconds"
