@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from typing import Any
+from urllib.parse import quote
 
 import nbformat
 from nbformat import reader as nbformat_reader
@@ -132,13 +133,9 @@ def _where(path: str) -> str:
 
 
 def _attachment(name: str) -> str:
+    """``Content-Disposition`` for a download: an ASCII name, and the real one (RFC 5987)."""
     ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
-    quoted = "".join(
-        ch if ch.isascii() and (ch.isalnum() or ch in "._-") else f"%{byte:02X}"
-        for ch in name
-        for byte in ch.encode()
-    )
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def ipynb_routes() -> list[Route]:

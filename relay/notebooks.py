@@ -101,26 +101,6 @@ _SUMMARY_EVENTS = (
 )
 
 
-@dataclass(eq=False)
-class OpenNotebook:
-    id: str
-    state: NotebookState
-    summary: Summary
-    snapshot: SnapshotMark
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    last_ts: float = 0.0
-    #: Dropped for a copy reloaded from storage (see ``Notebooks._forget``).
-    dropped: bool = False
-    #: The rows stored last, so a pull that is nearly caught up (a kernel's or a
-    #: follower's long poll) is answered from memory, without a read of the store.
-    recent: RecentRows = field(default_factory=lambda: RecentRows())
-
-    def publish(self, hub: Hub, rows: list[StoredRow]) -> None:
-        """Fan out rows just stored and folded, and keep them for pulls."""
-        self.recent.add(rows)
-        hub.publish(self.id, EventBatch.of(rows))
-
-
 class RecentRows:
     """The last ``size`` stored rows of a notebook, with no gap between them."""
 
@@ -142,6 +122,26 @@ class RecentRows:
             return None
         start = max(seq + 1 - rows[0].seq, 0)
         return list(itertools.islice(rows, start, start + limit))
+
+
+@dataclass(eq=False)
+class OpenNotebook:
+    id: str
+    state: NotebookState
+    summary: Summary
+    snapshot: SnapshotMark
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_ts: float = 0.0
+    #: Dropped for a copy reloaded from storage (see ``Notebooks._forget``).
+    dropped: bool = False
+    #: The rows stored last, so a pull that is nearly caught up (a kernel's or a
+    #: follower's long poll) is answered from memory, without a read of the store.
+    recent: RecentRows = field(default_factory=RecentRows)
+
+    def publish(self, hub: Hub, rows: list[StoredRow]) -> None:
+        """Fan out rows just stored and folded, and keep them for pulls."""
+        self.recent.add(rows)
+        hub.publish(self.id, EventBatch.of(rows))
 
 
 class Notebooks:

@@ -25,6 +25,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -519,3 +520,19 @@ class TcpProxy:
         self._closed = True
         self.cut()
         self.listener.close()
+
+
+def download_wheel(folder: Path, name: str, *extra: str) -> Path:
+    """``name``'s wheel (for Python 3.14; ``extra`` pip options, e.g. a Pyodide platform),
+    fetched from PyPI into ``folder``; the test fails if PyPI cannot give it."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+        "--no-deps", "--only-binary=:all:", "--python-version", "3.14", *extra, "-d",
+        str(folder), name,
+    ]  # fmt: skip
+    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=180)
+    stem = name.replace("-", "_")
+    found = sorted(folder.glob(f"{stem}-*.whl"))
+    if result.returncode != 0 or not found:
+        pytest.fail(f"could not fetch {name}'s wheel from PyPI:\n{result.stderr}", pytrace=False)
+    return found[-1]

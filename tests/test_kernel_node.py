@@ -24,6 +24,7 @@ from tests.kernels import (  # noqa: F401 - the *_fixture names are fixtures
     Kernels,
     Notebook,
     author,
+    download_wheel,
     event,
     kernels_fixture,
     notebooks_fixture,
@@ -434,14 +435,7 @@ def test_bad_input_never_stops_the_kernel(relay_process, kernels: Kernels, noteb
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding humanize's wheel (pure Python, no dependencies), fetched once from PyPI."""
     folder = tmp_path_factory.mktemp("wheels")
-    command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-        "--no-deps", "--only-binary=:all:", "--python-version", "3.14", "-d", str(folder),
-        "humanize",
-    ]  # fmt: skip
-    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
-    if result.returncode != 0 or not list(folder.glob("humanize-*.whl")):
-        pytest.fail(f"could not fetch humanize's wheel from PyPI:\n{result.stderr}", pytrace=False)
+    download_wheel(folder, "humanize")
     return folder
 
 

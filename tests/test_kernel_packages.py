@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ import pytest
 from tests.kernels import (  # noqa: F401 - the *_fixture names are fixtures
     Kernels,
     Notebook,
+    download_wheel,
     kernels_fixture,
     notebooks_fixture,
     only_error,
@@ -34,27 +33,13 @@ PYODIDE_PLATFORM = ["--platform", "pyemscripten_2026_0_wasm32", "--abi", "cp314"
                     "--implementation", "cp"]  # fmt: skip
 
 
-def _download(folder: Path, name: str, *extra: str) -> Path:
-    command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-        "--no-deps", "--only-binary=:all:", "--python-version", "3.14", *extra, "-d",
-        str(folder), name,
-    ]  # fmt: skip
-    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=180)
-    stem = name.replace("-", "_")
-    found = sorted(folder.glob(f"{stem}-*.whl"))
-    if result.returncode != 0 or not found:
-        pytest.fail(f"could not fetch {name}'s wheel from PyPI:\n{result.stderr}", pytrace=False)
-    return found[-1]
-
-
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("wheels")
     return {
-        "humanize": _download(folder, "humanize"),
-        "typing-extensions": _download(folder, "typing-extensions"),
-        "pydantic-core": _download(folder, "pydantic-core", *PYODIDE_PLATFORM),
+        "humanize": download_wheel(folder, "humanize"),
+        "typing-extensions": download_wheel(folder, "typing-extensions"),
+        "pydantic-core": download_wheel(folder, "pydantic-core", *PYODIDE_PLATFORM),
     }
 
 
