@@ -4,14 +4,17 @@ Both speak the relay's HTTP API (``POST /api/notebooks/import``,
 ``GET /api/notebooks/{id}/ipynb``), so they work the same against a local
 relay or a shared one. Without ``--token``, a relay on this machine is asked
 with the admin token of the local store under ``--data`` (the one ``anode
-serve`` prints); a token is never sent anywhere else unasked.
+serve`` prints), once it has shown it holds that store's secret; a token is
+never sent anywhere else unasked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -125,20 +128,40 @@ def _reason(error: urllib.error.HTTPError) -> str:
 
 
 def _local_admin_token(relay: str, data_dir: Path) -> str | None:
-    """The admin token ``anode serve --data DIR`` prints, for a relay on loopback only."""
+    """The admin token ``anode serve --data DIR`` prints, for the relay serving that store.
+
+    Only a relay on loopback is asked, and only once it has proved it holds the
+    store's signing secret: it must accept a probe, a token of no use to anyone
+    (a viewer's, of a notebook that does not exist, for a minute). Another
+    person's relay on this machine's port would get that probe, never the
+    admin token.
+    """
     host = urllib.parse.urlsplit(relay).hostname or ""
     if host not in ("127.0.0.1", "localhost", "::1") or not (data_dir / "anode.db").exists():
         return None
-    from relay.tokens import SQLiteTokens, TokenStore
+    from relay.tokens import Grant, SQLiteTokens, TokenStore, sign
 
-    async def read() -> str:
+    async def read() -> tuple[str, str, str]:
         store = await TokenStore(SQLiteTokens(data_dir)).open()
         try:
-            return await store.serve_token()
+            probe_id = f"probe-{secrets.token_hex(8)}"
+            grant = Grant(
+                probe_id, f"probe-{secrets.token_hex(8)}", "viewer", int(time.time()) + 60
+            )
+            return probe_id, sign(store.secret, grant), await store.serve_token()
         finally:
             await store.close()
 
     try:
-        return asyncio.run(read())
+        probe_id, probe, admin = asyncio.run(read())
     except (OSError, RuntimeError):
         return None
+    whoami = urllib.request.Request(
+        f"{relay.rstrip('/')}/api/whoami", headers={"Authorization": f"Bearer {probe}"}
+    )
+    try:
+        with urllib.request.urlopen(whoami, timeout=10) as response:
+            accepted = json.loads(response.read()).get("token_id") == probe_id
+    except (OSError, ValueError, AttributeError):
+        return None  # not our relay (401), or none there: the call says what is wrong
+    return admin if accepted else None

@@ -194,5 +194,50 @@ def test_import_and_export_an_ipynb_through_a_running_relay(relay_process, tmp_p
     assert "cell 0" in refused.stderr and "Traceback" not in refused.stderr
     no_token = anode("export", notebook, "--relay", relay.url, "--data", str(tmp_path / "none"))
     assert no_token.returncode == 2 and "--token" in no_token.stderr
+    # Someone else's server on this machine's loopback never gets this store's admin
+    # token: it is sent a probe first, which it cannot accept.
+    catcher = _TokenCatcher()
+    try:
+        elsewhere = anode(
+            "import", str(source), "--relay", catcher.url, "--data", str(tmp_path / "data")
+        )
+    finally:
+        catcher.close()
+    assert elsewhere.returncode == 2 and "--token" in elsewhere.stderr
+    assert catcher.tokens and relay.token not in catcher.tokens  # the probe, and nothing else
     missing = anode("export", "nope", env=local)
     assert missing.returncode == 2 and "unknown_notebook" in missing.stderr
+
+
+class _TokenCatcher:
+    """A server on loopback that answers 401 to everything and notes the bearer tokens."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        tokens: list[str] = []
+
+        class Refuse(http.server.BaseHTTPRequestHandler):
+            def _refuse(self) -> None:
+                tokens.append(self.headers.get("Authorization", "").removeprefix("Bearer "))
+                body = b'{"error":"unauthorized","detail":"not yours"}'
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _refuse
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.tokens = tokens
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
