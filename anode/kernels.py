@@ -111,7 +111,11 @@ class KernelManager:
                 log.info("stopping the idle kernel of %s", opened.id)
                 managed.process.terminate()  # it ends its session, then exits
             return
-        if may_start and opened.state.pending() and not opened.state.live_kernels():
+        state = opened.state
+        # Work asked of a tab is a tab's; a tab kernel serves only its own person.
+        waiting = any(run.runner is None for run in state.pending())
+        served = any(session.host != "tab" for session in state.live_kernels())
+        if may_start and waiting and not served:
             await self._start(opened.id, tokens)
 
     async def _start(self, notebook: str, tokens: TokenStore | None = None) -> None:

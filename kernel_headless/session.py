@@ -238,11 +238,15 @@ class Kernel:
     # --- claiming and running ---------------------------------------------------
 
     def _next_pending(self) -> Execution | None:
-        """The oldest pending execution (``state.pending()[0]``, without building the list)."""
+        """The oldest pending execution this session may run (``Execution.claimable_by``)."""
+        session = self.state.kernels.get(self.session_id)
+        if session is None:
+            return None
         executions = self.state.executions
         for execution_id in self.state.queue:
-            if executions[execution_id].status == "pending":
-                return executions[execution_id]
+            run = executions[execution_id]
+            if run.status == "pending" and run.claimable_by(session):
+                return run
         return None
 
     async def _claim_and_run(self, run: Execution) -> None:

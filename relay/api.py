@@ -22,7 +22,7 @@ from shared_schema.ids import is_valid_id
 from shared_schema.limits import MAX_TITLE
 
 from . import __version__
-from .auth import EventPolicy, Forbidden, Unauthorized, credential, require
+from .auth import ACTIONS, EventPolicy, Forbidden, Unauthorized, credential, require
 from .config import RelayConfig
 from .errors import BadRequest, TooManyRequests
 from .ipynb import ipynb_routes
@@ -213,11 +213,19 @@ async def post_presence(request: Request) -> Response:
         )
     session_id = None
     if kind == "kernel":
-        require(request, "heartbeat", notebook_id)
         session_id = state.get("session_id")
         if not is_valid_id(session_id):
             raise BadRequest("a kernel heartbeat needs state.session_id", code="invalid_session_id")
         session = opened.state.kernels.get(session_id)
+        if grant.role not in ACTIONS["heartbeat"]:
+            # An editor runs a kernel only in its own tab: it heartbeats that session alone.
+            require(request, "push", notebook_id)
+            if session is None or session.host != "tab" or session.actor != actor:
+                raise Forbidden(
+                    f"a {grant.role} token heartbeats only its own tab kernel's session,"
+                    " once the log holds it",
+                    code="role_forbids",
+                )
         if session is not None and session.actor != actor:
             raise Forbidden(
                 f"kernel session {session_id!r} belongs to another kernel: only its own "

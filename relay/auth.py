@@ -7,7 +7,10 @@ batch lands on. Roles:
 
 - ``admin`` — every notebook, creates notebooks and tokens;
 - ``owner`` — everything on one notebook, sharing included;
-- ``editor`` — edit cells, request, cancel and interrupt executions;
+- ``editor`` — edit cells, request, cancel and interrupt executions, and run
+  its own tab kernel: kernel events only for ``tab`` sessions it announced,
+  for executions those sessions claimed (``Execution.claimable_by``: its own
+  requests asked of a tab);
 - ``viewer`` — read, follow live, post presence;
 - ``kernel`` — kernel, execution-lifecycle and output events, and only for
   sessions it announced and executions those sessions claimed.
@@ -26,6 +29,7 @@ from shared_schema import NotebookState, PushedEvent, limits
 from shared_schema import events as ev
 from shared_schema.events import Event
 from shared_schema.materializer import rebase_work
+from shared_schema.state import KernelSession
 
 from .errors import ApiError, BadRequest, PayloadTooLarge, store_unavailable
 from .storage import StoreUnavailable
@@ -161,13 +165,15 @@ class EventPolicy:
                     code="relay_only_event",
                     extra={"path": f"events[{index}].name"},
                 )
-            if event.writer not in writers:
+            tab_event = event.writer == "kernel" and batch.is_tab_event(state, event)
+            if event.writer not in writers and not (tab_event and self.grant.role == "editor"):
                 raise Forbidden(
-                    f"events[{index}]: a {self.grant.role} token may not write {event.name}",
+                    f"events[{index}]: a {self.grant.role} token may not write {event.name}"
+                    + (" (but for its own tab kernel)" if self.grant.role == "editor" else ""),
                     code="role_forbids",
                     extra={"path": f"events[{index}].name"},
                 )
-            if self.grant.role == "kernel":
+            if self.grant.role == "kernel" or tab_event:
                 self._check_kernel_event(state, index, event, batch)
             if isinstance(event, (ev.OutputAdded, ev.StreamAppended)):
                 self._check_output_cap(state, index, event, batch)
@@ -175,6 +181,8 @@ class EventPolicy:
                 _check_rebase(state, index, event, batch)
             elif isinstance(event, ev.ExecutionAssigned):
                 batch.note_claim(state, event)
+            elif isinstance(event, ev.KernelSessionStarted):
+                batch.note_session(event, self.grant.actor)
 
     def _refuse_claimed_actor(self, index: int, claimed: object) -> None:
         """The relay sets ``actor`` from the credential: a body that names one is refused,
@@ -256,7 +264,8 @@ class EventPolicy:
             return
         execution = state.executions.get(execution_id)
         holder = None if execution is None else state.kernels.get(execution.kernel_session or "")
-        if holder is None or holder.actor != actor:
+        if holder is None or holder.actor != actor or execution_id in batch.claimed:
+            # (claimed earlier in this batch, and not won: another kernel holds it)
             raise _not_yours(index, f"execution {execution_id!r} was not claimed by this kernel")
 
 
@@ -265,31 +274,57 @@ class _BatchView:
     """What the events checked so far in one batch change for the ones after them."""
 
     own_sessions: set[str] = field(default_factory=set)
+    #: Sessions announced earlier in the batch.
+    started: dict[str, KernelSession] = field(default_factory=dict)
     #: Executions claimed earlier in the batch, and those of them whose claim wins.
     claimed: set[str] = field(default_factory=set)
     won_claims: set[str] = field(default_factory=set)
+    #: Won claims: execution id -> the session that holds it now.
+    claims: dict[str, str] = field(default_factory=dict)
     #: execution id -> (outputs it will hold, the stream its last output is, or None)
     outputs: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     #: cell id -> components of the batch's earlier edits to it; the batch's rebase work so far.
     edits: dict[str, list[int]] = field(default_factory=dict)
     rebase_work: int = 0
 
+    def session(self, state: NotebookState, session_id: str) -> KernelSession | None:
+        return state.kernels.get(session_id) or self.started.get(session_id)
+
+    def note_session(self, event: ev.KernelSessionStarted, actor: str) -> None:
+        if event.session_id not in self.started:
+            self.started[event.session_id] = KernelSession(
+                id=event.session_id, host=event.host, lease_seconds=event.lease_seconds, actor=actor
+            )
+
     def note_claim(self, state: NotebookState, event: ev.ExecutionAssigned) -> None:
-        """Mirror the materializer: the claim wins if the execution is pending and the session
-        live."""
+        """Mirror the materializer: the claim wins if the execution is pending, the session
+        live, and the request lets this session run it."""
         execution = state.executions.get(event.execution_id)
-        session = state.kernels.get(event.session_id)
-        session_live = (
-            event.session_id in self.own_sessions if session is None else session.status == "live"
-        )
+        session = self.session(state, event.session_id)
         if (
             execution is not None
             and execution.status == "pending"
             and event.execution_id not in self.claimed
-            and session_live
+            and session is not None
+            and session.status == "live"
+            and execution.claimable_by(session)
         ):
             self.won_claims.add(event.execution_id)
+            self.claims[event.execution_id] = event.session_id
         self.claimed.add(event.execution_id)
+
+    def is_tab_event(self, state: NotebookState, event: Event) -> bool:
+        """A kernel event of a tab kernel: its session's, or about an execution one holds."""
+        if isinstance(event, ev.KernelSessionStarted):
+            return event.host == "tab"
+        session_id = getattr(event, "session_id", None)
+        if session_id is None:
+            execution = state.executions.get(getattr(event, "execution_id", None) or "")
+            session_id = execution.kernel_session if execution is not None else None
+            if execution is not None:
+                session_id = self.claims.get(execution.id, session_id)
+        session = self.session(state, session_id or "")
+        return session is not None and session.host == "tab"
 
 
 def _check_rebase(

@@ -25,7 +25,10 @@ from .outputs import STREAM_NAMES, check_mime_bundle, check_output
 Writer = Literal["editor", "kernel", "relay"]
 
 CELL_TYPES = ("code", "markdown", "raw")
-HOST_KINDS = ("node", "browser", "other")
+HOST_KINDS = ("node", "browser", "tab", "other")
+#: Where a request asks to run: ``"tab"``, in the requester's own tab kernel (``None``: any
+#: kernel that is not a tab's).
+RUNNERS = ("tab",)
 COMPLETED_STATUSES = ("ok", "error", "cancelled")
 
 _MISSING: Any = dataclasses.MISSING
@@ -209,12 +212,17 @@ class CellImported(Event):
 @register
 @dataclass(frozen=True, slots=True)
 class ExecutionRequested(Event):
-    """Run ``source`` (what was on screen when Run was pressed) for a cell."""
+    """Run ``source`` (what was on screen when Run was pressed) for a cell.
+
+    ``runner="tab"``: only a tab kernel of the person who asked may run it
+    (``Execution.claimable_by``); without it, any kernel but a tab's.
+    """
 
     name: ClassVar[str] = "executionRequested"
     execution_id: ExecutionId = arg(_id)
     cell_id: CellId = arg(_id)
     source: str = arg(_source)
+    runner: str | None = arg(fields.optional(fields.choice(*RUNNERS)), None)
 
 
 @register

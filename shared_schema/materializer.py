@@ -5,6 +5,9 @@ this module and so agree on everything, races included. The rules that
 decide a race live here:
 
 - the first ``executionAssigned`` in log order wins; later claims are no-ops;
+- a claim counts only from a kernel the request allows (``Execution.claimable_by``):
+  a tab kernel runs only its own person's requests asked of a tab, and no
+  other kernel runs those;
 - only the session holding an execution may start or complete it;
 - a cancelled execution stays cancelled; a finished one stays finished;
 - when a kernel session ends or expires, work it claimed but had not started
@@ -237,6 +240,7 @@ def _execution_requested(state: NotebookState, stored: StoredEvent) -> None:
         source=event.source,
         requested_by=stored.actor,
         requested_at=stored.ts,
+        runner=event.runner,
     )
     previous = state.executions.get(cell.execution_id) if cell.execution_id else None
     if previous is not None and previous.status in TERMINAL:
@@ -252,6 +256,8 @@ def _execution_assigned(state: NotebookState, stored: StoredEvent) -> None:
     run = state.executions.get(event.execution_id)
     session = state.kernels.get(event.session_id)
     if run is None or run.status != "pending" or session is None or session.status != "live":
+        return
+    if not run.claimable_by(session):
         return
     run.status = "assigned"
     run.kernel_session = event.session_id

@@ -80,9 +80,23 @@ class Execution:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     #: ``clear_output(wait=True)`` was called: clear when the next output lands.
     clear_pending: bool = False
+    #: ``"tab"``: asked to run in its requester's own tab (``executionRequested.runner``).
+    runner: str | None = None
 
     def copy(self) -> Execution:
         return replace(self, outputs=list(self.outputs))
+
+    def claimable_by(self, session: KernelSession) -> bool:
+        """Whether a claim of this execution by ``session`` may count (when it is pending).
+
+        A tab kernel runs only what its own person asked to run in a tab: a
+        colleague's code never runs in my tab without my action. Every other
+        kernel runs only what was not asked of a tab, so nothing asked of a
+        tab (offline, say) also runs on a server.
+        """
+        if session.host == "tab":
+            return self.runner == "tab" and self.requested_by == session.actor
+        return self.runner is None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -99,6 +113,7 @@ class Execution:
             "completed_at": self.completed_at,
             "interrupt_requested": self.interrupt_requested,
             "reason": self.reason,
+            "runner": self.runner,
         }
 
 
