@@ -5,16 +5,18 @@ the relay's API and the kernels' files:
 
     index.html, sw.js, config.json
     client/            the client's Python, style, sandbox page, service worker
-    shared_schema/     the schema the client folds the log with
+    shared_schema/     the schema the client folds the log with (and the tab kernel too)
+    kernel_headless/   the kernel's Python and the tab host's worker (a tab runs cells itself)
     vendor/pyodide/    npm ``pyodide``                  (source maps and type files left out)
     vendor/pyscript/   npm ``@pyscript/core``'s dist    (likewise)
     vendor/katex/      npm ``katex``'s dist: CSS and fonts (its code is in the markdown bundle)
     vendor/bundles/    CodeMirror, marked, DOMPurify and KaTeX, bundled by ``make setup``
+    vendor/micropip/   micropip, for ``%pip install`` in the tab kernel
 
 ``config.json`` names the relay (``{"relay": "https://relay.example"}``);
 ``?relay=URL`` in the page's address overrides it. Built without ``--relay``
-it says ``null``: the page is then a local notebook kept in IndexedDB, and
-says plainly that running code needs a relay. The relay must let the site's
+it says ``null``: the page is then a local notebook kept in IndexedDB, whose
+cells run in the tab's own kernel (``client/tab_kernel.py``). The relay must let the site's
 origin in: ``anode serve --allow-origin https://site.example``.
 """
 
@@ -33,8 +35,8 @@ from .options import fail
 
 #: The repository root: where index.html, client/ and the vendored folders are.
 ROOT = Path(__file__).resolve().parent.parent
-#: Vendored folders the page loads (micropip is the kernels').
-SITE_VENDORED = ("pyodide", "pyscript", "katex", "bundles")
+#: Vendored folders the page and its tab kernel load.
+SITE_VENDORED = ("pyodide", "pyscript", "katex", "bundles", "micropip")
 #: What a browser never asks for.
 _SKIPPED = (
     "*.map",
@@ -48,6 +50,12 @@ _SKIPPED = (
     "contrib",
     "katex*.js",
     "katex.mjs",
+    "launch",  # kernel_headless's CPython side, and the other hosts' files
+    "host.mjs",  # the Node and headless-browser hosts
+    "node*.mjs",
+    "browser*.mjs",
+    "snapshot_maker.mjs",
+    "browser.html",
 )
 #: Written by us: a folder holding both is a site we may write over.
 _MARKERS = ("index.html", "config.json")
@@ -67,7 +75,11 @@ def build(out: Path, relay: str | None, root: Path = ROOT) -> list[Path]:
         )
     out.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns(*_SKIPPED)
-    folders = {"client": root / "client", "shared_schema": root / "shared_schema"}
+    folders = {
+        "client": root / "client",
+        "shared_schema": root / "shared_schema",
+        "kernel_headless": root / "kernel_headless",
+    }
     folders |= {f"vendor/{name}": root / VENDORED[name] for name in SITE_VENDORED}
     for target, source in folders.items():
         shutil.rmtree(out / target, ignore_errors=True)

@@ -29,10 +29,10 @@ from shared_schema import ot
 from shared_schema.ipynb import filename, write_notebook
 
 from .auth import UNKNOWN, Credentials, Identity, TokenPrompt
-from .browser import query_param, save_file, site_link
+from .browser import is_online, local_get, local_set, query_param, save_file, site_link
 from .dom import h
 from .home import HomeView
-from .model import NotebookModel, Saved, key_owner
+from .model import LOCAL_ACTOR, NotebookModel, Saved, key_owner
 from .offline import keep_for_offline
 from .presence import Presence
 from .relay import NetworkError, Relay, find_relay
@@ -40,6 +40,7 @@ from .share import ShareDialog
 from .status import SyncStatus
 from .store import Store, StoreError
 from .sync import Sync
+from .tab_kernel import TabKernel
 from .tabs import claim_tab
 from .view import NotebookView
 
@@ -48,6 +49,9 @@ log = logging.getLogger("anode.client")
 #: Seconds events wait, with no push answered meanwhile, before the header says
 #: "N to sync" (offline it says so at once).
 SYNC_NOTICE_DELAY = 1.0
+
+#: localStorage key (+ notebook id) of where this person's runs go: "tab" or "server".
+RUN_IN_KEY = "anode-run-in:"
 
 
 def _editing(action: Callable[..., Any]) -> Callable[..., Any]:
@@ -168,6 +172,11 @@ class NotebookPage:
         self._sync_notice: asyncio.TimerHandle | None = None
         self._saving = 0
         self.view = NotebookView(root, cm, md, self)
+        self.tab_kernel = TabKernel(self.model, self._commit, self._schedule_render, relay)
+        #: Where this person's runs go while online ("tab" or "server"), kept per notebook.
+        self.run_in = local_get(RUN_IN_KEY + self.notebook_id) or ("server" if relay else "tab")
+        self.view.header.run_in.value = self.run_in
+        self.view.header.run_in.hidden = relay is None
         self.sync: Sync | None = None
         self.presence: Presence | None = None
         if relay is not None:
@@ -195,11 +204,12 @@ class NotebookPage:
         self._render()
         self._pagehide = create_proxy(lambda _event: self._leave())
         js.window.addEventListener("pagehide", self._pagehide)
+        self._resume_tab_work()
         if self.sync is None or self.presence is None:
             self.view.show_notice(
                 self._storage_problem
-                or "A local notebook: it lives in this browser only. Running code needs a kernel, "
-                "which needs a relay (anode serve; open this page with ?relay=URL)."
+                or "A local notebook: it lives in this browser only, and its code runs in this "
+                "tab. To share it, open it with a relay (anode serve; ?relay=URL)."
             )
             js.document.body.dataset.anode = "ready"
             return
@@ -215,6 +225,7 @@ class NotebookPage:
 
     def _set_identity(self, identity: Identity) -> None:
         self.identity = identity
+        self.model.set_actor(identity.actor)
         self.view.set_access(
             identity.can_edit(self.notebook_id), identity.can_share(self.notebook_id)
         )
@@ -244,6 +255,7 @@ class NotebookPage:
 
     def _on_events(self, events: list[dict[str, Any]]) -> None:
         received = self.model.receive(events)  # may raise Gap: sync reconnects
+        self.tab_kernel.feed(events)
         for cell_id, ops_list in received.remote_edits.items():
             cell = self.view.cells.get(cell_id)
             if cell is not None:
@@ -281,6 +293,7 @@ class NotebookPage:
         self._save()
         if self.sync is not None and self.model.pending:
             self.sync.kick()
+        self.tab_kernel.feed()
         self._schedule_render()
 
     def _save(self) -> None:
@@ -325,6 +338,7 @@ class NotebookPage:
         self._commit()
 
     def _schedule_render(self) -> None:
+        self.view.header.tab_kernel = (self.tab_kernel.status, self.tab_kernel.detail)
         if not self._render_scheduled:
             self._render_scheduled = True
             asyncio.get_event_loop().call_soon(self._render)
@@ -379,9 +393,36 @@ class NotebookPage:
         if self.model.unsynced() != unsynced:  # else the editor already shows all that changed
             self._schedule_render()
 
+    def _runner(self) -> str | None:
+        """Where a run asked now goes: this tab's kernel with no relay, offline, or when
+        the person chose it; else (``None``) the relay's kernels."""
+        sync = self.sync
+        offline = sync is None or not is_online() or (not sync.online and bool(sync.last_error))
+        return "tab" if offline or self.run_in == "tab" else None
+
+    def _ask_run(self, cell_id: str) -> str | None:
+        runner = self._runner()
+        execution_id = self.model.run(cell_id, runner)
+        if execution_id is not None and runner == "tab":
+            self.tab_kernel.start()
+        return execution_id
+
+    def _resume_tab_work(self) -> None:
+        """Runs this person asked of a tab that no tab ran yet (the page was closed): this
+        tab's kernel takes them."""
+        state = self.model.state()
+        mine = (self.model.actor, LOCAL_ACTOR)
+        if any(run.runner == "tab" and run.requested_by in mine for run in state.pending()):
+            self.tab_kernel.start()
+
+    def set_run_in(self, where: str) -> None:
+        if where in ("tab", "server"):
+            self.run_in = where
+            local_set(RUN_IN_KEY + self.notebook_id, where)
+
     @_editing
     def run(self, cell_id: str, then: str) -> None:
-        if self.model.run(cell_id) is None:
+        if self._ask_run(cell_id) is None:
             self.view.stop_editing(cell_id)  # "running" a markdown cell shows it rendered
         if then == "insert":
             self.add_cell(cell_id, "code", focus=True)
@@ -474,7 +515,7 @@ class NotebookPage:
 
     def _run_many(self, cells: list[Any]) -> None:
         for cell in cells:
-            self.model.run(cell.id)  # markdown and raw cells are skipped
+            self._ask_run(cell.id)  # markdown and raw cells are skipped
         self._commit()
 
     @_editing

@@ -49,6 +49,16 @@ class Header:
         #: How to start a kernel by hand, shown when none is live and the relay will not start one.
         self.kernel_command = h("code", {"class": "kernel-command", "hidden": True})
         self.kernel.append(self.kernel_text, self.kernel_command)
+        #: Where this person's runs go: this tab's kernel or the relay's (hidden with no relay).
+        self.run_in = h(
+            "select",
+            {"class": "run-in", "title": "Where your runs go", "aria-label": "Run in"},
+            h("option", {"value": "tab"}, "run in: this tab"),
+            h("option", {"value": "server"}, "run in: server"),
+        )
+        listeners.on(self.run_in, "change", lambda _e: actions.set_run_in(str(self.run_in.value)))
+        #: This tab's kernel: (status, detail), set by the page (``client.tab_kernel``).
+        self.tab_kernel = ("off", "")
         #: The relay's ``--kernels`` mode ("auto", "none") once ``/api/health`` said it.
         self.kernels_mode: str | None = None
         #: The shell command that starts a kernel for this notebook (set by the page).
@@ -125,6 +135,7 @@ class Header:
             controls,
             self.people,
             self.my_name,
+            self.run_in,
             self.kernel,
             self.sync,
             self.requirements,
@@ -136,7 +147,7 @@ class Header:
         """Title, kernel and sync status, each written only when it changes."""
         if js.document.activeElement != self.title and self.title.value != state.title:
             self.title.value = state.title  # checked every time: someone may have typed there
-        kernel, text, show_command = kernel_status(state, self.kernels_mode)
+        kernel, text, show_command = kernel_status(state, self.kernels_mode, self.tab_kernel)
         restarts = sum(session.restarts for session in state.live_kernels())
         kernel_key = (state.title, kernel, text, show_command, restarts, self.start_command)
         if kernel_key != self._kernel_key:

@@ -145,6 +145,9 @@ class NotebookModel:
         self._snapshot_seq = 0
         self._changes = LocalChanges()
         self._view: NotebookState | None = None
+        #: Who this page's person is in the log (``/api/whoami``), for our own unconfirmed
+        #: events: a tab kernel's claim counts only for its own person's requests.
+        self.actor = LOCAL_ACTOR
 
     # --- loading -----------------------------------------------------------------
 
@@ -283,7 +286,7 @@ class NotebookModel:
                 except SchemaError:
                     continue
                 seq += 1
-                advance(view, stored(seq, raw["id"], event, LOCAL_ACTOR, now))
+                advance(view, stored(seq, raw["id"], event, self.actor, now))
             view.seq = self.confirmed.seq
             for cell_id, buffer in self.buffers.items():
                 cell = view.cells.get(cell_id)
@@ -486,8 +489,11 @@ class NotebookModel:
             else:
                 self._view = None
 
-    def run(self, cell_id: CellId) -> ExecutionId | None:
-        """Ask for an execution of what is on screen; ``None`` for a non-code cell."""
+    def run(self, cell_id: CellId, runner: str | None = None) -> ExecutionId | None:
+        """Ask for an execution of what is on screen; ``None`` for a non-code cell.
+
+        ``runner="tab"``: in this person's own tab kernel (``executionRequested.runner``).
+        """
         cell = self.state().cells.get(cell_id)
         if cell is None or cell.deleted or cell.cell_type != "code":
             return None
@@ -495,10 +501,24 @@ class NotebookModel:
         self.take_edits()
         self._add(
             ev.ExecutionRequested(
-                execution_id=execution_id, cell_id=cell_id, source=self.text(cell_id)
+                execution_id=execution_id,
+                cell_id=cell_id,
+                source=self.text(cell_id),
+                runner=runner,
             )
         )
         return execution_id
+
+    def add_kernel_events(self, events: list[PushedJson]) -> None:
+        """This tab's kernel's events (checked by ``client.tab_kernel``): pending, like edits."""
+        for raw in events:
+            self._put_pending({key: raw[key] for key in ("id", "name", "v", "args")})
+        self._view = None
+
+    def set_actor(self, actor: str) -> None:
+        if actor and actor != self.actor:
+            self.actor = actor
+            self._view = None
 
     def interrupt(self, execution_id: ExecutionId) -> None:
         self._add(ev.InterruptRequested(execution_id=execution_id))

@@ -33,14 +33,20 @@ class SyncStatus:
     late: bool = False
 
 
-def kernel_status(state: NotebookState, kernels: str | None = None) -> tuple[str, str, bool]:
+def kernel_status(
+    state: NotebookState, kernels: str | None = None, tab: tuple[str, str] = ("off", "")
+) -> tuple[str, str, bool]:
     """``(status, text, show the command)`` for the header: none, starting, idle, busy or
     restarting.
 
     ``kernels`` is the relay's ``--kernels`` mode from ``/api/health``: "auto"
     (it starts a kernel when work waits), "none" (someone must start one), or
     ``None`` when the relay does not say (then the command shows while work waits).
+    ``tab`` is this tab's kernel (``client.tab_kernel``): its status and what to say of it.
     """
+    tab_status, tab_detail = tab
+    if tab_status in ("starting", "failed"):
+        return tab_status, f"kernel: this tab · {tab_detail or tab_status}", False
     live = state.live_kernels()
     waiting = bool(state.pending())
     if not live:
@@ -61,7 +67,10 @@ def kernel_status(state: NotebookState, kernels: str | None = None) -> tuple[str
     if any(session.restart_requested for session in live):
         return "restarting", f"kernel: restarting… · {label}", False
     busy = any(state.executions[eid].status == "executing" for eid in state.queue)
-    return ("busy" if busy else "idle"), f"kernel: {'busy' if busy else 'idle'} · {label}", False
+    text = f"kernel: {'busy' if busy else 'idle'} · {label}"
+    if tab_detail:
+        text += f" · {tab_detail}"
+    return ("busy" if busy else "idle"), text, False
 
 
 def execution_summary(run: Execution, state: NotebookState, now: float | None = None) -> str:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 
+from shared_schema import NotebookState
+
 from .bridge import HostBridge, Post
 from .packages import PackageInstaller
 from .session import Kernel, KernelConfig
@@ -34,5 +36,7 @@ def start(config_json: str, post: Post) -> Started:
     data = json.loads(config_json)
     installer = PackageInstaller(data.get("micropip_wheel"), list(data.get("index_urls", [])))
     kernel = Kernel(HostBridge(post), KernelConfig.from_json(config_json), installer=installer)
+    if data.get("state") is not None:  # a tab host: the page's state, its log follows from there
+        kernel.state = NotebookState.load(data["state"])
     kernel.announce()
     return Started(kernel)

@@ -65,6 +65,9 @@ class KernelConfig:
     #: This worker replaces one that restarted (or crashed) in the same session.
     restarted: bool = False
     output_cap_bytes: int = DEFAULT_CAP_BYTES
+    #: Who this kernel's events are by, when its host knows (a tab: the page's person);
+    #: the actor its own events fold with before the log names it.
+    actor: str = ""
 
     @classmethod
     def from_json(cls, text: str) -> KernelConfig:
@@ -385,7 +388,7 @@ class Kernel:
             return
         while (raw := own.pop(self.state.seq + 1, None)) is not None:
             session = self.state.kernels.get(self.session_id)
-            actor = session.actor if session else ""
+            actor = session.actor if session else self.config.actor
             stored = {**raw, "seq": self.state.seq + 1, "actor": actor, "ts": time.time()}
             advance(self.state, stored_from_json(stored, trusted=True))
         for seq in [seq for seq in own if seq <= self.state.seq]:

@@ -6,6 +6,8 @@ CPython only, like the rest of ``kernel_headless.launch``. The hosts
 
 from __future__ import annotations
 
+import json
+
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +36,18 @@ def default_cache_dir() -> Path:
     if os.environ.get("ANODE_CACHE"):
         return Path(os.environ["ANODE_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "anode"
+
+
+#: The micropip wheel ``make setup`` puts in vendor/micropip (the Makefile's MICROPIP).
+MICROPIP_WHEEL = "micropip-0.11.1-py3-none-any.whl"
+#: What the tab host reads to load the kernel (``client/tab_kernel.py``); kept current by
+#: ``python -m kernel_headless.launch.spec`` (tests/test_tab_kernel.py checks it).
+TAB_MANIFEST = PACKAGE_DIR / "files.json"
+
+
+def tab_manifest() -> dict[str, object]:
+    """The kernel's files as a tab loads them: its Python, and micropip for ``%pip``."""
+    return {"python_files": python_files(), "micropip_wheel": f"vendor/micropip/{MICROPIP_WHEEL}"}
 
 
 def python_files() -> list[str]:
@@ -94,3 +108,7 @@ class KernelSpec:
         wheel = next(iter(sorted(MICROPIP_DIR.glob("micropip-*.whl"))), None)
         config["micropip_wheel"] = str(wheel) if wheel else None
         return config
+
+
+if __name__ == "__main__":
+    TAB_MANIFEST.write_text(json.dumps(tab_manifest(), indent=1) + "\n")

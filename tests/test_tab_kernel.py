@@ -1,0 +1,194 @@
+"""The tab kernel: cells run in the person's own tab (client/tab_kernel.py).
+
+Real pages in Chromium, real Pyodide in the tab's sandboxed worker: the
+static site from ``anode build-site`` with no relay, served by ``python -m
+http.server``; and the relay-served page, where a tab runs offline and the
+log decides when it syncs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from anode.site import build
+from kernel_headless.launch.spec import TAB_MANIFEST, tab_manifest
+from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
+from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, RequestLog
+from tests.conftest import RelayProcess
+from tests.test_client_site import _free_port, _NoRelay, static_server  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+#: How long a tab kernel may take to come up cold (Pyodide with no snapshot, two cores).
+TAB_START_MS = 60_000
+
+#: A cell that tries, from the tab kernel, what only the page may reach.
+BREAK_IN = """
+import js, json
+tried = {}
+def attempt(name, action):
+    try:
+        tried[name] = repr(action())[:80]
+    except Exception as error:
+        tried[name] = "blocked: " + type(error).__name__
+attempt("document", lambda: js.document.cookie)
+attempt("parent", lambda: js.parent.document.body)
+attempt("local_storage", lambda: js.localStorage.getItem("anode-tokens:"))
+attempt("indexeddb", lambda: js.indexedDB.open("anode"))
+attempt("caches", lambda: js.caches.keys())
+attempt("origin", lambda: js.self.origin)
+print(json.dumps(tried))
+"""
+
+
+def test_the_tab_manifest_and_the_frame_hash_are_current() -> None:
+    """``kernel_headless/files.json`` lists the kernel's files, and index.html's policy lets
+    in the frame script by its hash (either going stale would stop the tab kernel)."""
+    assert json.loads(TAB_MANIFEST.read_text()) == tab_manifest(), (
+        "run: python -m kernel_headless.launch.spec"
+    )
+    glue = (ROOT / "client" / "js" / "tab_frame.js").read_bytes()
+    digest = base64.b64encode(hashlib.sha256(glue).digest()).decode()
+    assert f"'sha256-{digest}'" in (ROOT / "index.html").read_text()
+
+
+def _new_notebook(tab: ClientPage, title: str) -> None:
+    from playwright.sync_api import expect
+
+    tab.page.fill(".new-title", title)
+    tab.page.click("button.create")
+    tab.page.wait_for_url(re.compile(r"\?notebook="), timeout=SYNC_TIMEOUT_MS)
+    tab.wait_ready()
+    expect(tab.cells).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
+
+
+def _run(tab: ClientPage, index: int, source: str) -> None:
+    tab.type(index, source)
+    tab.page.keyboard.press("Control+Enter")
+
+
+@pytest.mark.slow
+def test_a_static_site_runs_cells_in_the_tab(tmp_path: Path, static_server, browser) -> None:
+    """No relay at all: the tab's own kernel runs the cells, nothing leaves the static server,
+    a cell cannot reach the page's storage or DOM, and a spinning cell is interrupted."""
+    from playwright.sync_api import expect
+
+    site = tmp_path / "site"
+    build(site, None)
+    server = static_server(site, _free_port())
+    context = browser.new_context(service_workers="block")
+    outside = RequestLog(server.url).attach(context)
+    tab = ClientPage(context.new_page(), _NoRelay(), site_url=server.url)
+    tab.goto()
+    _new_notebook(tab, "In this tab")
+    _run(tab, 0, "print(6*7)")
+    expect(tab.outputs(0).locator("pre.stream")).to_have_text("42", timeout=TAB_START_MS)
+    tab.expect_status(0, "done")
+    expect(tab.page.locator(".kernel-status")).to_contain_text("this tab")
+    assert tab.page.locator("select.run-in").is_hidden()  # no relay: nowhere else to run
+
+    tab.page.click(".cells > section.cell >> nth=0")
+    tab.page.keyboard.press("Escape")
+    tab.page.keyboard.press("b")
+    expect(tab.cells).to_have_count(2)
+    _run(tab, 1, BREAK_IN.strip())
+    expect(tab.outputs(1).locator("pre.stream")).to_contain_text("origin", timeout=RUN_TIMEOUT_MS)
+    tried = json.loads(tab.outputs(1).locator("pre.stream").inner_text())
+    assert tried["origin"] == "'null'", tried
+    for name in ("document", "parent", "local_storage", "indexeddb", "caches"):
+        assert tried[name].startswith("blocked"), tried
+
+    _interrupt_a_spinning_cell(tab, 1)
+    assert outside.outside == []
+    assert tab.errors == []
+    context.close()
+
+
+def _interrupt_a_spinning_cell(tab: ClientPage, index: int) -> None:
+    from playwright.sync_api import expect
+
+    editor = tab.editor(index)
+    editor.click()
+    tab.page.keyboard.press("Control+a")
+    tab.page.keyboard.type("while True: pass")
+    tab.page.keyboard.press("Control+Enter")
+    tab.expect_status(index, "running")
+    tab.page.click("button.interrupt-all")
+    tab.expect_status(index, "cancelled" if _isolated(tab) else "error", timeout=10_000)
+    expect(tab.outputs(index)).to_contain_text(
+        "KeyboardInterrupt" if _isolated(tab) else "KernelRestarted"
+    )
+
+
+def _isolated(tab: ClientPage) -> bool:
+    return bool(tab.page.evaluate("crossOriginIsolated"))
+
+
+@pytest.mark.slow
+def test_offline_runs_sync_and_count_once(
+    relay_process: Callable[..., RelayProcess], browser
+) -> None:
+    """Online with a relay and auto kernels, a person goes offline and runs two cells: the tab
+    runs them, a reload keeps their outputs, and back online a colleague sees both; the log
+    shows each ran once, in the tab's session. The colleague's tab never claims them."""
+    from playwright.sync_api import expect
+
+    relay = relay_process("--kernels", "auto")
+    context = browser.new_context(service_workers="block")
+    tab = ClientPage.open(context, relay)
+    _new_notebook(tab, "Offline runs")
+    notebook = re.search(r"notebook=([\w-]+)", tab.page.url).group(1)
+    tab.expect_online(True)
+    other = ClientPage.open(browser.new_context(service_workers="block"), relay, notebook)
+
+    context.set_offline(True)
+    tab.expect_online(False)
+    _run(tab, 0, "print('ran offline')")
+    expect(tab.outputs(0).locator("pre.stream")).to_have_text("ran offline", timeout=TAB_START_MS)
+    tab.page.keyboard.press("Escape")
+    tab.page.keyboard.press("b")
+    expect(tab.cells).to_have_count(2)
+    _run(tab, 1, "1/0")
+    expect(tab.outputs(1)).to_contain_text("ZeroDivisionError", timeout=RUN_TIMEOUT_MS)
+    expect(tab.page.locator("body")).to_have_attribute("data-saving", "0")
+    tab.reload()
+    expect(tab.outputs(0).locator("pre.stream")).to_have_text("ran offline")
+    expect(tab.outputs(1)).to_contain_text("ZeroDivisionError")
+
+    context.set_offline(False)
+    tab.expect_online(True)
+    expect(tab.page.locator(".sync-status")).to_have_attribute(
+        "data-unsynced", "0", timeout=SYNC_TIMEOUT_MS
+    )
+    expect(other.outputs(0).locator("pre.stream")).to_have_text(
+        "ran offline", timeout=SYNC_TIMEOUT_MS
+    )
+    expect(other.outputs(1)).to_contain_text("ZeroDivisionError", timeout=SYNC_TIMEOUT_MS)
+    log = httpx.get(
+        f"{relay.url}/api/notebooks/{notebook}/events?after=0&limit=1000",
+        headers=relay.headers,
+        timeout=30,
+    ).json()["events"]
+    tabs = {
+        e["args"]["session_id"]
+        for e in log
+        if e["name"] == "kernelSessionStarted" and e["args"]["host"] == "tab"
+    }
+    claims = [e for e in log if e["name"] == "executionAssigned"]
+    starts = [e for e in log if e["name"] == "executionStarted"]
+    assert len(claims) == len(starts) == 2
+    assert {claim["args"]["session_id"] for claim in claims} <= tabs
+    assert len({claim["args"]["execution_id"] for claim in claims}) == 2
+    server_kernels = [
+        e for e in log if e["name"] == "kernelSessionStarted" and e["args"]["host"] != "tab"
+    ]
+    assert server_kernels == []  # the relay had nothing to run: no kernel was started
+    assert tab.errors == [] and other.errors == []
+    context.close()
