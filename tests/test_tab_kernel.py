@@ -70,7 +70,9 @@ def _new_notebook(tab: ClientPage, title: str) -> None:
 
 
 def _run(tab: ClientPage, index: int, source: str) -> None:
-    tab.type(index, source)
+    tab.editor(index).click()
+    tab.page.keyboard.press("Control+End")
+    tab.page.keyboard.insert_text(source)  # as pasted: the editor adds no indentation
     tab.page.keyboard.press("Control+Enter")
 
 
