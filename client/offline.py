@@ -31,6 +31,23 @@ log = logging.getLogger("anode.client.offline")
 WORKER = "./sw.js"
 
 
+async def tab_kernel_urls() -> list[str]:
+    """What this tab's kernel loads (``client.tab_kernel``), so that a cell runs offline
+    even in a tab whose kernel never started while online."""
+    root = str(js.URL.new(".", js.location.href).href)
+    manifest = "kernel_headless/files.json"
+    try:
+        response = await js.fetch(root + manifest)
+        files = json.loads(str(await response.text()))
+        paths = [*files["python_files"], files["micropip_wheel"]]
+    except Exception as error:  # a site without the kernel's files: nothing more to keep
+        log.debug("no tab kernel files to keep: %s", error)
+        return []
+    pyodide = [f"vendor/pyodide/{name}" for name in ("pyodide.mjs", "pyodide.asm.mjs")]
+    fixed = ["client/js/tab_frame.js", "kernel_headless/host/tab_worker.js", manifest]
+    return [root + path for path in (*fixed, *pyodide, *paths)]
+
+
 def loaded_urls() -> list[str]:
     """The page's own address (without its query), every resource it fetched, and the fonts it may
     need."""
@@ -83,7 +100,8 @@ async def keep_for_offline() -> None:
 
         proxy = create_proxy(reply)
         channel.port1.onmessage = proxy
-        message = js_object({"type": "keep", "urls": json.dumps(loaded_urls())})
+        urls = loaded_urls() + await tab_kernel_urls()
+        message = js_object({"type": "keep", "urls": json.dumps(list(dict.fromkeys(urls)))})
         worker.postMessage(message, js.Array.of(channel.port2))
         try:
             kept = await asyncio.wait_for(answered, 120)

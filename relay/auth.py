@@ -29,7 +29,7 @@ from shared_schema import NotebookState, PushedEvent, limits
 from shared_schema import events as ev
 from shared_schema.events import Event
 from shared_schema.materializer import rebase_work
-from shared_schema.state import KernelSession
+from shared_schema.state import Execution, KernelSession
 
 from .errors import ApiError, BadRequest, PayloadTooLarge, store_unavailable
 from .storage import StoreUnavailable
@@ -183,6 +183,8 @@ class EventPolicy:
                 batch.note_claim(state, event)
             elif isinstance(event, ev.KernelSessionStarted):
                 batch.note_session(event, self.grant.actor)
+            elif isinstance(event, ev.ExecutionRequested):
+                batch.note_request(state, event, self.grant.actor)
 
     def _refuse_claimed_actor(self, index: int, claimed: object) -> None:
         """The relay sets ``actor`` from the credential: a body that names one is refused,
@@ -274,8 +276,10 @@ class _BatchView:
     """What the events checked so far in one batch change for the ones after them."""
 
     own_sessions: set[str] = field(default_factory=set)
-    #: Sessions announced earlier in the batch.
+    #: Sessions announced, and executions requested, earlier in the batch (a tab's offline
+    #: runs arrive as one batch: request, claim, start, outputs, completion).
     started: dict[str, KernelSession] = field(default_factory=dict)
+    requested: dict[str, Execution] = field(default_factory=dict)
     #: Executions claimed earlier in the batch, and those of them whose claim wins.
     claimed: set[str] = field(default_factory=set)
     won_claims: set[str] = field(default_factory=set)
@@ -296,10 +300,24 @@ class _BatchView:
                 id=event.session_id, host=event.host, lease_seconds=event.lease_seconds, actor=actor
             )
 
+    def note_request(self, state: NotebookState, event: ev.ExecutionRequested, actor: str) -> None:
+        cell = state.cells.get(event.cell_id)
+        known = event.execution_id in state.executions or event.execution_id in self.requested
+        if not known and (cell is None or not cell.deleted):  # a cell made in this batch is live
+            self.requested[event.execution_id] = Execution(
+                id=event.execution_id,
+                cell_id=event.cell_id,
+                source="",
+                requested_by=actor,
+                runner=event.runner,
+            )
+
     def note_claim(self, state: NotebookState, event: ev.ExecutionAssigned) -> None:
         """Mirror the materializer: the claim wins if the execution is pending, the session
         live, and the request lets this session run it."""
-        execution = state.executions.get(event.execution_id)
+        execution = state.executions.get(event.execution_id) or self.requested.get(
+            event.execution_id
+        )
         session = self.session(state, event.session_id)
         if (
             execution is not None

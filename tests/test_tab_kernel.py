@@ -143,11 +143,14 @@ def test_offline_runs_sync_and_count_once(
     from playwright.sync_api import expect
 
     relay = relay_process("--kernels", "auto")
-    context = browser.new_context(service_workers="block")
+    context = browser.new_context()  # the service worker keeps the site (and the kernel's files)
     tab = ClientPage.open(context, relay)
     _new_notebook(tab, "Offline runs")
     notebook = re.search(r"notebook=([\w-]+)", tab.page.url).group(1)
     tab.expect_online(True)
+    expect(tab.page.locator("body")).to_have_attribute(
+        "data-offline", "ready", timeout=RUN_TIMEOUT_MS
+    )
     other = ClientPage.open(browser.new_context(service_workers="block"), relay, notebook)
 
     context.set_offline(True)
