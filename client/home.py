@@ -6,7 +6,7 @@ page opens it, so the first thing a person sees is a cell to type in.
 With no relay (a static site built without one) or with the relay out of
 reach, the list shows the notebooks this browser holds in IndexedDB, and
 with no relay "New notebook" makes a local one: it lives in this browser
-only, and running its code needs a relay and a kernel. Opened later with a
+only, and its code runs in this tab (``client.tab_kernel``). Opened later with a
 relay (``?relay=URL``), such a notebook has a "Put on the relay" button.
 
 "Import .ipynb" (or a file dropped on the page) makes a notebook of a
@@ -95,8 +95,8 @@ class HomeView:
         if relay is None:
             notice = h(
                 "p", {"class": "message no-relay"},
-                "No relay: notebooks are kept in this browser only, and running code needs a "
-                "kernel, which needs a relay (anode serve; open this site with ?relay=URL).",
+                "No relay: notebooks are kept in this browser only, and their code runs in this "
+                "tab. To share them, open this site with a relay (anode serve; ?relay=URL).",
             )  # fmt: skip
         clear(root)
         self.page = h(

@@ -337,10 +337,11 @@ class _BatchView:
             return event.host == "tab"
         session_id = getattr(event, "session_id", None)
         if session_id is None:
-            execution = state.executions.get(getattr(event, "execution_id", None) or "")
-            session_id = execution.kernel_session if execution is not None else None
-            if execution is not None:
-                session_id = self.claims.get(execution.id, session_id)
+            execution_id = getattr(event, "execution_id", None) or ""
+            execution = state.executions.get(execution_id)
+            session_id = self.claims.get(execution_id) or (
+                execution.kernel_session if execution is not None else None
+            )
         session = self.session(state, session_id or "")
         return session is not None and session.host == "tab"
 

@@ -450,3 +450,69 @@ def test_outputs_per_execution_are_capped(relay_thread) -> None:
         assert _push(http, notebook, *adds[:3]).status_code == 200
         refused = _push(http, notebook, adds[3])
         assert refused.status_code == 413 and refused.json()["error"] == "too_many_outputs"
+
+
+def test_an_editor_runs_a_kernel_only_in_its_own_tab_for_its_own_requests(world: World) -> None:
+    """An editor writes kernel events only for a ``tab`` session it announced, claims only
+    its own requests asked of a tab, and heartbeats only that session; no other kernel
+    claims a request asked of a tab, and a tab claims no one else's."""
+    editor = world.admin.post(f"/api/notebooks/{world.own}/tokens", json={"role": "editor"})
+    colleague = editor.json()["token"]
+    cell = new_id("c")
+    _push(world.admin, world.own, event("cellCreated", cell_id=cell))
+    mine = event("executionRequested", execution_id=new_id("x"), cell_id=cell, source="1",
+                 runner="tab")  # fmt: skip
+    mine_id = mine["args"]["execution_id"]
+    offline_run = [
+        mine,
+        event("kernelSessionStarted", session_id="ks-tab", host="tab", lease_seconds=10),
+        event("executionAssigned", execution_id=mine_id, session_id="ks-tab"),
+        event("executionStarted", execution_id=mine_id, session_id="ks-tab", execution_count=1),
+        event("streamAppended", execution_id=mine_id, stream="stdout", text="1\n"),
+        event("executionCompleted", execution_id=mine_id, session_id="ks-tab", status="ok"),
+    ]
+    with (
+        world.client("editor") as tab,
+        httpx.Client(base_url=world.url, headers={"Authorization": f"Bearer {colleague}"}) as b,
+        world.client("kernel") as server,
+    ):
+        # A server kernel session: an editor may not write its events.
+        _refused(
+            _push(
+                tab,
+                world.own,
+                event("kernelSessionStarted", session_id="ks-node", host="node", lease_seconds=10),
+            ),  # fmt: skip
+            "role_forbids",
+            "own tab kernel",
+        )
+        # A run made offline arrives whole, and counts.
+        pushed = _push(tab, world.own, *offline_run)
+        assert pushed.status_code == 200, pushed.text
+        finished = [e for e in world.log(world.own) if e["name"] == "executionCompleted"]
+        assert [e["args"]["execution_id"] for e in finished] == [mine_id]
+        # The colleague's request, even one asked of a tab: my tab's claim does not count, and
+        # what my tab would write for it is refused.
+        theirs = event("executionRequested", execution_id=new_id("x"), cell_id=cell, source="2",
+                       runner="tab")  # fmt: skip
+        assert _push(b, world.own, theirs).status_code == 200
+        theirs_id = theirs["args"]["execution_id"]
+        stolen = [
+            event("executionAssigned", execution_id=theirs_id, session_id="ks-tab"),
+            event("executionStarted", execution_id=theirs_id, session_id="ks-tab"),
+        ]
+        _refused(_push(tab, world.own, *stolen), "not_your_session", "not claimed by this kernel")
+        # A server kernel cannot take a request asked of a tab either: its claim is a no-op.
+        server_claim = [
+            event("kernelSessionStarted", session_id="ks-srv", host="node", lease_seconds=30),
+            event("executionAssigned", execution_id=theirs_id, session_id="ks-srv"),
+            event("executionStarted", execution_id=theirs_id, session_id="ks-srv"),
+        ]
+        _refused(_push(server, world.own, *server_claim), "not_your_session", "not claimed")
+        # Heartbeats: its own tab session, yes; another's session or none, no.
+        beat = {"client_id": "ks-tab", "kind": "kernel", "state": {"session_id": "ks-tab"}}
+        presence = f"/api/notebooks/{world.own}/presence"
+        assert tab.post(presence, json=beat).status_code == 200
+        assert b.post(presence, json=beat).status_code == 403
+        other = {"client_id": "ks-x", "kind": "kernel", "state": {"session_id": "ks-srv"}}
+        assert tab.post(presence, json=other).status_code == 403

@@ -1238,3 +1238,23 @@ def test_the_live_cell_count_is_kept_by_the_fold(book: Book) -> None:
     assert book.order() == ["a", "i", "m", "z"]
     assert book.state.live_cells == len(book.state.visible_cells()) == 4
     assert NotebookState.load(book.state.dump()).live_cells == 4
+
+
+def test_a_tab_kernel_runs_only_its_own_persons_requests_asked_of_a_tab(book: Book) -> None:
+    """``Execution.claimable_by``: a colleague's code never runs in my tab, and what I asked of
+    my tab runs on no server kernel."""
+    nb = book
+    nb.cells("c1")
+    nb("kernelSessionStarted", ADA, session_id="tab-ada", host="tab", lease_seconds=10.0)
+    nb("kernelSessionStarted", "user:bob", session_id="tab-bob", host="tab", lease_seconds=10.0)
+    nb.kernel("srv")
+    nb("executionRequested", ADA, execution_id="x1", cell_id="c1", source="1", runner="tab")
+    nb.unchanged_by("executionAssigned", "user:bob", execution_id="x1", session_id="tab-bob")
+    nb.unchanged_by("executionAssigned", KERNEL, execution_id="x1", session_id="srv")
+    nb("executionAssigned", ADA, execution_id="x1", session_id="tab-ada")
+    assert nb.run("x1").kernel_session == "tab-ada"
+    # A request for any kernel: not a tab's to take, even its own person's.
+    nb("executionRequested", ADA, execution_id="x2", cell_id="c1", source="2")
+    nb.unchanged_by("executionAssigned", ADA, execution_id="x2", session_id="tab-ada")
+    nb.claim("x2", "srv")
+    assert nb.run("x2").kernel_session == "srv"

@@ -23,7 +23,8 @@ from kernel_headless.launch.spec import TAB_MANIFEST, tab_manifest
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, RequestLog
 from tests.conftest import RelayProcess
-from tests.test_client_site import _free_port, _NoRelay, static_server  # noqa: F401
+from tests.test_client_site import _free_port, _NoRelay
+from tests.test_client_site import static_server as static_server_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 #: How long a tab kernel may take to come up cold (Pyodide with no snapshot, two cores).

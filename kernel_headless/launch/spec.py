@@ -7,7 +7,6 @@ CPython only, like the rest of ``kernel_headless.launch``. The hosts
 from __future__ import annotations
 
 import json
-
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
