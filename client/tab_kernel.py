@@ -55,7 +55,6 @@ FALLBACK_SECONDS = 1.0
 INTERRUPT_REPEAT = 0.25
 #: What the worker may fetch from the site through the page: public static files only.
 SERVED_PREFIXES = ("vendor/", "kernel_headless/", "shared_schema/", "wheels/", "pyodide-packages/")
-PYODIDE_CDN = "https://cdn.jsdelivr.net/pyodide/v{version}/full/"
 
 
 def site_root() -> str:
@@ -135,7 +134,6 @@ class TabKernel:
     def _kernel_config(
         self, root: str, manifest: dict[str, Any], health: dict[str, Any]
     ) -> dict[str, Any]:
-        version = str(js.document.body.dataset.pyodideVersion or "")
         packages = health.get("pyodide_packages")
         relay_wheels = [self._relay.url("/wheels/simple/")] if self._relay is not None else []
         return {
@@ -146,12 +144,11 @@ class TabKernel:
             "actor": self.model.actor,
             "site": root,
             "pyodide_url": root + "vendor/pyodide/",
-            "package_base_url": packages
-            if isinstance(packages, str)
-            else (PYODIDE_CDN.format(version=version) if version else None),
+            # None: Pyodide's CDN (host/tab_worker.js); the client names no remote address.
+            "package_base_url": packages if isinstance(packages, str) else None,
             "python_files": manifest["python_files"],
             "micropip_wheel": root + manifest["micropip_wheel"],
-            "index_urls": [*relay_wheels, "https://pypi.org/simple/"],
+            "index_urls": relay_wheels,  # and PyPI (host/tab_worker.js)
         }
 
     async def _health(self) -> dict[str, Any]:

@@ -23,8 +23,7 @@ from kernel_headless.launch.spec import TAB_MANIFEST, tab_manifest
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, RequestLog
 from tests.conftest import RelayProcess
-from tests.test_client_site import _free_port, _NoRelay
-from tests.test_client_site import static_server as static_server_fixture  # noqa: F401
+from tests.test_client_site import StaticServer, _free_port, _NoRelay
 
 ROOT = Path(__file__).resolve().parent.parent
 #: How long a tab kernel may take to come up cold (Pyodide with no snapshot, two cores).
@@ -78,14 +77,14 @@ def _run(tab: ClientPage, index: int, source: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_static_site_runs_cells_in_the_tab(tmp_path: Path, static_server, browser) -> None:
+def test_a_static_site_runs_cells_in_the_tab(tmp_path: Path, browser) -> None:
     """No relay at all: the tab's own kernel runs the cells, nothing leaves the static server,
     a cell cannot reach the page's storage or DOM, and a spinning cell is interrupted."""
     from playwright.sync_api import expect
 
     site = tmp_path / "site"
     build(site, None)
-    server = static_server(site, _free_port())
+    server = StaticServer(site, _free_port())
     context = browser.new_context(service_workers="block")
     outside = RequestLog(server.url).attach(context)
     tab = ClientPage(context.new_page(), _NoRelay(), site_url=server.url)
@@ -112,6 +111,7 @@ def test_a_static_site_runs_cells_in_the_tab(tmp_path: Path, static_server, brow
     assert outside.outside == []
     assert tab.errors == []
     context.close()
+    server.stop()
 
 
 def _interrupt_a_spinning_cell(tab: ClientPage, index: int) -> None:

@@ -34,7 +34,6 @@ const snapshot = (async () => {
 /** PyScript's call: its options (stdout, stderr), but always the vendored Pyodide's files. */
 export async function loadPyodide(options) {
   const settings = { ...options, indexURL: INDEX_URL };
-  document.body.dataset.pyodideVersion = version; // the tab kernel loads the same Pyodide
   const bytes = await snapshot;
   let pyodide = null;
   if (bytes) {

@@ -17,6 +17,8 @@
 // page's JSON strings for the kernel (kernel_headless/bridge.py). To the page:
 // the kernel's JSON strings, and {type: "log" | "ready" | "fatal" | "fetch"}.
 
+const PYPI = "https://pypi.org/simple/";
+const cdn = (version) => `https://cdn.jsdelivr.net/pyodide/v${version}/full/`;
 const post = (message) => self.postMessage(message);
 const log = (line) => post({ type: "log", line });
 
@@ -57,10 +59,11 @@ async function importText(url) {
 }
 
 async function load(config) {
-  const { loadPyodide } = await importText(`${config.pyodide_url}pyodide.mjs`);
+  const { loadPyodide, version } = await importText(`${config.pyodide_url}pyodide.mjs`);
   const asm = await importText(`${config.pyodide_url}pyodide.asm.mjs`);
   const options = { indexURL: config.pyodide_url, createPyodideModule: asm.default, stdout: log, stderr: log };
-  if (config.package_base_url) options.packageBaseUrl = config.package_base_url;
+  // Packages by import: the site's or relay's folder when there is one, else Pyodide's CDN.
+  options.packageBaseUrl = config.package_base_url || cdn(version);
   const [pyodide, files] = await Promise.all([
     loadPyodide(options),
     Promise.all(
@@ -83,6 +86,8 @@ async function load(config) {
 
 async function start({ config: configJson, interrupt }) {
   const config = JSON.parse(configJson);
+  config.index_urls = [...(config.index_urls ?? []), PYPI];
+  configJson = JSON.stringify(config);
   site = config.site;
   const started = performance.now();
   try {
