@@ -110,6 +110,11 @@ def query_param(name: str) -> str | None:
     return str(params.get(name)) if params.has(name) else None
 
 
+def site_root() -> str:
+    """The page's folder: where the site's files are (``…/`` of ``…/index.html``)."""
+    return str(js.URL.new(".", js.location.href).href)
+
+
 def site_link(notebook_id: str | None = None) -> str:
     """A link to the home view or a notebook that keeps this page's ``?relay=``
     (``links.page_link``)."""

@@ -24,7 +24,7 @@ import re
 import js
 from pyodide.ffi import create_proxy
 
-from .browser import js_object
+from .browser import js_object, site_root
 
 log = logging.getLogger("anode.client.offline")
 
@@ -34,7 +34,7 @@ WORKER = "./sw.js"
 async def tab_kernel_urls() -> list[str]:
     """What this tab's kernel loads (``client.tab_kernel``), so that a cell runs offline
     even in a tab whose kernel never started while online."""
-    root = str(js.URL.new(".", js.location.href).href)
+    root = site_root()
     manifest = "kernel_headless/files.json"
     try:
         response = await js.fetch(root + manifest)

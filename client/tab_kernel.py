@@ -42,7 +42,7 @@ from shared_schema import events as ev
 from shared_schema.errors import SchemaError
 from shared_schema.ids import new_session_id
 
-from .browser import NetworkError, fetch, js_object
+from .browser import NetworkError, fetch, js_object, site_root
 from .model import NotebookModel
 from .relay import Relay
 
@@ -55,11 +55,6 @@ FALLBACK_SECONDS = 1.0
 INTERRUPT_REPEAT = 0.25
 #: What the worker may fetch from the site through the page: public static files only.
 SERVED_PREFIXES = ("vendor/", "kernel_headless/", "shared_schema/", "wheels/", "pyodide-packages/")
-
-
-def site_root() -> str:
-    """The page's folder: where the site's files are (``…/`` of ``…/index.html``)."""
-    return str(js.URL.new(".", js.location.href).href)
 
 
 class TabKernel:
@@ -402,6 +397,11 @@ class TabKernel:
         """Answer the worker's fetch of a public static file of this site (nothing else)."""
         root = site_root()
         answer: dict[str, Any] = {"type": "fetched", "id": fetch_id, "status": 0, "error": ""}
+        try:  # as fetch will read it (``%2e%2e`` is ``..``), with no query or fragment
+            address = js.URL.new(url, root)
+            url = str(address.origin) + str(address.pathname)
+        except Exception:  # not an address at all
+            url = ""
         path = url[len(root) :] if url.startswith(root) else None
         if path is None or not path.startswith(SERVED_PREFIXES) or ".." in path:
             answer |= {"status": 403, "body": None}
@@ -432,19 +432,18 @@ class TabKernel:
                     "host": "tab",
                     "label": "this tab",
                 }
-                body = {"client_id": self.session_id, "kind": "kernel", "state": state, "ttl": 20}
+                body = {
+                    "client_id": self.session_id,
+                    "kind": "kernel",
+                    "state": state,
+                    "ttl": 2 * LEASE_SECONDS,
+                }
                 path = f"/api/notebooks/{js.encodeURIComponent(self.model.notebook_id)}/presence"
                 try:
                     await self._relay.request("POST", path, body)
                 except NetworkError:
                     pass  # offline: the lease decides
             await asyncio.sleep(LEASE_SECONDS / 3)
-
-    def stop(self) -> None:
-        """The page is going away: its kernel with it (the lease ends the session)."""
-        self._post_frame({"type": "stop"})
-        if self._beat_task is not None:
-            self._beat_task.cancel()
 
 
 async def _text(url: str) -> str:

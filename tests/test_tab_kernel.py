@@ -44,6 +44,9 @@ attempt("local_storage", lambda: js.localStorage.getItem("anode-tokens:"))
 attempt("indexeddb", lambda: js.indexedDB.open("anode"))
 attempt("caches", lambda: js.caches.keys())
 attempt("origin", lambda: js.self.origin)
+tried["site_page"] = (await js.fetch("/%2e%2e/vendor/%2e%2e/index.html")).status
+tried["site_api"] = (await js.fetch("/api/notebooks")).status
+tried["site_file"] = (await js.fetch("/kernel_headless/files.json")).status
 print(json.dumps(tried))
 """
 
@@ -106,6 +109,8 @@ def test_a_static_site_runs_cells_in_the_tab(tmp_path: Path, browser) -> None:
     assert tried["origin"] == "'null'", tried
     for name in ("document", "parent", "local_storage", "indexeddb", "caches"):
         assert tried[name].startswith("blocked"), tried
+    # Through the page, only the site's public static files: not its page, not an API.
+    assert (tried["site_page"], tried["site_api"], tried["site_file"]) == (403, 403, 200), tried
 
     _interrupt_a_spinning_cell(tab, 1)
     assert outside.outside == []

@@ -2,7 +2,7 @@
 // sandbox="allow-scripts": an opaque origin). It holds the kernel's worker and
 // its interrupt buffer, and passes messages between the page and the worker:
 //   page -> frame: {type: "spawn", source, config} (a fresh worker; the old one goes),
-//                  {type: "post", message}, {type: "interrupt"}, {type: "stop"},
+//                  {type: "post", message}, {type: "interrupt"},
 //                  {type: "fetched", ...} (answers the worker's fetches);
 //   frame -> page: {type: "frame_ready"}, {type: "worker", data, worker}.
 // index.html's Content-Security-Policy lets this script in by its hash
@@ -33,9 +33,6 @@ addEventListener("message", ({ source, data }) => {
     worker.postMessage(data, data.body ? [data.body] : []);
   } else if (data.type === "interrupt" && interrupt) {
     Atomics.store(interrupt, 0, 2); // SIGINT: Pyodide raises KeyboardInterrupt at its next check
-  } else if (data.type === "stop" && worker) {
-    worker.terminate();
-    worker = null;
   }
 });
 parent.postMessage({ type: "frame_ready", isolated: self.crossOriginIsolated }, "*");
