@@ -12,6 +12,9 @@ the relay's API and the kernels' files:
     vendor/katex/      npm ``katex``'s dist: CSS and fonts (its code is in the markdown bundle)
     vendor/bundles/    CodeMirror, marked, DOMPurify and KaTeX, bundled by ``make setup``
     vendor/micropip/   micropip, for ``%pip install`` in the tab kernel
+    wheels/            with ``--wheels DIR``: DIR's wheels as a package index (PEP 503),
+                       ``wheels/simple/`` and ``wheels/files/``, the layout ``anode serve
+                       --wheels`` serves; ``%pip install`` in the tab looks there first
 
 ``config.json`` names the relay (``{"relay": "https://relay.example"}``);
 ``?relay=URL`` in the page's address overrides it. Built without ``--relay``
@@ -30,6 +33,7 @@ from urllib.parse import urlsplit
 import click
 
 from relay.static import VENDORED
+from relay.wheels import Wheelhouse
 
 from .options import fail
 
@@ -61,9 +65,11 @@ _SKIPPED = (
 _MARKERS = ("index.html", "config.json")
 
 
-def build(out: Path, relay: str | None, root: Path = ROOT) -> list[Path]:
+def build(
+    out: Path, relay: str | None, root: Path = ROOT, wheels: Path | None = None
+) -> list[Path]:
     """Write the site into ``out`` (made, or replaced if it holds an earlier site); return its top
-    entries."""
+    entries. ``wheels``: a folder of wheels to serve as the site's package index."""
     missing = [name for name in SITE_VENDORED if not (root / VENDORED[name]).is_dir()]
     if missing:
         raise click.ClickException(
@@ -84,6 +90,9 @@ def build(out: Path, relay: str | None, root: Path = ROOT) -> list[Path]:
     for target, source in folders.items():
         shutil.rmtree(out / target, ignore_errors=True)
         shutil.copytree(source, out / target, ignore=ignore)
+    shutil.rmtree(out / "wheels", ignore_errors=True)
+    if wheels is not None:
+        Wheelhouse(wheels).write_static_index(out / "wheels")
     shutil.copyfile(root / "index.html", out / "index.html")
     # At the root, so that it serves the whole site.
     shutil.copyfile(root / "client" / "js" / "sw.js", out / "sw.js")
@@ -110,11 +119,20 @@ def _relay_url(value: str | None) -> str | None:
     help="The relay the site talks to (written to config.json; ?relay= overrides it). "
     "Without one the site keeps notebooks in the browser only.",
 )
-def build_site(out: Path, relay: str | None) -> None:
+@click.option(
+    "--wheels",
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder of wheels (*.whl) to copy in as the site's package index: %pip install "
+    "in the tab kernel looks there first, and works offline once they are cached.",
+)
+def build_site(out: Path, relay: str | None, wheels: Path | None) -> None:
     """Write the browser client into OUT, for any static file server."""
     relay_url = _relay_url(relay)
+    if wheels is not None and not any(wheels.glob("*.whl")):
+        fail(f"--wheels {wheels} holds no *.whl file")
     try:
-        build(out, relay_url)
+        build(out, relay_url, wheels=wheels)
     except click.ClickException as error:
         fail(error.message)
     except OSError as error:

@@ -29,6 +29,7 @@ tab host"). Where the others' host talks to a relay, this one is the page:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -36,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 import js
-from pyodide.ffi import create_proxy, to_js
+from pyodide.ffi import JsBuffer, create_proxy, to_js
 
 from shared_schema import events as ev
 from shared_schema.errors import SchemaError
@@ -55,6 +56,8 @@ FALLBACK_SECONDS = 1.0
 INTERRUPT_REPEAT = 0.25
 #: What the worker may fetch from the site through the page: public static files only.
 SERVED_PREFIXES = ("vendor/", "kernel_headless/", "shared_schema/", "wheels/", "pyodide-packages/")
+#: Where the page keeps the kernel's Pyodide memory snapshot (Cache Storage; sw.js keeps it).
+SNAPSHOT_CACHE = "anode-tab-snapshot"
 
 
 class TabKernel:
@@ -81,6 +84,11 @@ class TabKernel:
         self._frame_ready: asyncio.Future[None] | None = None
         self._listener: Any = None
         self._worker = 0  # which spawn the frame's worker messages must come from
+        #: The MessagePort to the current worker (the frame hands it over), and what waits
+        #: for it.
+        self._port: Any = None
+        self._port_listener: Any = None
+        self._unsent: list[tuple[Any, list[Any]]] = []
         self._fed: set[str] = set()
         self._head = 0
         self._running: str | None = None
@@ -91,6 +99,9 @@ class TabKernel:
         self._config: dict[str, Any] = {}
         self.started_at = 0.0
         self.ready_seconds = 0.0
+        #: The key of the snapshot the current worker asked for, while it has not said "ready":
+        #: no cell has run in it, so a snapshot it makes holds only the kernel's own code.
+        self._snapshot_key: str | None = None
 
     # --- starting ---------------------------------------------------------------------
 
@@ -130,7 +141,12 @@ class TabKernel:
         self, root: str, manifest: dict[str, Any], health: dict[str, Any]
     ) -> dict[str, Any]:
         packages = health.get("pyodide_packages")
-        relay_wheels = [self._relay.url("/wheels/simple/")] if self._relay is not None else []
+        # The site's own wheelhouse first (``anode build-site --wheels``; the same address as
+        # the relay's when the relay serves the page), then the relay's: micropip goes on to
+        # the next index where one has no such project.
+        wheelhouses = [root + "wheels/simple/"]
+        if self._relay is not None:
+            wheelhouses.append(self._relay.url("/wheels/simple/"))
         return {
             "session_id": "",
             "host": "tab",
@@ -143,7 +159,7 @@ class TabKernel:
             "package_base_url": packages if isinstance(packages, str) else None,
             "python_files": manifest["python_files"],
             "micropip_wheel": root + manifest["micropip_wheel"],
-            "index_urls": relay_wheels,  # and PyPI (host/tab_worker.js)
+            "index_urls": list(dict.fromkeys(wheelhouses)),  # and PyPI (host/tab_worker.js)
         }
 
     async def _health(self) -> dict[str, Any]:
@@ -186,21 +202,49 @@ class TabKernel:
         }
         self._worker += 1
         self._running = None
+        self._snapshot_key = None
+        self._close_port()
         # As JSON text: a JavaScript object would lose every None (``null`` becomes undefined).
         message = {"type": "spawn", "source": self._worker_source, "config": json.dumps(config)}
         self._post_frame(message)
 
-    def _post_frame(self, message: dict[str, Any], transfer: list[Any] | None = None) -> None:
+    def _post_frame(self, message: dict[str, Any]) -> None:
         if self._frame is None or self._frame.contentWindow is None:
             return
-        data = to_js(message, dict_converter=js.Object.fromEntries)
-        if transfer:
-            self._frame.contentWindow.postMessage(data, "*", to_js(transfer))
+        self._frame.contentWindow.postMessage(
+            to_js(message, dict_converter=js.Object.fromEntries), "*"
+        )
+
+    def _post_worker(self, message: Any, transfer: list[Any] | None = None) -> None:
+        """To the current worker through its port (kept in order until the port arrives)."""
+        if not isinstance(message, str):
+            message = to_js(message, dict_converter=js.Object.fromEntries)
+        if self._port is None:
+            self._unsent.append((message, transfer or []))
+        elif transfer:
+            self._port.postMessage(message, to_js(transfer))
         else:
-            self._frame.contentWindow.postMessage(data, "*")
+            self._port.postMessage(message)
 
     def _to_kernel(self, message: dict[str, Any]) -> None:
-        self._post_frame({"type": "post", "message": json.dumps(message)})
+        self._post_worker(json.dumps(message))
+
+    def _take_port(self, port: Any) -> None:
+        self._port = port
+        self._port_listener = create_proxy(self._on_port_message)
+        port.addEventListener("message", self._port_listener)
+        port.start()
+        for message, transfer in self._unsent:
+            self._post_worker(message, transfer)
+        self._unsent = []
+
+    def _close_port(self) -> None:
+        if self._port is not None:
+            self._port.removeEventListener("message", self._port_listener)
+            self._port.close()
+            self._port_listener.destroy()
+        self._port = self._port_listener = None
+        self._unsent = []
 
     def _failed(self, why: str) -> None:
         self.status, self.detail = "failed", why
@@ -216,11 +260,18 @@ class TabKernel:
         if kind == "frame_ready":
             if self._frame_ready is not None and not self._frame_ready.done():
                 self._frame_ready.set_result(None)
-        elif kind == "worker" and int(getattr(data, "worker", 0) or 0) == self._worker:
-            try:
-                self._from_worker(data.data)
-            except Exception:  # whatever the worker says, the page goes on
-                log.exception("a message from the tab kernel was not understood")
+        elif int(getattr(data, "worker", 0) or 0) != self._worker:
+            return  # from a worker that was replaced
+        elif kind == "worker_port" and self._port is None and event.ports.length == 1:
+            self._take_port(event.ports[0])
+        elif kind == "worker":  # it failed to start, or crashed
+            self._on_port_message(data)
+
+    def _on_port_message(self, event: Any) -> None:
+        try:
+            self._from_worker(event.data)
+        except Exception:  # whatever the worker says, the page goes on
+            log.exception("a message from the tab kernel was not understood")
 
     def _from_worker(self, data: Any) -> None:
         if isinstance(data, str):
@@ -231,13 +282,21 @@ class TabKernel:
             log.info("tab kernel: %s", str(data.line)[:2000])
         elif kind == "fetch":
             asyncio.ensure_future(self._serve_fetch(int(data.id), str(data.url)))
+        elif kind == "snapshot_get":
+            asyncio.ensure_future(self._serve_snapshot(int(data.id), str(data.material)))
+        elif kind == "snapshot_put":
+            if self._snapshot_key is not None:
+                asyncio.ensure_future(self._keep_snapshot(self._snapshot_key, data.body))
         elif kind == "ready":
+            self._snapshot_key = None
             self.interrupts = bool(data.interrupts)
             self.ready_seconds = time.monotonic() - self.started_at
             js.document.body.dataset.tabKernel = "ready"
+            js.document.body.dataset.tabKernelFrom = str(getattr(data, "source", "") or "")
             self.status, self.detail = "idle", ""
             self._on_status()
         elif kind == "fatal":
+            self._snapshot_key = None
             log.error("the tab kernel failed: %s", str(data.error)[:2000])
             self._failed(str(data.error).split("\n")[0][:300])
 
@@ -284,9 +343,9 @@ class TabKernel:
                 continue
             self.model.add_kernel_events(events)
             results.append({"id": push_id, "seqs": self._append(events)})
-        if results:
-            self._commit()  # stores them, sends them to the relay, redraws
+        if results:  # the kernel hears first; storing follows in this same task
             self._to_kernel({"type": "pushed", "results": results, "head": self._head})
+            self._commit()  # stores them, sends them to the relay, redraws
 
     def _refusal(self, events: Any) -> str | None:
         """Why the page will not take these events from its kernel (None: it will)."""
@@ -405,7 +464,7 @@ class TabKernel:
         path = url[len(root) :] if url.startswith(root) else None
         if path is None or not path.startswith(SERVED_PREFIXES) or ".." in path:
             answer |= {"status": 403, "body": None}
-            self._post_frame(answer)
+            self._post_worker(answer)
             return
         try:
             response = await fetch(url, js_object({"method": "GET", "credentials": "omit"}))
@@ -415,10 +474,42 @@ class TabKernel:
                 "contentType": str(response.headers.get("content-type") or ""),
                 "body": body,
             }
-            self._post_frame(answer, [body])
+            self._post_worker(answer, [body])
         except Exception as error:  # offline and not cached: the worker raises it
             answer["error"] = str(error)
-            self._post_frame(answer)
+            self._post_worker(answer)
+
+    async def _serve_snapshot(self, fetch_id: int, material: str) -> None:
+        """Answer the worker's ask for a kept snapshot: 200 with its bytes, else 404 and
+        whether this page can keep the one it would make (Cache Storage is there)."""
+        key = hashlib.sha256(material.encode()).hexdigest()[:32]
+        answer: dict[str, Any] = {"type": "fetched", "id": fetch_id, "status": 404, "keep": False}
+        try:
+            cache = await js.caches.open(SNAPSHOT_CACHE)
+            response = await cache.match(_snapshot_url(key))
+            if response is not None:
+                body = await response.arrayBuffer()
+                self._post_worker(answer | {"status": 200, "body": body}, [body])
+                return
+            self._snapshot_key = key
+            answer["keep"] = True
+        except Exception as error:  # no Cache Storage here (an insecure origin): start cold
+            log.info("no tab kernel snapshot: %s", error)
+        self._post_worker(answer)
+
+    async def _keep_snapshot(self, key: str, body: Any) -> None:
+        """Keep the snapshot a fresh worker made, in place of any older one."""
+        if not isinstance(body, JsBuffer):
+            return
+        try:
+            cache = await js.caches.open(SNAPSHOT_CACHE)
+            for old in await cache.keys():
+                await cache.delete(old)
+            headers = js_object({"headers": {"content-type": "application/octet-stream"}})
+            await cache.put(_snapshot_url(key), js.Response.new(body, headers))
+            js.document.body.dataset.tabSnapshot = "ready"
+        except Exception as error:  # storage full or refused: the next start is cold again
+            log.warning("could not keep the tab kernel's snapshot: %s", error)
 
     async def _heartbeats(self) -> None:
         """While the log holds this session: its presence, a third of a lease apart."""
@@ -444,6 +535,10 @@ class TabKernel:
                 except NetworkError:
                     pass  # offline: the lease decides
             await asyncio.sleep(LEASE_SECONDS / 3)
+
+
+def _snapshot_url(key: str) -> str:
+    return f"{site_root()}.anode-tab-snapshot/{key}"
 
 
 async def _text(url: str) -> str:

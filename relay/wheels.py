@@ -9,7 +9,8 @@ for offline ``%pip``, and a folder laid out like a Pyodide distribution.
 
 micropip (the kernels' installer) reads this like any index, so pure-Python
 packages install with no internet. The folder is read on every request: drop
-a wheel in and it is there.
+a wheel in and it is there. ``anode build-site --wheels DIR`` writes the same
+layout as static files (``write_static_index``), for the tab kernel.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import shutil
 from pathlib import Path
 
 from starlette.requests import Request
@@ -77,20 +79,29 @@ class Wheelhouse:
         return self._hashes[key]
 
     async def projects(self, request: Request) -> Response:
-        links = "".join(f'<a href="{name}/">{name}</a>\n' for name in self._wheels())
-        return HTMLResponse(f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n")
+        return HTMLResponse(projects_page(list(self._wheels())))
 
     async def project(self, request: Request) -> Response:
         name = normalize(request.path_params["project"])
         wheels = self._wheels().get(name)
         if not wheels:
             raise NotFound(f"no wheels for {name!r} in this wheelhouse", code="unknown_project")
-        links = "".join(
-            f'<a href="../../files/{html.escape(path.name)}#sha256={self._sha256(path)}">'
-            f"{html.escape(path.name)}</a>\n"
-            for path in wheels
-        )
-        return HTMLResponse(f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n")
+        return HTMLResponse(project_page([(path.name, self._sha256(path)) for path in wheels]))
+
+    def write_static_index(self, out: Path) -> int:
+        """Write the index and the wheels into ``out`` as files (the routes' layout); returns
+        how many wheels."""
+        wheels = self._wheels()
+        (out / "simple").mkdir(parents=True, exist_ok=True)
+        (out / "files").mkdir(exist_ok=True)
+        (out / "simple" / "index.html").write_text(projects_page(list(wheels)))
+        for name, paths in wheels.items():
+            (out / "simple" / name).mkdir(exist_ok=True)
+            page = project_page([(path.name, self._sha256(path)) for path in paths])
+            (out / "simple" / name / "index.html").write_text(page)
+            for path in paths:
+                shutil.copyfile(path, out / "files" / path.name)
+        return sum(len(paths) for paths in wheels.values())
 
     async def file(self, request: Request) -> Response:
         filename = request.path_params["filename"]
@@ -98,3 +109,19 @@ class Wheelhouse:
         if not _WHEEL.fullmatch(filename) or not path.is_file():
             raise NotFound(f"no wheel {filename[:100]!r} in this wheelhouse", code="unknown_wheel")
         return FileResponse(path, media_type="application/octet-stream")
+
+
+def projects_page(names: list[str]) -> str:
+    """The PEP 503 project list: a link per (normalized) project name."""
+    links = "".join(f'<a href="{html.escape(name)}/">{html.escape(name)}</a>\n' for name in names)
+    return f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n"
+
+
+def project_page(wheels: list[tuple[str, str]]) -> str:
+    """A project's PEP 503 page: a link per wheel file name, with its sha256."""
+    links = "".join(
+        f'<a href="../../files/{html.escape(filename)}#sha256={sha256}">'
+        f"{html.escape(filename)}</a>\n"
+        for filename, sha256 in wheels
+    )
+    return f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n"

@@ -522,6 +522,14 @@ class TcpProxy:
         self.listener.close()
 
 
+@pytest.fixture(name="wheelhouse", scope="session")
+def wheelhouse_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding humanize's wheel (pure Python, no dependencies), fetched once from PyPI."""
+    folder = tmp_path_factory.mktemp("wheels")
+    download_wheel(folder, "humanize")
+    return folder
+
+
 def download_wheel(folder: Path, name: str, *extra: str) -> Path:
     """``name``'s wheel (for Python 3.14; ``extra`` pip options, e.g. a Pyodide platform),
     fetched from PyPI into ``folder``; the test fails if PyPI cannot give it."""

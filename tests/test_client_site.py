@@ -10,6 +10,7 @@ IndexedDB the notebook. Built without a relay, the site is a local notebook.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -26,6 +27,7 @@ from anode.site import build
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, RequestLog
 from tests.conftest import RelayProcess
+from tests.kernels import wheelhouse_fixture  # noqa: F401
 
 
 def _free_port() -> int:
@@ -102,6 +104,32 @@ def test_build_site_writes_a_complete_site(tmp_path: Path) -> None:
     assert not list(out.rglob("*.map"))
     build(out, None)  # again, over the old one: allowed, and now without a relay
     assert json.loads((out / "config.json").read_text()) == {"relay": None}
+
+
+def _build_site(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "anode", "build-site", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_build_site_copies_a_wheelhouse(tmp_path: Path, wheelhouse: Path) -> None:
+    """``--wheels DIR``: DIR's wheels as a static package index, the relay's layout, each
+    link with its file's sha256; a folder with no wheel is refused and nothing is written."""
+    out = tmp_path / "site"
+    done = _build_site(str(out), "--wheels", str(wheelhouse))
+    assert done.returncode == 0, done.stderr
+    [wheel] = wheelhouse.glob("*.whl")
+    assert '<a href="humanize/">' in (out / "wheels/simple/index.html").read_text()
+    page = (out / "wheels/simple/humanize/index.html").read_text()
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert f'href="../../files/{wheel.name}#sha256={digest}"' in page
+    assert (out / "wheels/files" / wheel.name).read_bytes() == wheel.read_bytes()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = _build_site(str(tmp_path / "other"), "--wheels", str(empty))
+    assert refused.returncode == 2
+    assert f"--wheels {empty} holds no *.whl file" in refused.stderr
+    assert not (tmp_path / "other").exists()
 
 
 @pytest.mark.slow

@@ -24,7 +24,6 @@ from tests.kernels import (  # noqa: F401 - the *_fixture names are fixtures
     Kernels,
     Notebook,
     author,
-    download_wheel,
     event,
     kernels_fixture,
     notebooks_fixture,
@@ -32,6 +31,7 @@ from tests.kernels import (  # noqa: F401 - the *_fixture names are fixtures
     stream_text,
     wait_until,
     warm_snapshot,
+    wheelhouse_fixture,
 )
 
 pytestmark = pytest.mark.slow
@@ -429,14 +429,6 @@ def test_bad_input_never_stops_the_kernel(relay_process, kernels: Kernels, noteb
 
 
 # --- %pip from the relay's wheelhouse -------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding humanize's wheel (pure Python, no dependencies), fetched once from PyPI."""
-    folder = tmp_path_factory.mktemp("wheels")
-    download_wheel(folder, "humanize")
-    return folder
 
 
 def test_pip_installs_from_the_wheelhouse(

@@ -23,6 +23,7 @@ from kernel_headless.launch.spec import TAB_MANIFEST, tab_manifest
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
 from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, RequestLog
 from tests.conftest import RelayProcess
+from tests.kernels import wheelhouse_fixture  # noqa: F401
 from tests.test_client_site import StaticServer, _free_port, _NoRelay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,14 +80,21 @@ def _run(tab: ClientPage, index: int, source: str) -> None:
     tab.page.keyboard.press("Control+Enter")
 
 
+#: ``%pip`` in the tab, from the site's wheelhouse (``anode build-site --wheels``).
+PIP_CELL = """%pip install humanize
+import humanize
+print(humanize.intcomma(1234567))"""
+
+
 @pytest.mark.slow
-def test_a_static_site_runs_cells_in_the_tab(tmp_path: Path, browser) -> None:
+def test_a_static_site_runs_cells_in_the_tab(tmp_path: Path, browser, wheelhouse: Path) -> None:
     """No relay at all: the tab's own kernel runs the cells, nothing leaves the static server,
-    a cell cannot reach the page's storage or DOM, and a spinning cell is interrupted."""
+    a cell cannot reach the page's storage or DOM, ``%pip`` installs from the site's wheels,
+    and a spinning cell is interrupted."""
     from playwright.sync_api import expect
 
     site = tmp_path / "site"
-    build(site, None)
+    build(site, None, wheels=wheelhouse)
     server = StaticServer(site, _free_port())
     context = browser.new_context(service_workers="block")
     outside = RequestLog(server.url).attach(context)
@@ -111,6 +119,13 @@ def test_a_static_site_runs_cells_in_the_tab(tmp_path: Path, browser) -> None:
         assert tried[name].startswith("blocked"), tried
     # Through the page, only the site's public static files: not its page, not an API.
     assert (tried["site_page"], tried["site_api"], tried["site_file"]) == (403, 403, 200), tried
+
+    tab.page.keyboard.press("Escape")
+    tab.page.keyboard.press("b")
+    expect(tab.cells).to_have_count(3)
+    _run(tab, 2, PIP_CELL)
+    expect(tab.outputs(2)).to_contain_text("1,234,567", timeout=RUN_TIMEOUT_MS)
+    expect(tab.outputs(2)).to_contain_text("Successfully installed humanize")
 
     _interrupt_a_spinning_cell(tab, 1)
     assert outside.outside == []

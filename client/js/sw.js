@@ -5,14 +5,15 @@
 // page is up and posts {type: "keep", urls} with every URL the page loaded;
 // the worker stores those of its own site. Requests are answered from the
 // network first (a new version shows at once), from the cache when the
-// network fails (relay or static host down, no network at all). The relay's
-// API (/api/), its wheels and other origins are never touched: the notebook
-// itself lives in IndexedDB (client/store.py), not here.
+// network fails (relay or static host down, no network at all): so a wheel the
+// tab kernel installed from the site's or relay's wheelhouse (wheels/) installs
+// offline too. The relay's API (/api/) and other origins are never touched:
+// the notebook itself lives in IndexedDB (client/store.py), not here.
 
 // v2: keys hold no token (v1 kept the page under its ?token= address).
 const CACHE = "anode-shell-v2";
-// Kept by client/js/snapshot.js (a Pyodide memory snapshot), not by this worker.
-const OTHERS = ["anode-snapshot"];
+// Kept by client/js/snapshot.js and client/tab_kernel.py (Pyodide memory snapshots), not here.
+const OTHERS = ["anode-snapshot", "anode-tab-snapshot"];
 
 self.addEventListener("install", () => self.skipWaiting());
 
@@ -29,7 +30,7 @@ function keepable(url) {
   const scope = self.registration.scope;
   if (!url.startsWith(scope)) return false;
   const path = url.slice(scope.length);
-  return !path.startsWith("api/") && !path.startsWith("wheels/");
+  return !path.startsWith("api/");
 }
 
 // What a response is kept under: never an address with a token in it. A

@@ -12,28 +12,42 @@
 // A classic worker: an opaque-origin frame may start one from a blob: URL,
 // not a module worker. Pyodide's ES modules are imported from blob: URLs.
 //
-// First message (from the frame): {type: "init", config, interrupt} (config: the kernel's
-// config as JSON text, client/tab_kernel.py); then the
-// page's JSON strings for the kernel (kernel_headless/bridge.py). To the page:
-// the kernel's JSON strings, and {type: "log" | "ready" | "fatal" | "fetch"}.
+// Start-up comes from a Pyodide memory snapshot when the page keeps one: the
+// worker asks for it with what it depends on ({type: "snapshot_get", id,
+// material}: Pyodide's version, its mode and every Python file it loads, which
+// the page hashes into the key, so a snapshot always matches what runs); the
+// page answers as it answers a fetch, 200 with the bytes, or 404 and whether
+// it would keep one. Then the worker starts cold, imports the kernel,
+// snapshots that memory before any cell could have run and gives it to the
+// page ({type: "snapshot_put", body}; the page takes it only from a worker
+// that has not said "ready").
+//
+// The one message from the frame: {type: "init", config, interrupt, port} (config: the
+// kernel's config as JSON text, client/tab_kernel.py; port: a MessagePort to the page).
+// Through the port: the page's JSON strings for the kernel
+// (kernel_headless/bridge.py) and its answers to fetches; to the page:
+// the kernel's JSON strings, and {type: "log" | "ready" | "fatal" | "fetch" |
+// "snapshot_get" | "snapshot_put"}.
 
 const PYPI = "https://pypi.org/simple/";
 const cdn = (version) => `https://cdn.jsdelivr.net/pyodide/v${version}/full/`;
-const post = (message) => self.postMessage(message);
+const post = (message) => port.postMessage(message);
 const log = (line) => post({ type: "log", line });
 
 let site = null;
+let port = null; // to the page (client/js/tab_frame.js hands each side one end)
 let kernel = null;
 const early = [];
 const asked = new Map();
 let asks = 0;
 const networkFetch = self.fetch.bind(self);
 
-function fromPage(url) {
-  return new Promise((resolve, reject) => {
+/** Ask the page ({type: "fetch" | "snapshot_get", ...}); it answers {type: "fetched", id, ...}. */
+function askPage(message) {
+  return new Promise((resolve) => {
     asks += 1;
-    asked.set(asks, { resolve, reject });
-    post({ type: "fetch", id: asks, url });
+    asked.set(asks, resolve);
+    post({ ...message, id: asks });
   });
 }
 
@@ -43,7 +57,7 @@ self.fetch = async (input, init) => {
   if (site === null || address.origin !== new URL(site).origin || method !== "GET") {
     return networkFetch(input, init);
   }
-  const answer = await fromPage(address.href);
+  const answer = await askPage({ type: "fetch", url: address.href });
   if (answer.status === 0) throw new TypeError(`could not fetch ${address.href}: ${answer.error}`);
   return new Response(answer.body, {
     status: answer.status,
@@ -58,22 +72,23 @@ async function importText(url) {
   return import(URL.createObjectURL(new Blob([text], { type: "text/javascript" })));
 }
 
-async function load(config) {
-  const { loadPyodide, version } = await importText(`${config.pyodide_url}pyodide.mjs`);
-  const asm = await importText(`${config.pyodide_url}pyodide.asm.mjs`);
-  const options = { indexURL: config.pyodide_url, createPyodideModule: asm.default, stdout: log, stderr: log };
-  // Packages by import: the site's or relay's folder when there is one, else Pyodide's CDN.
-  options.packageBaseUrl = config.package_base_url || cdn(version);
-  const [pyodide, files] = await Promise.all([
-    loadPyodide(options),
-    Promise.all(
-      config.python_files.map(async (path) => {
-        const response = await self.fetch(new URL(path, site));
-        if (!response.ok) throw new Error(`the site has no /${path} (HTTP ${response.status})`);
-        return { path, text: await response.text() };
-      }),
-    ),
-  ]);
+/**
+ * What the snapshot depends on: Pyodide's version, its mode and every Python file. The page
+ * hashes it into the snapshot's key (this worker is no secure context: no crypto.subtle).
+ */
+function snapshotMaterial(version, files) {
+  const mode = typeof WebAssembly.Suspending === "function" ? "jspi" : "no-jspi";
+  return [version, mode, ...files.flatMap((file) => [file.path, file.text])].join("\0");
+}
+
+/** The page's kept snapshot ({snapshot}), or whether it would keep one made now ({keep}). */
+async function cachedSnapshot(material) {
+  const answer = await askPage({ type: "snapshot_get", material });
+  if (answer.status === 200 && answer.body) return { snapshot: new Uint8Array(answer.body) };
+  return { keep: Boolean(answer.keep) };
+}
+
+function writeFiles(pyodide, files) {
   const home = "/home/pyodide";
   for (const file of files) {
     const target = `${home}/${file.path}`;
@@ -81,7 +96,50 @@ async function load(config) {
     pyodide.FS.writeFile(target, file.text);
   }
   pyodide.runPython(`import sys\nif ${JSON.stringify(home)} not in sys.path: sys.path.insert(0, ${JSON.stringify(home)})`);
-  return pyodide;
+}
+
+async function fetchFiles(paths) {
+  return Promise.all(
+    paths.map(async (path) => {
+      const response = await self.fetch(new URL(path, site));
+      if (!response.ok) throw new Error(`the site has no /${path} (HTTP ${response.status})`);
+      return { path, text: await response.text() };
+    }),
+  );
+}
+
+async function load(config) {
+  const [{ loadPyodide, version }, asm, files] = await Promise.all([
+    importText(`${config.pyodide_url}pyodide.mjs`),
+    importText(`${config.pyodide_url}pyodide.asm.mjs`),
+    fetchFiles(config.python_files),
+  ]);
+  const options = { indexURL: config.pyodide_url, createPyodideModule: asm.default, stdout: log, stderr: log };
+  // Packages by import: the site's or relay's folder when there is one, else Pyodide's CDN.
+  options.packageBaseUrl = config.package_base_url || cdn(version);
+  const { snapshot, keep } = await cachedSnapshot(snapshotMaterial(version, files));
+  if (snapshot) {
+    try {
+      const pyodide = await loadPyodide({ ...options, _loadSnapshot: snapshot });
+      writeFiles(pyodide, files);
+      return { pyodide, from: "snapshot" };
+    } catch (error) {
+      log(`the cached snapshot did not load (${error.message}); starting cold`);
+    }
+  }
+  const pyodide = await loadPyodide({ ...options, _makeSnapshot: keep });
+  writeFiles(pyodide, files);
+  if (!keep) return { pyodide, from: "cold" };
+  pyodide.runPython("import kernel_headless.main, kernel_headless.session, shared_schema");
+  const bytes = pyodide.makeMemorySnapshot();
+  const body = bytes.slice().buffer;
+  port.postMessage({ type: "snapshot_put", body }, [body]);
+  // The instance that made a snapshot sees globalThis through a recording
+  // proxy, on which browser APIs throw "Illegal invocation" (pyodide#5588):
+  // run the kernel in a fresh instance restored from that snapshot instead.
+  const fresh = await loadPyodide({ ...options, _loadSnapshot: bytes });
+  writeFiles(fresh, files);
+  return { pyodide: fresh, from: "cold" };
 }
 
 async function start({ config: configJson, interrupt }) {
@@ -91,12 +149,12 @@ async function start({ config: configJson, interrupt }) {
   site = config.site;
   const started = performance.now();
   try {
-    const pyodide = await load(config);
+    const { pyodide, from } = await load(config);
     if (interrupt) pyodide.setInterruptBuffer(new Int32Array(interrupt));
     const main = pyodide.pyimport("kernel_headless.main");
     kernel = main.start(configJson, post);
     for (const message of early.splice(0)) kernel.receive(message);
-    post({ type: "ready", load_seconds: (performance.now() - started) / 1000, interrupts: Boolean(interrupt) });
+    post({ type: "ready", source: from, load_seconds: (performance.now() - started) / 1000, interrupts: Boolean(interrupt) });
     const code = await kernel.serve();
     post(JSON.stringify({ type: "exit", code }));
   } catch (error) {
@@ -104,15 +162,21 @@ async function start({ config: configJson, interrupt }) {
   }
 }
 
-self.onmessage = ({ data }) => {
+function fromPage({ data }) {
   if (typeof data === "string") {
     if (kernel === null) early.push(data);
     else kernel.receive(data);
   } else if (data?.type === "fetched") {
     const waiting = asked.get(data.id);
     asked.delete(data.id);
-    waiting?.resolve(data);
-  } else if (data?.type === "init" && site === null) {
+    waiting?.(data);
+  }
+}
+
+self.onmessage = ({ data }) => {
+  if (data?.type === "init" && port === null) {
+    port = data.port;
+    port.onmessage = fromPage;
     start(data);
   }
 };
