@@ -108,7 +108,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _summary(name: str, values: list[float]) -> str:
     return (
-        f"{name:<34} n={len(values):<3} p50 {_percentile(values, 50):7.1f} ms   "
+        f"{name:<42} n={len(values):<3} p50 {_percentile(values, 50):7.1f} ms   "
         f"p99 {_percentile(values, 99):7.1f} ms   max {max(values):7.1f} ms"
     )
 

@@ -52,6 +52,11 @@ SYNC_NOTICE_DELAY = 1.0
 
 #: localStorage key (+ notebook id) of where this person's runs go: "tab" or "server".
 RUN_IN_KEY = "anode-run-in:"
+#: When a run of this tab's kernel did not count (another kernel's claim landed first).
+LOST_RUN = (
+    "A cell this tab ran (offline, or in another tab too) was run by another kernel first: "
+    "that run is the one that counts, and this tab's outputs of it are gone."
+)
 
 
 def _editing(action: Callable[..., Any]) -> Callable[..., Any]:
@@ -232,6 +237,7 @@ class NotebookPage:
         js.document.body.dataset.role = identity.role
         if self._storage_problem:  # the graver notice wins over "read-only"
             self.view.show_notice(self._storage_problem)
+        self._resume_tab_work()  # now that the page knows whose requests are its person's
 
     async def _read_kernel_mode(self, relay: Relay) -> None:
         """Whether the relay starts kernels itself (``/api/health``'s ``kernels``, when it says)."""
@@ -256,6 +262,7 @@ class NotebookPage:
     def _on_events(self, events: list[dict[str, Any]]) -> None:
         received = self.model.receive(events)  # may raise Gap: sync reconnects
         self.tab_kernel.feed(events)
+        self._resume_tab_work()
         for cell_id, ops_list in received.remote_edits.items():
             cell = self.view.cells.get(cell_id)
             if cell is not None:
@@ -265,8 +272,13 @@ class NotebookPage:
         self.model.take_edits()  # a confirmed edit of ours frees its cell's buffer to go
         self._commit()
 
-    def _on_rejected(self, event_id: str, _error: dict[str, Any]) -> None:
+    def _on_rejected(self, event_id: str, error: dict[str, Any]) -> None:
+        lost = None
+        if error.get("error") == "not_your_session":
+            lost = self.model.drop_lost_run(event_id)
         self._show_log_text(self.model.reject(event_id))
+        if lost is not None:
+            self.view.show_notice(LOST_RUN)
         self._commit()
 
     def _on_pushed(self, seqs: dict[str, int]) -> None:
@@ -408,8 +420,10 @@ class NotebookPage:
         return execution_id
 
     def _resume_tab_work(self) -> None:
-        """Runs this person asked of a tab that no tab ran yet (the page was closed): this
-        tab's kernel takes them."""
+        """Runs this person asked of a tab that no tab ran yet (the page was closed, or they
+        were asked from elsewhere): this tab's kernel takes them."""
+        if self.tab_kernel.status != "off":
+            return  # on already, or failed (a start would fail again; Run tries anew)
         state = self.model.state()
         mine = (self.model.actor, LOCAL_ACTOR)
         if any(run.runner == "tab" and run.requested_by in mine for run in state.pending()):

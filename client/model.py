@@ -509,11 +509,62 @@ class NotebookModel:
         )
         return execution_id
 
+    def kernel_refusal(self, events: Any, session_id: str) -> str | None:
+        """Why this tab's kernel (session ``session_id``) may not write ``events``; None: it may.
+
+        A cell's code runs in that kernel's worker and can post the page anything, so
+        only its own session's kernel events pass: about its session, or about a run it
+        holds (or claims in these same events).
+        """
+        if not isinstance(events, list) or not events:
+            return "a push is a non-empty list of events"
+        state = self.state()
+        claimed: set[str] = set()
+        for raw in events:
+            try:
+                event = ev.decode(raw.get("name"), raw.get("v"), raw.get("args"))
+            except (SchemaError, AttributeError) as error:
+                return f"not an event: {error}"
+            if not isinstance(raw.get("id"), str) or event.writer != "kernel":
+                return f"a tab kernel does not write {event.name}"
+            session = getattr(event, "session_id", None)
+            if session is not None and session != session_id:
+                return f"{event.name} names another kernel's session"
+            if isinstance(event, ev.ExecutionAssigned):
+                claimed.add(event.execution_id)
+            execution = getattr(event, "execution_id", None)
+            if session is None and execution is not None and execution not in claimed:
+                run = state.executions.get(execution)
+                if run is None or run.kernel_session != session_id:
+                    return f"{event.name} is about an execution this kernel does not hold"
+        return None
+
     def add_kernel_events(self, events: list[PushedJson]) -> None:
-        """This tab's kernel's events (checked by ``client.tab_kernel``): pending, like edits."""
+        """This tab's kernel's events (``kernel_refusal`` found nothing): pending, like edits."""
         for raw in events:
             self._put_pending({key: raw[key] for key in ("id", "name", "v", "args")})
         self._view = None
+
+    def drop_lost_run(self, event_id: str) -> ExecutionId | None:
+        """The relay refused ``event_id`` as not ours to write (``not_your_session``). If it
+        is this tab's kernel's event about a run, that run lost: another kernel's claim
+        landed first (this tab was offline, or another tab of this person claimed it too).
+        Every pending kernel event of that run goes (each would be refused in turn), so the
+        run shows as the log has it; returns its id (None: not a kernel's run)."""
+        raw = next((event for _, event in self.pending if event["id"] == event_id), None)
+        try:
+            event = ev.decode(raw["name"], raw["v"], raw["args"]) if raw else None
+        except SchemaError:
+            event = None
+        run = getattr(event, "execution_id", None)
+        if event is None or event.writer != "kernel" or run is None:
+            return None
+        for _, pending in list(self.pending):
+            kind = ev.REGISTRY.get(pending["name"])
+            by_kernel = kind is not None and kind.writer == "kernel"
+            if by_kernel and _args(pending).get("execution_id") == run:
+                self._remove_pending(pending["id"])
+        return run
 
     def set_actor(self, actor: str) -> None:
         if actor and actor != self.actor:
@@ -612,6 +663,11 @@ class NotebookModel:
                 self._changes.pending_delete.append(key)
         self.pending = [(k, e) for k, e in self.pending if e["id"] != event_id]
         self._view = None
+
+
+def _args(event: PushedJson) -> dict[str, Any]:
+    args = event.get("args")
+    return args if isinstance(args, dict) else {}
 
 
 def _readable(saved: Saved) -> Saved:

@@ -39,8 +39,6 @@ from typing import Any
 import js
 from pyodide.ffi import JsBuffer, create_proxy, to_js
 
-from shared_schema import events as ev
-from shared_schema.errors import SchemaError
 from shared_schema.ids import new_session_id
 
 from .browser import NetworkError, fetch, js_object, site_root
@@ -334,7 +332,7 @@ class TabKernel:
         for push in pushes:
             push_id = push.get("id")
             events = push.get("events")
-            problem = self._refusal(events)
+            problem = self.model.kernel_refusal(events, self.session_id)
             if problem is not None:
                 log.error("the tab kernel's push was refused: %s", problem)
                 error = {"error": "not_your_session", "detail": problem}
@@ -346,31 +344,6 @@ class TabKernel:
         if results:  # the kernel hears first; storing follows in this same task
             self._to_kernel({"type": "pushed", "results": results, "head": self._head})
             self._commit()  # stores them, sends them to the relay, redraws
-
-    def _refusal(self, events: Any) -> str | None:
-        """Why the page will not take these events from its kernel (None: it will)."""
-        if not isinstance(events, list) or not events:
-            return "a push is a non-empty list of events"
-        state = self.model.state()
-        claimed: set[str] = set()
-        for raw in events:
-            try:
-                event = ev.decode(raw.get("name"), raw.get("v"), raw.get("args"))
-            except (SchemaError, AttributeError) as error:
-                return f"not an event: {error}"
-            if not isinstance(raw.get("id"), str) or event.writer != "kernel":
-                return f"a tab kernel does not write {event.name}"
-            session = getattr(event, "session_id", None)
-            if session is not None and session != self.session_id:
-                return f"{event.name} names another kernel's session"
-            if isinstance(event, ev.ExecutionAssigned):
-                claimed.add(event.execution_id)
-            execution = getattr(event, "execution_id", None)
-            if session is None and execution is not None and execution not in claimed:
-                run = state.executions.get(execution)
-                if run is None or run.kernel_session != self.session_id:
-                    return f"{event.name} is about an execution this kernel does not hold"
-        return None
 
     def _append(self, events: list[dict[str, Any]]) -> list[int]:
         """Put the kernel's own events in its log (the page's order), and feed them back."""

@@ -496,3 +496,80 @@ def test_a_source_has_one_line_ending_everywhere() -> None:
         _relay(log, model.pending_events(), "me")
         model.receive(log)
     assert model.text("c1") == model.confirmed.cells["c1"].source == "a\nx\nb\nc!"
+
+
+def _kernel_event(event_id: str, name: str, **args: Any) -> dict[str, Any]:
+    return {"id": event_id, "name": name, "v": 1, "args": args}
+
+
+def _tab_run(session: str = "ks-tab") -> tuple[NotebookModel, str, list[dict[str, Any]]]:
+    """A person's run asked of their tab, and the events their tab kernel would write for it."""
+    model = NotebookModel("nb")
+    model.set_actor("me")
+    cell = model.create_cell(None, source="print(1)")
+    run = model.run(cell, "tab")
+    assert run is not None
+    events = [
+        _kernel_event(
+            "k1", "kernelSessionStarted", session_id=session, host="tab", lease_seconds=10
+        ),
+        _kernel_event("k2", "executionAssigned", execution_id=run, session_id=session),
+        _kernel_event(
+            "k3", "executionStarted", execution_id=run, session_id=session, execution_count=1
+        ),
+        _kernel_event(
+            "k4",
+            "outputAdded",
+            execution_id=run,
+            output={"output_type": "stream", "name": "stdout", "text": "1\n"},
+        ),  # fmt: skip
+        _kernel_event(
+            "k5", "executionCompleted", execution_id=run, session_id=session, status="ok"
+        ),
+    ]
+    return model, run, events
+
+
+def test_the_page_takes_from_its_tab_kernel_only_that_kernels_own_events() -> None:
+    """A cell's code can post the page anything: what is not the tab kernel's own session's
+    kernel events is refused before it becomes a pending event."""
+    model, run, events = _tab_run()
+    assert model.kernel_refusal(events[:1], "ks-tab") is None
+    model.add_kernel_events(events[:1])
+    assert model.kernel_refusal(events[1:], "ks-tab") is None  # the claim comes with the rest
+    cell = next(iter(model.state().cells))
+    refused = {
+        "not a list": model.kernel_refusal({"events": events}, "ks-tab"),
+        "empty": model.kernel_refusal([], "ks-tab"),
+        "an edit": model.kernel_refusal(
+            [_kernel_event("e", "cellDeleted", cell_id=cell)], "ks-tab"
+        ),
+        "not an event": model.kernel_refusal([_kernel_event("x", "noSuchEvent")], "ks-tab"),
+        "another session": model.kernel_refusal(events[1:], "ks-other"),
+        "an unclaimed run": model.kernel_refusal(events[3:], "ks-tab"),
+        "no id": model.kernel_refusal([{**events[3], "id": 7}], "ks-tab"),
+    }
+    for case, why in refused.items():
+        assert why is not None, case
+    assert "does not write cellDeleted" in refused["an edit"]
+    assert "another kernel's session" in refused["another session"]
+    assert "does not hold" in refused["an unclaimed run"]
+
+
+def test_a_tab_run_that_lost_drops_all_its_kernel_events_and_nothing_else() -> None:
+    """The relay refused one of the tab kernel's events of a run as not its own: another
+    kernel's claim landed first. Every pending kernel event of that run goes at once (the
+    relay would refuse each in turn); the request, the cell and the session stay."""
+    model, run, events = _tab_run()
+    model.add_kernel_events(events)
+    assert model.state().executions[run].status == "ok"
+    assert model.drop_lost_run("k3") == run
+    assert [e["name"] for e in model.pending_events()] == [
+        "cellCreated", "executionRequested", "kernelSessionStarted",
+    ]  # fmt: skip
+    assert model.state().executions[run].status == "pending"  # as the log will say, until it does
+    request = model.pending_events()[1]["id"]
+    assert model.drop_lost_run(request) is None  # a person's event: not a kernel's run
+    assert model.drop_lost_run("k1") is None  # the session: about no run
+    assert model.drop_lost_run("unknown") is None
+    assert len(model.pending_events()) == 3

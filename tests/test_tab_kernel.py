@@ -21,7 +21,16 @@ import pytest
 from anode.site import build
 from kernel_headless.launch.spec import TAB_MANIFEST, tab_manifest
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
-from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, RequestLog
+from tests.client_helpers import (
+    RUN_TIMEOUT_MS,
+    SYNC_TIMEOUT_MS,
+    ClientPage,
+    RequestLog,
+    _event,
+    cell_ids,
+    new_notebook,
+    push,
+)
 from tests.conftest import RelayProcess
 from tests.kernels import wheelhouse_fixture  # noqa: F401
 from tests.test_client_site import StaticServer, _free_port, _NoRelay
@@ -218,3 +227,66 @@ def test_offline_runs_sync_and_count_once(
     assert server_kernels == []  # the relay had nothing to run: no kernel was started
     assert tab.errors == [] and other.errors == []
     context.close()
+
+
+def _log(relay: RelayProcess, notebook: str) -> list[dict]:
+    return httpx.get(
+        f"{relay.url}/api/notebooks/{notebook}/events?after=0&limit=1000",
+        headers=relay.headers,
+        timeout=30,
+    ).json()["events"]
+
+
+@pytest.mark.slow
+def test_a_colleagues_tab_never_runs_my_cells(
+    relay_process: Callable[..., RelayProcess], browser
+) -> None:
+    """Two people, one notebook, both running cells in their own tabs. A's run asked of a tab
+    waits for A's tab: B's live tab kernel sees it and never claims it; A's tab, once open,
+    runs it and B sees the output. On the relay-served page (cross-origin isolated), Interrupt
+    stops a spinning cell in the tab with a SIGINT, and the same kernel runs on."""
+    from playwright.sync_api import expect
+
+    relay = relay_process("--kernels", "none")
+    notebook = new_notebook(relay, "Two tabs", source="print('b ran this')")
+    [cell] = cell_ids(relay, notebook)
+    token = httpx.post(
+        f"{relay.url}/api/notebooks/{notebook}/tokens",
+        json={"role": "editor", "label": "B"},
+        headers=relay.headers,
+        timeout=30,
+    ).json()["token"]
+    b = ClientPage(browser.new_context().new_page(), relay)
+    b.goto(notebook, token=token)
+    b.page.select_option("select.run-in", "tab")
+    b.editor(0).click()
+    b.page.keyboard.press("Control+Enter")
+    expect(b.outputs(0).locator("pre.stream")).to_have_text("b ran this", timeout=TAB_START_MS)
+
+    # A asks for a run in A's own tab (over the API: A's tab is not open yet).
+    run = _event("executionRequested", execution_id="x" + cell[:31], cell_id=cell,
+                 source="print('a ran this')", runner="tab")  # fmt: skip
+    push(relay, notebook, run)
+    b.expect_status(0, "queued")  # B's page, and so B's tab kernel, has it
+    b.page.wait_for_timeout(2_000)
+    assert len([e for e in _log(relay, notebook) if e["name"] == "executionAssigned"]) == 1
+
+    a = ClientPage.open(browser.new_context(), relay, notebook)  # A's page starts A's tab
+    expect(a.outputs(0).locator("pre.stream")).to_have_text("a ran this", timeout=TAB_START_MS)
+    expect(b.outputs(0).locator("pre.stream")).to_have_text("a ran this", timeout=SYNC_TIMEOUT_MS)
+    log = _log(relay, notebook)
+    sessions = {
+        e["args"]["session_id"]: e["actor"] for e in log if e["name"] == "kernelSessionStarted"
+    }
+    b_claim, a_claim = [e for e in log if e["name"] == "executionAssigned"]
+    assert a_claim["args"]["execution_id"] == run["args"]["execution_id"]
+    assert sessions[a_claim["args"]["session_id"]] == a_claim["actor"] != b_claim["actor"]
+
+    assert _isolated(b)
+    _interrupt_a_spinning_cell(b, 0)
+    b.editor(0).click()
+    b.page.keyboard.press("Control+a")
+    b.page.keyboard.insert_text("print('after')")
+    b.page.keyboard.press("Control+Enter")
+    expect(b.outputs(0).locator("pre.stream")).to_have_text("after", timeout=RUN_TIMEOUT_MS)
+    assert a.errors == [] and b.errors == []
