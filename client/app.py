@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import js
-from pyodide.ffi import create_proxy
+from pyodide.ffi import create_once_callable, create_proxy
 
 from shared_schema import ot
 from shared_schema.ipynb import filename, write_notebook
 
 from .auth import UNKNOWN, Credentials, Identity, TokenPrompt
-from .browser import is_online, local_get, local_set, query_param, save_file, site_link
+from .browser import is_online, js_object, local_get, local_set, query_param, save_file, site_link
 from .dom import h
 from .home import HomeView
 from .model import LOCAL_ACTOR, NotebookModel, Saved, key_owner
@@ -217,12 +217,14 @@ class NotebookPage:
                 "tab. To share it, open it with a relay (anode serve; ?relay=URL)."
             )
             js.document.body.dataset.anode = "ready"
+            self._preload_when_idle()
             return
         self.sync.start()
         asyncio.ensure_future(self._read_kernel_mode(self._relay))
         self.presence.start()
         self.view.header.show_my_name(self.presence.name)
         js.document.body.dataset.anode = "ready"
+        self._preload_when_idle()
         if self._credentials is not None:
             identity = await self._credentials.who_am_i()
             if identity is not None:
@@ -301,11 +303,12 @@ class NotebookPage:
     # --- writing --------------------------------------------------------------------
 
     def _commit(self) -> None:
-        """Store what changed (one transaction), push it, and redraw."""
+        """Hand this tab's kernel what is new, store what changed (one transaction), push it,
+        and redraw (the kernel first: it works in its own thread meanwhile)."""
+        self.tab_kernel.feed()
         self._save()
         if self.sync is not None and self.model.pending:
             self.sync.kick()
-        self.tab_kernel.feed()
         self._schedule_render()
 
     def _save(self) -> None:
@@ -433,6 +436,18 @@ class NotebookPage:
         if where in ("tab", "server"):
             self.run_in = where
             local_set(RUN_IN_KEY + self.notebook_id, where)
+            self._preload_when_idle()
+
+    def _preload_when_idle(self) -> None:
+        """Where runs go to this tab, load its Python once the page is idle, so that the
+        first Run finds it loaded (no kernel until then: nothing goes in the log)."""
+        if self._runner() != "tab" or self.tab_kernel.status != "off":
+            return
+        preload = create_once_callable(lambda *_: self.tab_kernel.preload())
+        if hasattr(js.window, "requestIdleCallback"):
+            js.window.requestIdleCallback(preload, js_object({"timeout": 3000}))
+        else:  # Safari
+            js.window.setTimeout(preload, 1000)
 
     @_editing
     def run(self, cell_id: str, then: str) -> None:

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 import js
+import pyodide
 from pyodide.ffi import JsBuffer, create_proxy, to_js
 
 from shared_schema.ids import new_session_id
@@ -97,6 +98,11 @@ class TabKernel:
         self._config: dict[str, Any] = {}
         self.started_at = 0.0
         self.ready_seconds = 0.0
+        #: Loading Python ahead (``preload``), or done; the worker became the kernel (``_begin``);
+        #: the worker failed.
+        self._prepared: asyncio.Future[None] | None = None
+        self._began = False
+        self._worker_dead = False
         #: The key of the snapshot the current worker asked for, while it has not said "ready":
         #: no cell has run in it, so a snapshot it makes holds only the kernel's own code.
         self._snapshot_key: str | None = None
@@ -106,6 +112,12 @@ class TabKernel:
     @property
     def on(self) -> bool:
         return self.status in ("starting", "idle", "busy")
+
+    def preload(self) -> None:
+        """Load Python in a worker ahead of the first Run (the page is idle and runs cells
+        here): no kernel yet, nothing in the log, until ``start``."""
+        if self.status == "off" and self._prepared is None:
+            self._prepared = asyncio.ensure_future(self._prepare())
 
     def start(self) -> None:
         """Start the kernel (once); the page goes on at once, the kernel follows."""
@@ -118,22 +130,32 @@ class TabKernel:
 
     async def _start(self) -> None:
         try:
-            await self._open_frame()
-            root = site_root()
-            source, manifest, health = await asyncio.gather(
-                _text(root + "kernel_headless/host/tab_worker.js"),
-                _text(root + "kernel_headless/files.json"),
-                self._health(),
-            )
-            self._worker_source = source
+            if self._prepared is None:
+                self._prepared = asyncio.ensure_future(self._prepare())
+            await self._prepared
+            if self._worker_dead:  # it failed before: a fresh one
+                self._spawn()
             self.session_id = new_session_id()
-            self._config = self._kernel_config(root, json.loads(manifest), health)
-            self._spawn(restarted=False)
+            self._begin(restarted=False)
             if self._relay is not None and self._beat_task is None:
                 self._beat_task = asyncio.ensure_future(self._heartbeats())
         except Exception as error:  # a file missing from the site, a frame that never came up
             log.exception("the tab kernel did not start")
+            self._prepared = None
             self._failed(f"could not start: {error}")
+
+    async def _prepare(self) -> None:
+        """The frame, the worker's script and config, and a worker loading Python."""
+        await self._open_frame()
+        root = site_root()
+        source, manifest, health = await asyncio.gather(
+            _text(root + "kernel_headless/host/tab_worker.js"),
+            _text(root + "kernel_headless/files.json"),
+            self._health(),
+        )
+        self._worker_source = source
+        self._config = self._kernel_config(root, json.loads(manifest), health)
+        self._spawn()
 
     def _kernel_config(
         self, root: str, manifest: dict[str, Any], health: dict[str, Any]
@@ -146,13 +168,13 @@ class TabKernel:
         if self._relay is not None:
             wheelhouses.append(self._relay.url("/wheels/simple/"))
         return {
-            "session_id": "",
             "host": "tab",
             "label": "this tab",
             "lease_seconds": LEASE_SECONDS,
             "actor": self.model.actor,
             "site": root,
             "pyodide_url": root + "vendor/pyodide/",
+            "pyodide_version": pyodide.__version__,  # the same vendored Pyodide as the page's
             # None: Pyodide's CDN (host/tab_worker.js); the client names no remote address.
             "package_base_url": packages if isinstance(packages, str) else None,
             "python_files": manifest["python_files"],
@@ -187,24 +209,29 @@ class TabKernel:
         self._frame = frame
         await asyncio.wait_for(self._frame_ready, 10)
 
-    def _spawn(self, *, restarted: bool) -> None:
-        """A fresh worker in the frame, from the page's state as it is now."""
-        state = self.model.state().copy()
-        self._head = state.seq
-        self._fed = set(self._feedable_ids())
-        config = {
-            **self._config,
-            "session_id": self.session_id,
-            "restarted": restarted,
-            "state": state.dump(),
-        }
+    def _spawn(self) -> None:
+        """A fresh worker in the frame: it loads Python, then waits for ``_begin``."""
         self._worker += 1
         self._running = None
         self._snapshot_key = None
+        self._began = self._worker_dead = False
         self._close_port()
         # As JSON text: a JavaScript object would lose every None (``null`` becomes undefined).
-        message = {"type": "spawn", "source": self._worker_source, "config": json.dumps(config)}
-        self._post_frame(message)
+        config = json.dumps(self._config)
+        self._post_frame({"type": "spawn", "source": self._worker_source, "config": config})
+
+    def _begin(self, *, restarted: bool) -> None:
+        """Make the worker this notebook's kernel, from the page's state as it is now."""
+        state = self.model.state().copy()
+        self._head = state.seq
+        self._fed = set(self._feedable_ids())
+        self._began = True
+        start = {"session_id": self.session_id, "restarted": restarted, "state": state.dump()}
+        self._post_worker({"type": "start", "config": json.dumps(start)})
+
+    def _restart(self) -> None:
+        self._spawn()
+        self._begin(restarted=True)
 
     def _post_frame(self, message: dict[str, Any]) -> None:
         if self._frame is None or self._frame.contentWindow is None:
@@ -293,8 +320,11 @@ class TabKernel:
             js.document.body.dataset.tabKernelFrom = str(getattr(data, "source", "") or "")
             self.status, self.detail = "idle", ""
             self._on_status()
+        elif kind == "loaded":
+            js.document.body.dataset.tabKernelLoaded = str(getattr(data, "source", "") or "")
         elif kind == "fatal":
             self._snapshot_key = None
+            self._worker_dead = True
             log.error("the tab kernel failed: %s", str(data.error)[:2000])
             self._failed(str(data.error).split("\n")[0][:300])
 
@@ -315,7 +345,7 @@ class TabKernel:
         elif kind == "interrupt_taken":
             self._interrupting = None
         elif kind == "restart":
-            self._spawn(restarted=True)
+            self._restart()
         elif kind == "exit":
             self.status, self.detail = "off", "the session ended"
             self._on_status()
@@ -363,7 +393,7 @@ class TabKernel:
     def feed(self, confirmed: list[dict[str, Any]] | None = None) -> None:
         """Hand the kernel what it has not seen: confirmed events from the log, then the
         person's own new pending events. Called after every change of the model."""
-        if self._worker == 0 or not self.on:
+        if not self._began or not self.on:
             return  # no kernel yet: it starts from the page's state as it is then
         out: list[dict[str, Any]] = []
         now = time.time()
@@ -418,7 +448,7 @@ class TabKernel:
             if not self.interrupts and time.monotonic() - started >= FALLBACK_SECONDS:
                 log.warning("no SharedArrayBuffer: replacing the tab kernel's worker")
                 self.detail = "restarted to stop a busy cell: its variables are gone"
-                self._spawn(restarted=True)
+                self._restart()
                 self._on_status()
                 return
             await asyncio.sleep(INTERRUPT_REPEAT)

@@ -24,10 +24,12 @@
 //
 // The one message from the frame: {type: "init", config, interrupt, port} (config: the
 // kernel's config as JSON text, client/tab_kernel.py; port: a MessagePort to the page).
-// Through the port: the page's JSON strings for the kernel
-// (kernel_headless/bridge.py) and its answers to fetches; to the page:
-// the kernel's JSON strings, and {type: "log" | "ready" | "fatal" | "fetch" |
-// "snapshot_get" | "snapshot_put"}.
+// The worker loads Python at once and says {type: "loaded"}; it becomes the notebook's
+// kernel when the page says {type: "start", config} (its session and state as JSON
+// text), which it may do ahead of the first Run. Through the port then: the page's
+// JSON strings for the kernel (kernel_headless/bridge.py) and its answers to fetches;
+// to the page: the kernel's JSON strings, and {type: "log" | "loaded" | "ready" |
+// "fatal" | "fetch" | "snapshot_get" | "snapshot_put"}.
 
 const PYPI = "https://pypi.org/simple/";
 const cdn = (version) => `https://cdn.jsdelivr.net/pyodide/v${version}/full/`;
@@ -38,6 +40,10 @@ let site = null;
 let port = null; // to the page (client/js/tab_frame.js hands each side one end)
 let kernel = null;
 const early = [];
+// The page's "start": this notebook's session and state (sent once the kernel is wanted;
+// until then the worker has only loaded Python).
+let begin;
+const begun = new Promise((resolve) => (begin = resolve));
 const asked = new Map();
 let asks = 0;
 const networkFetch = self.fetch.bind(self);
@@ -109,26 +115,29 @@ async function fetchFiles(paths) {
 }
 
 async function load(config) {
-  const [{ loadPyodide, version }, asm, files] = await Promise.all([
+  // The snapshot is asked for as soon as the files are in, while Pyodide's modules load
+  // (the page's Pyodide is this one: it names the version).
+  const files = fetchFiles(config.python_files);
+  const kept = files.then((texts) => cachedSnapshot(snapshotMaterial(config.pyodide_version, texts)));
+  const [{ loadPyodide, version }, asm] = await Promise.all([
     importText(`${config.pyodide_url}pyodide.mjs`),
     importText(`${config.pyodide_url}pyodide.asm.mjs`),
-    fetchFiles(config.python_files),
   ]);
   const options = { indexURL: config.pyodide_url, createPyodideModule: asm.default, stdout: log, stderr: log };
   // Packages by import: the site's or relay's folder when there is one, else Pyodide's CDN.
   options.packageBaseUrl = config.package_base_url || cdn(version);
-  const { snapshot, keep } = await cachedSnapshot(snapshotMaterial(version, files));
+  const { snapshot, keep } = await kept;
   if (snapshot) {
     try {
       const pyodide = await loadPyodide({ ...options, _loadSnapshot: snapshot });
-      writeFiles(pyodide, files);
+      writeFiles(pyodide, await files);
       return { pyodide, from: "snapshot" };
     } catch (error) {
       log(`the cached snapshot did not load (${error.message}); starting cold`);
     }
   }
   const pyodide = await loadPyodide({ ...options, _makeSnapshot: keep });
-  writeFiles(pyodide, files);
+  writeFiles(pyodide, await files);
   if (!keep) return { pyodide, from: "cold" };
   pyodide.runPython("import kernel_headless.main, kernel_headless.session, shared_schema");
   const bytes = pyodide.makeMemorySnapshot();
@@ -138,21 +147,22 @@ async function load(config) {
   // proxy, on which browser APIs throw "Illegal invocation" (pyodide#5588):
   // run the kernel in a fresh instance restored from that snapshot instead.
   const fresh = await loadPyodide({ ...options, _loadSnapshot: bytes });
-  writeFiles(fresh, files);
+  writeFiles(fresh, await files);
   return { pyodide: fresh, from: "cold" };
 }
 
 async function start({ config: configJson, interrupt }) {
   const config = JSON.parse(configJson);
   config.index_urls = [...(config.index_urls ?? []), PYPI];
-  configJson = JSON.stringify(config);
   site = config.site;
   const started = performance.now();
   try {
     const { pyodide, from } = await load(config);
     if (interrupt) pyodide.setInterruptBuffer(new Int32Array(interrupt));
+    post({ type: "loaded", source: from, load_seconds: (performance.now() - started) / 1000 });
+    Object.assign(config, await begun);
     const main = pyodide.pyimport("kernel_headless.main");
-    kernel = main.start(configJson, post);
+    kernel = main.start(JSON.stringify(config), post);
     for (const message of early.splice(0)) kernel.receive(message);
     post({ type: "ready", source: from, load_seconds: (performance.now() - started) / 1000, interrupts: Boolean(interrupt) });
     const code = await kernel.serve();
@@ -166,6 +176,8 @@ function fromPage({ data }) {
   if (typeof data === "string") {
     if (kernel === null) early.push(data);
     else kernel.receive(data);
+  } else if (data?.type === "start") {
+    begin(JSON.parse(data.config));
   } else if (data?.type === "fetched") {
     const waiting = asked.get(data.id);
     asked.delete(data.id);
