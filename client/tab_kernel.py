@@ -171,7 +171,6 @@ class TabKernel:
             "host": "tab",
             "label": "this tab",
             "lease_seconds": LEASE_SECONDS,
-            "actor": self.model.actor,
             "site": root,
             "pyodide_url": root + "vendor/pyodide/",
             "pyodide_version": pyodide.__version__,  # the same vendored Pyodide as the page's
@@ -226,7 +225,12 @@ class TabKernel:
         self._head = state.seq
         self._fed = set(self._feedable_ids())
         self._began = True
-        start = {"session_id": self.session_id, "restarted": restarted, "state": state.dump()}
+        start = {
+            "session_id": self.session_id,
+            "actor": self.model.actor,  # known by now (Python may have loaded before it was)
+            "restarted": restarted,
+            "state": state.dump(),
+        }
         self._post_worker({"type": "start", "config": json.dumps(start)})
 
     def _restart(self) -> None:

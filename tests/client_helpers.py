@@ -35,6 +35,8 @@ BOOT_TIMEOUT_MS = 90_000
 #: the first run of a notebook also starts its kernel.
 SYNC_TIMEOUT_MS = 30_000
 RUN_TIMEOUT_MS = 90_000
+#: How long a tab kernel may take to come up cold (Pyodide with no snapshot, two cores).
+TAB_START_MS = 60_000
 
 
 class Relay(Protocol):

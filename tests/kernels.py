@@ -123,19 +123,25 @@ class Notebook:
         self._last_cell = cell_id
         return created, cell_id
 
-    def requested(self, source: str, cell_id: str) -> tuple[dict[str, Any], str]:
+    def requested(
+        self, source: str, cell_id: str, runner: str | None = None
+    ) -> tuple[dict[str, Any], str]:
         execution_id = new_id("x")
+        where = {} if runner is None else {"runner": runner}
         return event(
-            "executionRequested", execution_id=execution_id, cell_id=cell_id, source=source
-        ), execution_id
+            "executionRequested", execution_id=execution_id, cell_id=cell_id, source=source,
+            **where,
+        ), execution_id  # fmt: skip
 
     def run(self, source: str, cell_id: str | None = None) -> str:
         """Request an execution of ``source`` (in a new cell unless given); returns its id."""
         return self.run_many([source], cell_id)[0]
 
-    def run_many(self, sources: list[str], cell_id: str | None = None) -> list[str]:
+    def run_many(
+        self, sources: list[str], cell_id: str | None = None, runner: str | None = None
+    ) -> list[str]:
         """Request several executions in one atomic push, each in a new cell (or all in
-        ``cell_id``)."""
+        ``cell_id``); ``runner="tab"``: in the requester's own tab kernel."""
         events: list[dict[str, Any]] = []
         ids = []
         for source in sources:
@@ -143,7 +149,7 @@ class Notebook:
             if cell is None:
                 created, cell = self.cell_created(source)
                 events.append(created)
-            requested, execution_id = self.requested(source, cell)
+            requested, execution_id = self.requested(source, cell, runner)
             events.append(requested)
             ids.append(execution_id)
         self.push(*events)
@@ -544,3 +550,115 @@ def download_wheel(folder: Path, name: str, *extra: str) -> Path:
     if result.returncode != 0 or not found:
         pytest.fail(f"could not fetch {name}'s wheel from PyPI:\n{result.stderr}", pytrace=False)
     return found[-1]
+
+
+#: Cells that show what a kernel does as Jupyter's does (``check_jupyter_cells``), on
+#: every host.
+JUPYTER_CELLS = {
+    "result": "x = 6\nx * 7",
+    "quiet": "x * 7;",
+    "quiet_comment": "x * 7;  # the ; still hides it",
+    "await": "import asyncio\nawait asyncio.sleep(0.01)\n'awaited'",
+    "display": (
+        "from IPython.display import HTML, clear_output, display\n"
+        "handle = display(HTML('<b>1</b>'), display_id='progress')\n"
+        "handle.update(HTML('<b>2</b>'))"
+    ),
+    "update_later": "handle.update(HTML('<b>3</b>'))",
+    "clear": "print('before')\nclear_output()\nprint('after')",
+    "clear_wait": "print('one')\nclear_output(wait=True)\nprint('two')",
+    "stderr": "import sys\nprint('to stderr', file=sys.stderr)\nprint('to stdout')",
+    "error": "def inner():\n    return 1 / 0\n\ninner()",
+    "input": "name = input('name? ')",
+    "many_prints": "for i in range(100_000):\n    print(i)",
+    "flood": "print('x' * 6_000_000)",
+}
+
+
+def check_jupyter_cells(notebook: Notebook, ids: dict[str, str]) -> None:
+    """``ids``: JUPYTER_CELLS' names -> their executions, run in this order by one fresh
+    kernel; every one did as in Jupyter."""
+    run = {name: notebook.execution(execution_id) for name, execution_id in ids.items()}
+
+    run = {name: notebook.execution(execution_id) for name, execution_id in ids.items()}
+
+    # One kernel ran them in order, counting as Jupyter does.
+    assert [run[name].execution_count for name in JUPYTER_CELLS] == list(
+        range(1, len(JUPYTER_CELLS) + 1)
+    )
+    assert len({r.kernel_session for r in run.values()}) == 1
+    statuses = {name: r.status for name, r in run.items()}
+    assert statuses == {
+        name: "error" if name in ("error", "input") else "ok" for name in JUPYTER_CELLS
+    }
+
+    assert run["result"].outputs == [
+        {
+            "output_type": "execute_result",
+            "data": {"text/plain": "42"},
+            "metadata": {},
+            "execution_count": 1,
+        }
+    ]
+    assert run["quiet"].outputs == [] and run["quiet_comment"].outputs == []
+    assert [o["data"] for o in run["await"].outputs] == [{"text/plain": "'awaited'"}]
+
+    # display + update by display id, in the cell and later from another cell.
+    [shown] = run["display"].outputs
+    assert shown["output_type"] == "display_data"
+    assert shown["data"]["text/html"] == "<b>3</b>"
+    assert run["update_later"].outputs == []
+    updates = notebook.events("displayUpdated", display_id="progress")
+    assert [u["args"]["data"]["text/html"] for u in updates] == ["<b>2</b>", "<b>3</b>"]
+
+    assert run["clear"].outputs == [{"output_type": "stream", "name": "stdout", "text": "after\n"}]
+    assert run["clear_wait"].outputs == [
+        {"output_type": "stream", "name": "stdout", "text": "two\n"}
+    ]
+    assert stream_text(run["stderr"].outputs, "stderr") == "to stderr\n"
+    assert stream_text(run["stderr"].outputs, "stdout") == "to stdout\n"
+
+    error = only_error(run["error"].outputs)
+    assert (error["ename"], error["evalue"]) == ("ZeroDivisionError", "division by zero")
+    trace = "\n".join(error["traceback"])
+    cell_file = f"<cell-{run['error'].execution_count}>"
+    assert f'"{cell_file}", line 4, in <module>' in trace and "inner()" in trace
+    assert f'"{cell_file}", line 2, in inner' in trace and "return 1 / 0" in trace
+    assert "kernel_headless" not in trace
+
+    asked = only_error(run["input"].outputs)
+    assert asked["ename"] == "StdinNotImplementedError"
+    assert "input()" in asked["evalue"] and "not supported" in asked["evalue"]
+
+    # 100,000 prints: every character, in a handful of coalesced events.
+    printed = run["many_prints"]
+    assert printed.outputs == [
+        {
+            "output_type": "stream",
+            "name": "stdout",
+            "text": "".join(f"{i}\n" for i in range(100_000)),
+        }
+    ]
+    appends = notebook.events("streamAppended", execution_id=printed.id)
+    seconds = printed.completed_at - printed.started_at
+    print(f"\n100,000 print() calls in {seconds:.2f} s -> {len(appends)} streamAppended events")
+    # Coalesced: a handful of chunks (one per ~50 ms tick or 64,000 characters,
+    # and the relay's clock is no stopwatch for the kernel's ticks), never one
+    # event per print.
+    assert 1 <= len(appends) <= 100
+
+    # More than the 5 MB cap: the first 5 MB, then a notice that says what was cut.
+    flood = run["flood"]
+    assert stream_text(flood.outputs, "stdout") == "x" * 5_000_000
+    notice = stream_text(flood.outputs, "stderr")
+    assert (
+        "output truncated" in notice
+        and "1.0 MB more was not shown" in notice
+        and "5.0 MB" in notice
+    )
+
+    # The relay's snapshot agrees with our fold.
+    snapshot = {c["execution"]["id"]: c for c in notebook.snapshot()["cells"] if c["execution"]}
+    for name, execution_id in ids.items():
+        assert snapshot[execution_id]["outputs"] == run[name].outputs, name
+        assert snapshot[execution_id]["execution"]["status"] == run[name].status, name

@@ -25,7 +25,13 @@ import pytest
 
 from anode.site import build
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
-from tests.client_helpers import RUN_TIMEOUT_MS, SYNC_TIMEOUT_MS, ClientPage, RequestLog
+from tests.client_helpers import (
+    RUN_TIMEOUT_MS,
+    SYNC_TIMEOUT_MS,
+    TAB_START_MS,
+    ClientPage,
+    RequestLog,
+)
 from tests.conftest import RelayProcess
 from tests.kernels import wheelhouse_fixture  # noqa: F401
 
@@ -170,6 +176,14 @@ def test_static_site_runs_code_then_opens_offline(
     tab.expect_source(0, "print(6 * 7)")
     expect(tab.outputs(0).locator("pre.stream")).to_have_text("42")
     tab.expect_online(False)
+    # With the network gone, a run goes to this tab's kernel, whose files the service
+    # worker kept too.
+    tab.editor(0).click()
+    tab.page.keyboard.press("Control+a")
+    tab.page.keyboard.insert_text("print(6 * 7 + 1)")
+    tab.page.keyboard.press("Control+Enter")
+    expect(tab.outputs(0).locator("pre.stream")).to_have_text("43", timeout=TAB_START_MS)
+    expect(tab.page.locator(".kernel-status")).to_contain_text("this tab")
     assert tab.errors == []
     context.close()
 

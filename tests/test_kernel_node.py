@@ -21,9 +21,11 @@ import pytest
 
 from shared_schema import NotebookState, advance, stored_from_json
 from tests.kernels import (  # noqa: F401 - the *_fixture names are fixtures
+    JUPYTER_CELLS,
     Kernels,
     Notebook,
     author,
+    check_jupyter_cells,
     event,
     kernels_fixture,
     notebooks_fixture,
@@ -96,115 +98,13 @@ def test_serve_starts_a_kernel_for_waiting_work(relay_process, notebooks) -> Non
 # --- Jupyter semantics, end to end ----------------------------------------------------
 
 
-JUPYTER_CELLS = {
-    "result": "x = 6\nx * 7",
-    "quiet": "x * 7;",
-    "quiet_comment": "x * 7;  # the ; still hides it",
-    "await": "import asyncio\nawait asyncio.sleep(0.01)\n'awaited'",
-    "display": (
-        "from IPython.display import HTML, clear_output, display\n"
-        "handle = display(HTML('<b>1</b>'), display_id='progress')\n"
-        "handle.update(HTML('<b>2</b>'))"
-    ),
-    "update_later": "handle.update(HTML('<b>3</b>'))",
-    "clear": "print('before')\nclear_output()\nprint('after')",
-    "clear_wait": "print('one')\nclear_output(wait=True)\nprint('two')",
-    "stderr": "import sys\nprint('to stderr', file=sys.stderr)\nprint('to stdout')",
-    "error": "def inner():\n    return 1 / 0\n\ninner()",
-    "input": "name = input('name? ')",
-    "many_prints": "for i in range(100_000):\n    print(i)",
-    "flood": "print('x' * 6_000_000)",
-}
-
-
 def test_cells_behave_as_in_jupyter(relay_process, kernels: Kernels, notebooks) -> None:
     relay = relay_process("--kernels", "none")
     notebook: Notebook = notebooks(relay.url, relay.token)
     kernels.start(relay.url, notebook.id, token=notebook.kernel_token())
     ids = dict(zip(JUPYTER_CELLS, notebook.run_many(list(JUPYTER_CELLS.values())), strict=False))
     notebook.wait_done(*ids.values(), timeout=90)
-    run = {name: notebook.execution(execution_id) for name, execution_id in ids.items()}
-
-    # One kernel ran them in order, counting as Jupyter does.
-    assert [run[name].execution_count for name in JUPYTER_CELLS] == list(
-        range(1, len(JUPYTER_CELLS) + 1)
-    )
-    assert len({r.kernel_session for r in run.values()}) == 1
-    statuses = {name: r.status for name, r in run.items()}
-    assert statuses == {
-        name: "error" if name in ("error", "input") else "ok" for name in JUPYTER_CELLS
-    }
-
-    assert run["result"].outputs == [
-        {
-            "output_type": "execute_result",
-            "data": {"text/plain": "42"},
-            "metadata": {},
-            "execution_count": 1,
-        }
-    ]
-    assert run["quiet"].outputs == [] and run["quiet_comment"].outputs == []
-    assert [o["data"] for o in run["await"].outputs] == [{"text/plain": "'awaited'"}]
-
-    # display + update by display id, in the cell and later from another cell.
-    [shown] = run["display"].outputs
-    assert shown["output_type"] == "display_data"
-    assert shown["data"]["text/html"] == "<b>3</b>"
-    assert run["update_later"].outputs == []
-    updates = notebook.events("displayUpdated", display_id="progress")
-    assert [u["args"]["data"]["text/html"] for u in updates] == ["<b>2</b>", "<b>3</b>"]
-
-    assert run["clear"].outputs == [{"output_type": "stream", "name": "stdout", "text": "after\n"}]
-    assert run["clear_wait"].outputs == [
-        {"output_type": "stream", "name": "stdout", "text": "two\n"}
-    ]
-    assert stream_text(run["stderr"].outputs, "stderr") == "to stderr\n"
-    assert stream_text(run["stderr"].outputs, "stdout") == "to stdout\n"
-
-    error = only_error(run["error"].outputs)
-    assert (error["ename"], error["evalue"]) == ("ZeroDivisionError", "division by zero")
-    trace = "\n".join(error["traceback"])
-    cell_file = f"<cell-{run['error'].execution_count}>"
-    assert f'"{cell_file}", line 4, in <module>' in trace and "inner()" in trace
-    assert f'"{cell_file}", line 2, in inner' in trace and "return 1 / 0" in trace
-    assert "kernel_headless" not in trace
-
-    asked = only_error(run["input"].outputs)
-    assert asked["ename"] == "StdinNotImplementedError"
-    assert "input()" in asked["evalue"] and "not supported" in asked["evalue"]
-
-    # 100,000 prints: every character, in a handful of coalesced events.
-    printed = run["many_prints"]
-    assert printed.outputs == [
-        {
-            "output_type": "stream",
-            "name": "stdout",
-            "text": "".join(f"{i}\n" for i in range(100_000)),
-        }
-    ]
-    appends = notebook.events("streamAppended", execution_id=printed.id)
-    seconds = printed.completed_at - printed.started_at
-    print(f"\n100,000 print() calls in {seconds:.2f} s -> {len(appends)} streamAppended events")
-    # Coalesced: a handful of chunks (one per ~50 ms tick or 64,000 characters,
-    # and the relay's clock is no stopwatch for the kernel's ticks), never one
-    # event per print.
-    assert 1 <= len(appends) <= 100
-
-    # More than the 5 MB cap: the first 5 MB, then a notice that says what was cut.
-    flood = run["flood"]
-    assert stream_text(flood.outputs, "stdout") == "x" * 5_000_000
-    notice = stream_text(flood.outputs, "stderr")
-    assert (
-        "output truncated" in notice
-        and "1.0 MB more was not shown" in notice
-        and "5.0 MB" in notice
-    )
-
-    # The relay's snapshot agrees with our fold.
-    snapshot = {c["execution"]["id"]: c for c in notebook.snapshot()["cells"] if c["execution"]}
-    for name, execution_id in ids.items():
-        assert snapshot[execution_id]["outputs"] == run[name].outputs, name
-        assert snapshot[execution_id]["execution"]["status"] == run[name].status, name
+    check_jupyter_cells(notebook, ids)
 
 
 # --- several kernels, one notebook -------------------------------------------------------

@@ -24,6 +24,7 @@ from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names a
 from tests.client_helpers import (
     RUN_TIMEOUT_MS,
     SYNC_TIMEOUT_MS,
+    TAB_START_MS,
     ClientPage,
     RequestLog,
     _event,
@@ -32,12 +33,16 @@ from tests.client_helpers import (
     push,
 )
 from tests.conftest import RelayProcess
-from tests.kernels import wheelhouse_fixture  # noqa: F401
+from tests.kernels import (  # noqa: F401 - the *_fixture names are fixtures
+    JUPYTER_CELLS,
+    Notebook,
+    check_jupyter_cells,
+    notebooks_fixture,
+    wheelhouse_fixture,
+)
 from tests.test_client_site import StaticServer, _free_port, _NoRelay
 
 ROOT = Path(__file__).resolve().parent.parent
-#: How long a tab kernel may take to come up cold (Pyodide with no snapshot, two cores).
-TAB_START_MS = 60_000
 
 #: A cell that tries, from the tab kernel, what only the page may reach.
 BREAK_IN = """
@@ -290,3 +295,24 @@ def test_a_colleagues_tab_never_runs_my_cells(
     b.page.keyboard.press("Control+Enter")
     expect(b.outputs(0).locator("pre.stream")).to_have_text("after", timeout=RUN_TIMEOUT_MS)
     assert a.errors == [] and b.errors == []
+
+
+@pytest.mark.slow
+def test_the_tab_kernel_does_what_the_server_kernels_do(
+    relay_process: Callable[..., RelayProcess], notebooks, browser
+) -> None:
+    """The server kernels' Jupyter cells (results, ``;``, top-level await, display and its
+    updates by id, clear_output, stderr, errors with the person's lines, input(), 100,000
+    prints, the output cap), asked of this person's tab: its kernel runs them, as Jupyter
+    would, and they reach the relay through the page."""
+    relay = relay_process("--kernels", "none")
+    notebook: Notebook = notebooks(relay.url, relay.token)
+    tab = ClientPage.open(browser.new_context(), relay, notebook.id)
+    sources = list(JUPYTER_CELLS.values())
+    ids = dict(zip(JUPYTER_CELLS, notebook.run_many(sources, runner="tab"), strict=True))
+    notebook.wait_done(*ids.values(), timeout=180)
+    check_jupyter_cells(notebook, ids)
+    log = _log(relay, notebook.id)
+    hosts = [e["args"]["host"] for e in log if e["name"] == "kernelSessionStarted"]
+    assert hosts == ["tab"]
+    assert tab.errors == []
