@@ -118,6 +118,15 @@ class TabKernel:
         here): no kernel yet, nothing in the log, until ``start``."""
         if self.status == "off" and self._prepared is None:
             self._prepared = asyncio.ensure_future(self._prepare())
+            self._prepared.add_done_callback(self._preloaded)
+
+    def _preloaded(self, task: asyncio.Future[None]) -> None:
+        """A preload that failed (offline, a file missing) is said in the console; the
+        first Run tries again and says it on the page."""
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not load the tab kernel ahead: %s", task.exception())
+            if self._prepared is task:
+                self._prepared = None
 
     def start(self) -> None:
         """Start the kernel (once); the page goes on at once, the kernel follows."""

@@ -25,8 +25,9 @@
 // The one message from the frame: {type: "init", config, interrupt, port} (config: the
 // kernel's config as JSON text, client/tab_kernel.py; port: a MessagePort to the page).
 // The worker loads Python at once and says {type: "loaded"}; it becomes the notebook's
-// kernel when the page says {type: "start", config} (its session and state as JSON
-// text), which it may do ahead of the first Run. Through the port then: the page's
+// kernel when the page says {type: "start", config} (its session, actor and state as
+// JSON text): at once, or at the first Run when the page spawned it ahead, while
+// idle. Through the port then: the page's
 // JSON strings for the kernel (kernel_headless/bridge.py) and its answers to fetches;
 // to the page: the kernel's JSON strings, and {type: "log" | "loaded" | "ready" |
 // "fatal" | "fetch" | "snapshot_get" | "snapshot_put"}.
