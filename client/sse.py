@@ -31,7 +31,9 @@ class Parser:
     """Feed it text chunks; it returns the messages each chunk completes."""
 
     def __init__(self) -> None:
-        self._buffer = ""
+        #: The unfinished line, as the chunks that brought it: a line of megabytes that
+        #: arrives in kilobytes is joined and split once, when it ends, not once a chunk.
+        self._partial: list[str] = []
         self._event = ""
         self._data: list[str] = []
         self._own_id: str | None = None
@@ -41,11 +43,16 @@ class Parser:
         self.retry_ms: int | None = None
 
     def feed(self, text: str) -> list[Message]:
-        self._buffer += text
+        held_cr = bool(self._partial) and self._partial[-1].endswith("\r")
+        self._partial.append(text)
+        if "\n" not in text and "\r" not in text and not held_cr:
+            return []  # the line goes on
+        buffer = "".join(self._partial)
         # A CR at the very end may be the first half of a CRLF: keep it for the next chunk.
-        end = len(self._buffer) - 1 if self._buffer.endswith("\r") else len(self._buffer)
-        lines = _LINE.split(self._buffer[:end])
-        self._buffer = lines.pop() + self._buffer[end:]
+        end = len(buffer) - 1 if buffer.endswith("\r") else len(buffer)
+        lines = _LINE.split(buffer[:end])
+        rest = lines.pop() + buffer[end:]
+        self._partial = [rest] if rest else []
         messages = []
         for line in lines:
             message = self._line(line)

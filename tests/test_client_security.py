@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from client import sse
 from client.links import page_link, parse_credential, query, share_link
 from client.sse import Message, Parser
 from tests.chromium import browser_fixture  # noqa: F401 - the *_fixture names are fixtures
@@ -62,6 +63,29 @@ def test_sse_parser_handles_any_chunking() -> None:
         ]
         assert got == expected, size
         assert parser.retry_ms == 500
+
+
+def test_sse_parser_reads_a_long_line_in_small_chunks_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 4 MB data line (a big output's batch) in 1 kB chunks is split once, when it ends:
+    re-splitting the whole line per chunk made the parsing quadratic (about 40 s here)."""
+    scanned: list[int] = []
+    line_ends = sse._LINE
+
+    class CountingPattern:
+        def split(self, text: str) -> list[str]:
+            scanned.append(len(text))
+            return line_ends.split(text)
+
+    monkeypatch.setattr(sse, "_LINE", CountingPattern())
+    line = "data: " + "x" * 4_000_000 + "\n\n"
+    parser = Parser()
+    got = [
+        m for start in range(0, len(line), 1024) for m in parser.feed(line[start : start + 1024])
+    ]
+    assert [len(message.data) for message in got] == [4_000_000]
+    assert sum(scanned) <= len(line) + 1024  # each character looked at about once
 
 
 def test_links_round_trip() -> None:
