@@ -195,7 +195,7 @@ class NotebookPage:
                 on_rejected=self._on_rejected,
                 on_pushed=self._on_pushed,
                 on_presence=self._on_presence,
-                on_status=self._schedule_render,
+                on_status=self._on_sync_status,
             )
             self.view.header.start_command = _kernel_command(relay, self.notebook_id)
 
@@ -437,6 +437,11 @@ class NotebookPage:
             self.run_in = where
             local_set(RUN_IN_KEY + self.notebook_id, where)
             self._preload_when_idle()
+
+    def _on_sync_status(self) -> None:
+        if not is_online():  # the browser is offline: runs go to this tab from now on
+            self._preload_when_idle()
+        self._schedule_render()
 
     def _preload_when_idle(self) -> None:
         """Where runs go to this tab, load its Python once the page is idle, so that the

@@ -155,9 +155,9 @@ class TabKernel:
 
     async def _prepare(self) -> None:
         """The frame, the worker's script and config, and a worker loading Python."""
-        await self._open_frame()
         root = site_root()
-        source, manifest, health = await asyncio.gather(
+        _, source, manifest, health = await asyncio.gather(
+            self._open_frame(),
             _text(root + "kernel_headless/host/tab_worker.js"),
             _text(root + "kernel_headless/files.json"),
             self._health(),
