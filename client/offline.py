@@ -43,7 +43,18 @@ async def tab_kernel_urls() -> list[str]:
     except Exception as error:  # a site without the kernel's files: nothing more to keep
         log.debug("no tab kernel files to keep: %s", error)
         return []
-    pyodide = [f"vendor/pyodide/{name}" for name in ("pyodide.mjs", "pyodide.asm.mjs")]
+    # All of Pyodide the kernel's worker loads: a page that booted from its own snapshot
+    # never fetched the lock file or the standard library itself.
+    pyodide = [
+        f"vendor/pyodide/{name}"
+        for name in (
+            "pyodide.mjs",
+            "pyodide.asm.mjs",
+            "pyodide.asm.wasm",
+            "python_stdlib.zip",
+            "pyodide-lock.json",
+        )
+    ]
     fixed = ["client/js/tab_frame.js", "kernel_headless/host/tab_worker.js", manifest]
     return [root + path for path in (*fixed, *pyodide, *paths)]
 

@@ -338,6 +338,9 @@ class TabKernel:
         elif kind == "fatal":
             self._snapshot_key = None
             self._worker_dead = True
+            if not self._began:  # loading ahead, unasked: the first Run tries again, and says
+                log.warning("could not load the tab kernel ahead: %s", str(data.error)[:2000])
+                return
             log.error("the tab kernel failed: %s", str(data.error)[:2000])
             self._failed(str(data.error).split("\n")[0][:300])
 

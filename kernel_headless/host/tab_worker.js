@@ -186,6 +186,13 @@ function fromPage({ data }) {
   }
 }
 
+// A fetch that fails while Pyodide loads (offline, a file not kept) can reject a promise
+// nobody awaits: it is said in the page's log, and "fatal" says that the start failed.
+self.addEventListener("unhandledrejection", (event) => {
+  event.preventDefault();
+  log(`unhandled: ${event.reason?.message ?? event.reason}`);
+});
+
 self.onmessage = ({ data }) => {
   if (data?.type === "init" && port === null) {
     port = data.port;
