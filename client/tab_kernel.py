@@ -96,15 +96,16 @@ class TabKernel:
         self._beat_task: asyncio.Task | None = None
         self._worker_source = ""
         self._config: dict[str, Any] = {}
-        self.started_at = 0.0
-        self.ready_seconds = 0.0
         #: Loading Python ahead (``preload``), or done; the worker became the kernel (``_begin``);
         #: the worker failed.
         self._prepared: asyncio.Future[None] | None = None
         self._began = False
         self._worker_dead = False
-        #: The key of the snapshot the current worker asked for, while it has not said "ready":
-        #: no cell has run in it, so a snapshot it makes holds only the kernel's own code.
+        #: The current worker has not said "loaded": no cell can have run in it, so it may ask
+        #: for a snapshot and give one (a cell's code could post the same messages later, and
+        #: a snapshot it gave would start every later kernel of this browser).
+        self._loading = False
+        #: The key of the snapshot that worker asked for and the page has none of.
         self._snapshot_key: str | None = None
 
     # --- starting ---------------------------------------------------------------------
@@ -133,7 +134,6 @@ class TabKernel:
         if self.on:
             return
         self.status, self.detail = "starting", "loading Python…"
-        self.started_at = time.monotonic()
         self._on_status()
         asyncio.ensure_future(self._start())
 
@@ -222,6 +222,7 @@ class TabKernel:
         self._worker += 1
         self._running = None
         self._snapshot_key = None
+        self._loading = True
         self._began = self._worker_dead = False
         self._close_port()
         # As JSON text: a JavaScript object would lose every None (``null`` becomes undefined).
@@ -321,22 +322,21 @@ class TabKernel:
         elif kind == "fetch":
             asyncio.ensure_future(self._serve_fetch(int(data.id), str(data.url)))
         elif kind == "snapshot_get":
-            asyncio.ensure_future(self._serve_snapshot(int(data.id), str(data.material)))
+            if self._loading:
+                asyncio.ensure_future(self._serve_snapshot(int(data.id), str(data.material)))
         elif kind == "snapshot_put":
-            if self._snapshot_key is not None:
+            if self._loading and self._snapshot_key is not None:
                 asyncio.ensure_future(self._keep_snapshot(self._snapshot_key, data.body))
         elif kind == "ready":
-            self._snapshot_key = None
             self.interrupts = bool(data.interrupts)
-            self.ready_seconds = time.monotonic() - self.started_at
             js.document.body.dataset.tabKernel = "ready"
-            js.document.body.dataset.tabKernelFrom = str(getattr(data, "source", "") or "")
             self.status, self.detail = "idle", ""
             self._on_status()
         elif kind == "loaded":
+            self._loading = False
             js.document.body.dataset.tabKernelLoaded = str(getattr(data, "source", "") or "")
         elif kind == "fatal":
-            self._snapshot_key = None
+            self._loading = False
             self._worker_dead = True
             if not self._began:  # loading ahead, unasked: the first Run tries again, and says
                 log.warning("could not load the tab kernel ahead: %s", str(data.error)[:2000])

@@ -20,7 +20,7 @@
 // it would keep one. Then the worker starts cold, imports the kernel,
 // snapshots that memory before any cell could have run and gives it to the
 // page ({type: "snapshot_put", body}; the page takes it only from a worker
-// that has not said "ready").
+// that has not said "loaded"; it answers "snapshot_get" only until then too).
 //
 // The one message from the frame: {type: "init", config, interrupt, port} (config: the
 // kernel's config as JSON text, client/tab_kernel.py; port: a MessagePort to the page).
