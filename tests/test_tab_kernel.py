@@ -62,6 +62,17 @@ attempt("origin", lambda: js.self.origin)
 tried["site_page"] = (await js.fetch("/%2e%2e/vendor/%2e%2e/index.html")).status
 tried["site_api"] = (await js.fetch("/api/notebooks")).status
 tried["site_file"] = (await js.fetch("/kernel_headless/files.json")).status
+# The worker's own messages to the page: a snapshot ask and a snapshot of 8 bytes.
+js.eval(
+    "self.__asked = 'no answer'; const fromPage = port.onmessage;"
+    "port.onmessage = (e) => { if (e.data && e.data.id === 999999)"
+    " self.__asked = e.data.status; else fromPage(e); };"
+    "port.postMessage({type: 'snapshot_get', id: 999999, material: 'planted'});"
+    "port.postMessage({type: 'snapshot_put', body: new ArrayBuffer(8)});"
+)
+import asyncio
+await asyncio.sleep(1)
+tried["snapshot_ask"] = str(js.self.__asked)
 print(json.dumps(tried))
 """
 
@@ -133,6 +144,14 @@ def test_a_static_site_runs_cells_in_the_tab(tmp_path: Path, browser, wheelhouse
         assert tried[name].startswith("blocked"), tried
     # Through the page, only the site's public static files: not its page, not an API.
     assert (tried["site_page"], tried["site_api"], tried["site_file"]) == (403, 403, 200), tried
+    # The page answers snapshot asks only while the worker loads, and kept no 8-byte one.
+    assert tried["snapshot_ask"] == "no answer", tried
+    sizes = tab.page.evaluate("""async () => {
+      const cache = await caches.open("anode-tab-snapshot");
+      return Promise.all((await cache.keys()).map(async (key) =>
+        (await (await cache.match(key)).arrayBuffer()).byteLength));
+    }""")
+    assert len(sizes) <= 1 and all(size > 1_000_000 for size in sizes), sizes
 
     tab.page.keyboard.press("Escape")
     tab.page.keyboard.press("b")
