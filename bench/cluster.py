@@ -25,11 +25,12 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from bench.harness import SPAWN, CpuMeter, Relay, create_notebook, http_client, push, result_of
-from bench.relay import Scale, _push_writers
+from bench.harness import CpuMeter, Relay, create_notebook, http_client, push
+from bench.relay import Scale
 from bench.report import Report, p50_p99, percentile, say
 from bench.subscribers import SubscriberProcess
 from bench.workload import Typist
+from bench.writers import push_writers
 
 #: (label, relay count, on PostgreSQL?)
 SETUPS = [("SQLite, 1 relay", 1, False)] + [
@@ -95,11 +96,7 @@ def bench_cluster(server_url: str, workdir: Path, scale: Scale, report: Report) 
                 for batch in (100, 1):
                     with http_client(urls[0]) as client:
                         notebook = create_notebook(client, f"push {batch}")
-                    out = SPAWN.Queue()
-                    args = (urls, notebook, batch, 4, push_seconds, warmup, out)
-                    proc = SPAWN.Process(target=_push_writers, args=args)
-                    proc.start()
-                    result = result_of(proc, out, timeout=push_seconds + 60)
+                    result = push_writers(urls, notebook, batch, 4, push_seconds, warmup)
                     rate = result["acked"] / result["seconds"]
                     pushes = result["pushes"] / result["seconds"]
                     lat = [x * 1000 for x in result["latencies"]]

@@ -3,15 +3,15 @@
     .venv/bin/python -m bench.relay                 # full run, about 1.5-2 minutes
     .venv/bin/python -m bench.relay --quick         # smoke run, about 30 s
     .venv/bin/python -m bench.relay --only fanout   # one part (repeatable): push, auth,
-                                                    # fanout, open, memory, growth
+                                                    # fanout, open, memory, growth, edits
     .venv/bin/python -m bench.relay --only cluster --store postgresql://postgres@127.0.0.1/postgres
                                                     # 1, 2 and 4 relays on PostgreSQL
                                                     # beside SQLite (bench/cluster.py)
 
 The relay runs as a real process (``python -m anode serve`` on a free port
 and a temporary data directory, ``bench.harness``) and is measured over
-loopback from other processes: writers in one process (one thread and
-keep-alive ``httpx`` client each), SSE subscribers in another (asyncio on
+loopback from other processes: writers in processes of their own (one
+kept-alive raw socket each, ``bench.writers``), SSE subscribers in another (asyncio on
 raw sockets, ``bench.subscribers``), so none shares a GIL with the relay or
 with each other. Events are ones an editor and a kernel would push
 (``bench.workload``). The script prints figures, the relay's CPU use beside
@@ -34,7 +34,6 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,18 +45,16 @@ if __package__ in (None, ""):  # run as a file: make the ``bench`` package impor
 import httpx
 
 from bench.harness import (
-    JSON,
-    SPAWN,
     CpuMeter,
     Relay,
     create_notebook,
     http_client,
     push,
-    result_of,
 )
 from bench.report import Report, median, p50_p99, percentile, say
 from bench.subscribers import SubscriberProcess
 from bench.workload import Typist, history
+from bench.writers import push_writers
 from relay.config import RelayConfig
 
 
@@ -77,6 +74,7 @@ class Scale:
     rss_streams_per_notebook: int = 10
     growth_sizes: tuple[int, ...] = (100, 2_000, 20_000)
     growth_seconds: float = 2.0
+    edits_seconds: float = 3.0
 
 
 FULL = Scale(
@@ -96,74 +94,11 @@ QUICK = Scale(
     warm_opens=10,
     growth_sizes=(100, 2_000),
     growth_seconds=1.0,
+    edits_seconds=1.5,
 )
 
 
 # --- 1. push throughput -------------------------------------------------------------
-
-
-def _push_writers(
-    url: str | list[str],
-    notebook: str,
-    batch: int,
-    writers: int,
-    seconds: float,
-    warmup: float,
-    out: Any,
-    token: str | None = None,
-) -> None:
-    """In a writer process: ``writers`` threads push to one notebook, each in its own cells
-    (writer i through ``url[i % len(url)]`` when given several relays)."""
-    urls = url if isinstance(url, list) else [url]
-    barrier = threading.Barrier(writers)
-    results: list[dict[str, Any]] = [{} for _ in range(writers)]
-
-    def writer(index: int) -> None:
-        typist = Typist(f"w{index}p{os.getpid()}", seed=index, new_cell_every=100)
-        path = f"/api/notebooks/{notebook}/events"
-        latencies: list[float] = []
-        acked = 0
-        first = last = 0.0
-        with http_client(urls[index % len(urls)], 60, token) as client:
-            push(client, notebook, [typist.create_cell() for _ in range(4)])
-            barrier.wait()
-            start = time.perf_counter()
-            measure_from, end = start + warmup, start + warmup + seconds
-            while True:
-                body = json.dumps({"events": typist.batch(batch)})
-                sent = time.perf_counter()
-                response = client.post(path, content=body, headers=JSON)
-                done = time.perf_counter()
-                response.raise_for_status()
-                if sent >= measure_from:
-                    first = first or sent
-                    last = done
-                    latencies.append(done - sent)
-                    acked += len(response.json()["seqs"])
-                if done >= end:
-                    break
-        results[index] = {"latencies": latencies, "acked": acked, "first": first, "last": last}
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    first = min(r["first"] for r in results)
-    last = max(r["last"] for r in results)
-    offset = time.time() - time.perf_counter()
-    out.put(
-        {
-            "acked": sum(r["acked"] for r in results),
-            "pushes": sum(len(r["latencies"]) for r in results),
-            "seconds": last - first,
-            "latencies": [x for r in results for x in r["latencies"]],
-            "window": (first + offset, last + offset),
-            "cpu_seconds": (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime),
-        }
-    )
 
 
 def bench_push(relay: Relay, scale: Scale, report: Report) -> None:
@@ -173,26 +108,14 @@ def bench_push(relay: Relay, scale: Scale, report: Report) -> None:
         for batch in (100, 1):
             for writers in (1, 4):
                 notebook = create_notebook(client, f"push {batch}x{writers}")
-                out = SPAWN.Queue()
-                proc = SPAWN.Process(
-                    target=_push_writers,
-                    args=(
-                        relay.url,
-                        notebook,
-                        batch,
-                        writers,
-                        scale.push_seconds,
-                        scale.push_warmup,
-                        out,
-                    ),
+                result = push_writers(
+                    relay.url, notebook, batch, writers, scale.push_seconds, scale.push_warmup
                 )
-                proc.start()
-                result = result_of(proc, out, timeout=scale.push_seconds + 60)
                 rate = result["acked"] / result["seconds"]
                 pushes = result["pushes"] / result["seconds"]
                 lat = [x * 1000 for x in result["latencies"]]
                 busy = cpu.busy(*result["window"])
-                client_busy = 100 * result["cpu_seconds"] / (scale.push_seconds + scale.push_warmup)
+                client_busy = result["cpu_percent"]
                 who = f"{writers} writer{'s' if writers > 1 else ' '}"
                 say(
                     f"   batch {batch:>3} x {who}: {rate:>8,.0f} events/s {pushes:>6,.0f} pushes/s"
@@ -208,11 +131,9 @@ def _push_rate(relay: Relay, batch: int, scale: Scale) -> tuple[float, list[floa
     """One writer pushing batches of ``batch``: (events/s, push latencies in ms)."""
     with http_client(relay.url, token=relay.token) as client:
         notebook = create_notebook(client, f"auth {batch}")
-    out = SPAWN.Queue()
-    args = (relay.url, notebook, batch, 1, scale.push_seconds, scale.push_warmup, out, relay.token)
-    proc = SPAWN.Process(target=_push_writers, args=args)
-    proc.start()
-    result = result_of(proc, out, timeout=scale.push_seconds + 60)
+    result = push_writers(
+        relay.url, notebook, batch, 1, scale.push_seconds, scale.push_warmup, relay.token
+    )
     return result["acked"] / result["seconds"], [x * 1000 for x in result["latencies"]]
 
 
@@ -602,7 +523,8 @@ def main(argv: list[str] | None = None) -> None:
         "--quick", action="store_true", help="a ~30 s smoke run with smaller workloads"
     )
     parser.add_argument(
-        "--only", choices=("push", "auth", "fanout", "open", "memory", "growth", "cluster"),
+        "--only",
+        choices=("push", "auth", "fanout", "open", "memory", "growth", "edits", "cluster"),
         action="append", help="run only this part (repeatable)",
     )  # fmt: skip
     parser.add_argument(
@@ -611,7 +533,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
-    parts = args.only or ["push", "auth", "fanout", "open", "memory", "growth"]
+    parts = args.only or ["push", "auth", "fanout", "open", "memory", "growth", "edits"]
     if args.store and not args.only:
         parts.append("cluster")
     if "cluster" in parts and not args.store:
@@ -642,6 +564,14 @@ def main(argv: list[str] | None = None) -> None:
             relay = Relay(workdir / "growth").start()
             try:
                 bench_growth(relay, scale.growth_sizes, scale.growth_seconds, report)
+            finally:
+                relay.stop()
+        if "edits" in parts:
+            from bench.edits import bench_edits
+
+            relay = Relay(workdir / "edits").start()
+            try:
+                bench_edits(relay, scale.edits_seconds, report)
             finally:
                 relay.stop()
         if "auth" in parts:
