@@ -300,14 +300,15 @@ async def get_snapshot(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
+    # The router tries routes in order: the log's push and pull, asked most, come first.
     return [
+        Route("/api/notebooks/{notebook}/events", push_events, methods=["POST"]),
+        Route("/api/notebooks/{notebook}/events", pull_events, methods=["GET"]),
         Route("/api/health", health, methods=["GET"]),
         Route("/api/whoami", whoami, methods=["GET"]),
         Route("/api/notebooks", list_notebooks, methods=["GET"]),
         Route("/api/notebooks", create_notebook, methods=["POST"]),
         *ipynb_routes(),
-        Route("/api/notebooks/{notebook}/events", push_events, methods=["POST"]),
-        Route("/api/notebooks/{notebook}/events", pull_events, methods=["GET"]),
         Route("/api/notebooks/{notebook}/stream", stream, methods=["GET"]),
         Route("/api/notebooks/{notebook}/presence", post_presence, methods=["POST"]),
         Route("/api/notebooks/{notebook}/snapshot", get_snapshot, methods=["GET"]),

@@ -83,10 +83,39 @@ class _Batch:
     items: list[PushedEvent]
     authorize: Authorize | None
 
+    @classmethod
+    def of(
+        cls, items: list[PushedEvent], actor: str, ts: float, authorize: Authorize | None
+    ) -> _Batch:
+        rows = [_row(item.id, item.event, actor, ts) for item in items]
+        events: dict[str, Event] = {item.id: item.event for item in items}
+        return cls(rows, events, actor, ts, items, authorize)
+
     def check(self, state: NotebookState) -> None:
         """Raise to refuse the batch on ``state`` (run again whenever the state moved)."""
         if self.authorize is not None:
             self.authorize(state, self.items)
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """A pushed batch waiting in its notebook's commit queue, and the pusher's answer."""
+
+    items: list[PushedEvent]
+    actor: str
+    authorize: Authorize | None
+    future: asyncio.Future[tuple[list[int], int]]
+
+    def batch(self, ts: float) -> _Batch:
+        return _Batch.of(self.items, self.actor, ts, self.authorize)
+
+    def succeed(self, outcome: tuple[list[int], int]) -> None:
+        if not self.future.done():  # its pusher may have gone (cancelled)
+            self.future.set_result(outcome)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
 
 
 #: Events whose fold can change what the notebook list shows.
@@ -137,6 +166,9 @@ class OpenNotebook:
     #: The rows stored last, so a pull that is nearly caught up (a kernel's or a
     #: follower's long poll) is answered from memory, without a read of the store.
     recent: RecentRows = field(default_factory=RecentRows)
+    #: Batches waiting to be committed, and the task committing them (``Notebooks._append``).
+    queue: list[_Pending] = field(default_factory=list)
+    committer: asyncio.Task[None] | None = None
 
     def publish(self, hub: Hub, rows: list[StoredRow]) -> None:
         """Fan out rows just stored and folded, and keep them for pulls."""
@@ -163,7 +195,9 @@ class Notebooks:
         self._served: OrderedDict[tuple[str, bool], tuple[int, str]] = OrderedDict()
 
     async def close(self) -> None:
-        """Finish writing snapshots; the storage must still be open."""
+        """Finish the commits and snapshots under way; the storage must still be open."""
+        committers = [opened.committer for opened in self._open.values() if opened.committer]
+        await asyncio.gather(*committers, return_exceptions=True)
         await self.snapshots.drain()
 
     # --- notebooks --------------------------------------------------------------
@@ -302,15 +336,62 @@ class Notebooks:
         actor: str,
         authorize: Authorize | None = None,
     ) -> tuple[list[int], int]:
+        """Append one batch; (its seqs, the head it left) once it is committed.
+
+        On SQLite, batches that arrive while another commits wait in the
+        notebook's queue and go to storage together (``_commit_queued``).
+        """
+        if self.storage.shared:  # other relays' appends decide the order: one at a time
+            return await self._append_one(opened, items, actor, authorize)
+        pending = _Pending(items, actor, authorize, asyncio.get_running_loop().create_future())
+        opened.queue.append(pending)
+        if opened.committer is None:
+            opened.committer = asyncio.create_task(
+                self._commit_queued(opened), name=f"anode-commit-{opened.id}"
+            )
+        return await pending.future
+
+    async def _commit_queued(self, opened: OpenNotebook) -> None:
+        """Commit the notebook's queued batches, all that are waiting at once in one go,
+        until none is left. A task of its own: a pusher that goes away stops no other's."""
+        group: list[_Pending] = []
+        try:
+            while opened.queue:
+                group = [pending for pending in opened.queue if not pending.future.done()]
+                opened.queue.clear()
+                if len(group) == 1:
+                    only = group[0]
+                    try:
+                        outcome = await self._append_one(
+                            opened, only.items, only.actor, only.authorize
+                        )
+                    except Exception as error:
+                        only.fail(error)
+                    else:
+                        only.succeed(outcome)
+                elif group:
+                    await self._append_group(opened, group)
+        except BaseException:
+            for pending in [*opened.queue, *group]:
+                pending.fail(Unavailable("the relay is stopping", code="relay_stopping"))
+            raise
+        finally:
+            opened.committer = None
+
+    async def _append_one(
+        self,
+        opened: OpenNotebook,
+        items: list[PushedEvent],
+        actor: str,
+        authorize: Authorize | None = None,
+    ) -> tuple[list[int], int]:
         for _ in range(_MAX_RETRIES):
             async with opened.lock:
                 if opened.dropped:  # reloaded while this push waited for the lock
                     opened = await self.open(opened.id)
                     continue
                 ts = max(self.clock(), opened.last_ts)
-                rows = [_row(item.id, item.event, actor, ts) for item in items]
-                events: dict[str, Event] = {item.id: item.event for item in items}
-                batch = _Batch(rows, events, actor, ts, items, authorize)
+                batch = _Batch.of(items, actor, ts, authorize)
                 # Decided on this state; the append stores it only if the state is
                 # still the head (``expect_head``), else it is decided again.
                 batch.check(opened.state)
@@ -322,10 +403,7 @@ class Notebooks:
                     else:
                         result = await self._append_with_summary(opened, batch)
                 except IdConflict as error:
-                    raise Conflict(
-                        f"event id {error.event_id!r} is already stored with other content",
-                        code="event_id_reused",
-                    ) from None
+                    raise _reused(error) from None
                 except HeadMoved as moved:  # another writer appended: decide again on its head
                     if not opened.dropped:
                         await self._catch_up(opened, moved.head)
@@ -338,6 +416,83 @@ class Notebooks:
         raise Unavailable(
             "other relays keep appending to this notebook; try again", code="notebook_busy"
         )
+
+    async def _append_group(self, opened: OpenNotebook, group: list[_Pending]) -> None:
+        """Several batches in one commit, each decided on the state the ones before it leave.
+
+        As ``_append_with_summary`` does for one batch: look up which ids are
+        stored, then for each batch in turn check it, plan it against what is
+        stored and what the batches before it planned, and fold it, so a claim
+        or an edit is judged exactly as if the batches had come one by one. A
+        refused batch gets its error and leaves nothing behind. Then one append
+        stores every accepted batch's new rows, with the summary, in one
+        transaction: two trips to storage for the group, against one per batch.
+        Each pusher hears of its batch only once that transaction is committed.
+        """
+        accepted: list[tuple[_Pending, AppendResult]] = []
+        try:
+            async with opened.lock:
+                if opened.dropped:  # reloaded while the group waited: start over on the new copy
+                    opened = await self.open(opened.id)
+                    await self._append_group(opened, group)
+                    return
+                ids = [item.id for pending in group for item in pending.items]
+                found = await self.storage.lookup(opened.id, ids)
+                known = dict(found.known)
+                head = found.head
+                new_rows: list[NewRow] = []
+                last_ts = opened.last_ts
+                for pending in group:
+                    ts = max(self.clock(), last_ts)
+                    batch = pending.batch(ts)
+                    try:
+                        batch.check(opened.state)
+                        planned = plan_append(head, batch.rows, known)
+                    except IdConflict as error:
+                        pending.fail(_reused(error))
+                        continue
+                    except Exception as error:
+                        pending.fail(error)
+                        continue
+                    await self._fold(opened, planned.stored, batch)
+                    new_ids = {row.id for row in planned.stored}
+                    for row in batch.rows:
+                        if row.id in new_ids:
+                            new_rows.append(row)
+                            new_ids.discard(row.id)  # an id repeated in the batch is stored once
+                    known.update((row.id, (row.seq, row.body)) for row in planned.stored)
+                    head = planned.head
+                    last_ts = ts
+                    accepted.append((pending, planned))
+                if new_rows:
+                    summary = _summary(opened.state)
+                    try:
+                        result = await self.storage.append(
+                            opened.id,
+                            new_rows,
+                            summary=summary if summary != opened.summary else None,
+                            expect_head=found.head,
+                        )
+                    except BaseException:  # the state holds batches the store may not
+                        self._forget(opened)
+                        raise
+                    if result.head != head:  # pragma: no cover - one writer plans what it stores
+                        self._forget(opened)
+                        raise RuntimeError(f"planned head {head}, stored {result.head}")
+                    opened.summary = summary
+                    opened.last_ts = last_ts
+                    opened.publish(self.hub, result.stored)
+                    self.snapshots.maybe_take(opened.id, opened.state, opened.snapshot)
+        except Exception as error:  # nothing of the group is stored: each pusher hears why
+            for pending in group:
+                pending.fail(error)
+            return
+        except BaseException:
+            for pending in group:
+                pending.fail(Unavailable("the relay is stopping", code="relay_stopping"))
+            raise
+        for pending, planned in accepted:
+            pending.succeed((planned.seqs, planned.head))
 
     async def _append_then_fold(self, opened: OpenNotebook, batch: _Batch) -> AppendResult:
         """The common case: one call to storage, which decides what is new.
@@ -444,6 +599,8 @@ class Notebooks:
         opened.dropped = True
         if self._open.get(opened.id) is opened:
             del self._open[opened.id]
+        for internal in (False, True):  # it may be of a state the store never took
+            self._served.pop((opened.id, internal), None)
 
     async def _catch_up(self, opened: OpenNotebook, upto: int) -> None:
         """Fold, and fan out to this relay's subscribers, what other relays stored up to
@@ -608,6 +765,13 @@ def _decode_page(rows: list[StoredRow]) -> list[dict[str, Any]]:
         except ValueError:
             log.error("skipping event %d (%r): its stored body is not JSON", row.seq, row.id[:80])
     return values
+
+
+def _reused(error: IdConflict) -> Conflict:
+    return Conflict(
+        f"event id {error.event_id!r} is already stored with other content",
+        code="event_id_reused",
+    )
 
 
 def _row(event_id: str, event: Event, actor: str, ts: float) -> NewRow:
