@@ -21,8 +21,10 @@ MICROPIP := vendor/micropip/micropip-0.11.1-py3-none-any.whl
 # The browser client's npm libraries (CodeMirror 6; marked, DOMPurify and KaTeX), bundled once.
 # KaTeX's CSS and fonts are served from node_modules/katex/dist as they are (relay/static.py).
 BUNDLES  := vendor/bundles/editor.js vendor/bundles/markdown.js
+SNAPSHOT := vendor/snapshot/.made
 
-setup: $(VENV)/.installed node_modules/.installed $(MICROPIP) $(BUNDLES) chromium bubblewrap
+setup: $(VENV)/.installed node_modules/.installed $(MICROPIP) $(BUNDLES) chromium bubblewrap \
+	$(SNAPSHOT)
 
 serve: setup
 	$(BIN)/anode serve $(ARGS)
@@ -89,6 +91,16 @@ bubblewrap:
 	    echo "Installing bubblewrap with apt-get (it confines kernels)"; \
 	    $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q bubblewrap; \
 	  else echo "bubblewrap is not installed: kernels will not be confined (see SECURITY.md)"; fi; }
+
+# The page's Pyodide memory snapshot, which the relay serves at /snapshot/: a first
+# visit starts from it instead of starting CPython and importing the client
+# (anode/page_snapshot.py; made in headless Chromium, about 10 s). Keyed by its
+# files' contents, so a stale one is never used; remade when they change.
+$(SNAPSHOT): $(wildcard client/*.py shared_schema/*.py client/js/*.js client/js/*.mjs) \
+	  client/pyscript.json index.html package-lock.json $(BUNDLES) \
+	  | chromium $(VENV)/.installed node_modules/.installed
+	$(BIN)/python -m anode.page_snapshot vendor/snapshot
+	touch $@
 
 # CodeMirror ships as many small ES modules; esbuild (an npm dev dependency)
 # bundles each glue file of client/js/ with what it imports into one file.

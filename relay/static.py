@@ -14,6 +14,9 @@ URL layout (the same in ``anode build-site`` output):
     /vendor/bundles/...     the client's npm libraries (CodeMirror, marked, DOMPurify, KaTeX),
                             bundled by ``make setup``
     /kernel_headless/...    the kernel's Python and host files (the browser kernel page)
+    /snapshot/<key>.gz      the page's Pyodide memory snapshot, made by ``make setup``
+                            (``anode/page_snapshot.py``): a first visit starts from it
+    /snapshot/index.json    {"snapshots": [names]}: which ones there are
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import mimetypes
 import os
 from pathlib import Path
+from typing import Any
 
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -53,6 +57,26 @@ VENDORED_SUFFIXES = frozenset(
 )
 
 
+#: Where ``make setup`` leaves the page's snapshot, under the project root.
+PAGE_SNAPSHOTS = Path("vendor/snapshot")
+
+
+class _Snapshots(StaticFiles):
+    """The page's snapshots: gzipped bytes the page unpacks itself (not a Content-Encoding),
+    named by the hash of what they hold, so never stale under their name."""
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if not path.endswith(".gz") or "/" in path.strip("/"):
+            return "", None
+        return super().lookup_path(path)
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["content-type"] = "application/octet-stream"
+        response.headers["cache-control"] = "public, max-age=31536000, immutable"
+        return response
+
+
 class _VendoredFiles(StaticFiles):
     """A vendored package's folder, serving only ``VENDORED_SUFFIXES``."""
 
@@ -77,7 +101,27 @@ def static_routes(root: Path) -> list[BaseRoute]:
             routes.append(
                 Mount(f"/vendor/{name}", _VendoredFiles(directory=root / relative), name=name)
             )
+    routes.append(Route("/snapshot/index.json", _snapshot_index(root), methods=["GET", "HEAD"]))
+    if (root / PAGE_SNAPSHOTS).is_dir():
+        routes.append(Mount("/snapshot", _Snapshots(directory=root / PAGE_SNAPSHOTS)))
     return routes
+
+
+def _snapshot_index(root: Path):
+    """The page snapshots this relay ships (none before ``make setup`` made one)."""
+    folder = root / PAGE_SNAPSHOTS
+
+    async def snapshot_index(request) -> Response:
+        return JSONResponse(page_snapshots(folder), headers={"cache-control": "no-cache"})
+
+    return snapshot_index
+
+
+def page_snapshots(folder: Path) -> dict[str, list[str]]:
+    """``snapshot/index.json``: the page snapshots in ``folder`` (the page asks for one only
+    once this lists it, so that a missing one is no 404 in the console)."""
+    names = sorted(path.name for path in folder.glob("*.gz")) if folder.is_dir() else []
+    return {"snapshots": names}
 
 
 def _index_page(root: Path):

@@ -780,6 +780,32 @@ def test_static_files_are_served_with_types_browsers_accept(
         assert len(response.content) > 0
 
 
+def test_the_page_snapshots_are_listed_and_served_as_bytes(tmp_path: Path) -> None:
+    """``/snapshot/``: what ``make setup`` left in vendor/snapshot, gzipped bytes the page
+    unpacks itself; nothing else from that folder, and an empty list before there is one."""
+    from starlette.applications import Starlette
+
+    from relay.static import static_routes
+
+    with TestClient(Starlette(routes=static_routes(tmp_path))) as bare:
+        assert bare.get("/snapshot/index.json").json() == {"snapshots": []}
+    folder = tmp_path / "vendor" / "snapshot"
+    folder.mkdir(parents=True)
+    (folder / "pyodide-1.0-abc.gz").write_bytes(b"\x1f\x8b packed")
+    (folder / "notes.txt").write_text("not served")
+    with TestClient(Starlette(routes=static_routes(tmp_path))) as client:
+        listed = client.get("/snapshot/index.json")
+        assert listed.json() == {"snapshots": ["pyodide-1.0-abc.gz"]}
+        assert listed.headers["cache-control"] == "no-cache"
+        served = client.get("/snapshot/pyodide-1.0-abc.gz")
+        assert served.status_code == 200 and served.content == b"\x1f\x8b packed"
+        assert served.headers["content-type"] == "application/octet-stream"
+        assert "content-encoding" not in served.headers  # the page unpacks it, not the browser
+        assert "immutable" in served.headers["cache-control"]
+        for path in ("/snapshot/notes.txt", "/snapshot/../index.html", "/snapshot/none.gz"):
+            assert client.get(path).status_code == 404, path
+
+
 def test_every_response_is_cross_origin_isolated(client: TestClient, notebook: str) -> None:
     requests = [
         ("GET", "/"),

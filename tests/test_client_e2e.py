@@ -470,13 +470,16 @@ SNAPSHOT_PAUSE_MS = 2000
 def test_a_snapshot_is_made_in_a_pause_and_restored_by_the_next_start(
     relay: RelayProcess, browser
 ) -> None:
-    """A first start makes a Pyodide memory snapshot (client/js/snapshot.js) when input pauses:
-    typing keeps the worker away (it takes a core for seconds) and a key stops a running one.
-    The next start, still through PyScript, restores it, without JSPI, and edits and syncs."""
+    """A first start with no snapshot shipped makes a Pyodide memory snapshot
+    (client/js/snapshot.js) when input pauses: typing keeps the worker away (it takes a core
+    for seconds) and a key stops a running one. The next start, still through PyScript,
+    restores it, without JSPI, and edits and syncs."""
     from playwright.sync_api import expect
 
     notebook = new_notebook(relay, "snapshot", source="x = 1")
     context = browser.new_context(service_workers="block")
+    # As a relay that ships none (before `make setup` made one):
+    context.route("**/snapshot/index.json", lambda route: route.fulfill(json={"snapshots": []}))
     context.add_init_script(_RECORD_SNAPSHOT_STATES)
     console: list[str] = []
     context.on(
@@ -511,4 +514,41 @@ def test_a_snapshot_is_made_in_a_pause_and_restored_by_the_next_start(
     second.type(0, "\ny = 2")
     first.expect_source(0, "x = 1" + "a" * 10 + "b\ny = 2")
     assert first.errors == [] and second.errors == [] and console == []
+    context.close()
+
+
+@pytest.mark.slow
+def test_a_first_visit_starts_from_the_snapshot_the_relay_ships(
+    relay: RelayProcess, browser
+) -> None:
+    """``make setup`` makes the page's snapshot (anode/page_snapshot.py) and the relay serves
+    it: a browser that has never seen the page starts Python from it, keeps it, and the next
+    tab starts from its own copy. No snapshot worker runs, and the page works as ever."""
+    from playwright.sync_api import expect
+
+    shipped = sorted((REPO_ROOT / "vendor" / "snapshot").glob("*.gz"))
+    assert shipped, "no page snapshot in vendor/snapshot: run `make setup`"
+    notebook = new_notebook(relay, "shipped", source="x = 1")
+    context = browser.new_context(service_workers="block")
+    context.add_init_script(_RECORD_SNAPSHOT_STATES)
+    asked: list[str] = []
+    context.on("request", lambda request: asked.append(request.url))
+    first = ClientPage.open(context, relay, notebook)
+    expect(first.page.locator("body")).to_have_attribute("data-snapshot", "shipped")
+    assert [url for url in asked if "/snapshot/" in url] == [
+        f"{relay.url}/snapshot/index.json",
+        f"{relay.url}/snapshot/{shipped[-1].name}",
+    ]
+    first.type(0, "\ny = 2")
+    first.page.wait_for_timeout(SNAPSHOT_PAUSE_MS + 500)  # time enough for a worker to start
+    assert first.page.evaluate("window.__snapshotStates") == ["shipped"]
+
+    asked.clear()
+    second = ClientPage.open(context, relay, notebook)
+    expect(second.page.locator("body")).to_have_attribute("data-snapshot", "used")
+    assert [url for url in asked if "/snapshot/" in url] == []  # from Cache Storage
+    second.expect_source(0, "x = 1\ny = 2")
+    second.type(0, "\nz = 3")
+    first.expect_source(0, "x = 1\ny = 2\nz = 3")
+    assert first.errors == [] and second.errors == []
     context.close()

@@ -114,14 +114,14 @@ def test_build_site_writes_a_complete_site(tmp_path: Path) -> None:
 
 def _build_site(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "anode", "build-site", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_build_site_copies_a_wheelhouse(tmp_path: Path, wheelhouse: Path) -> None:
     """``--wheels DIR``: DIR's wheels as a static package index, the relay's layout, each
     link with its file's sha256; a folder with no wheel is refused and nothing is written."""
     out = tmp_path / "site"
-    done = _build_site(str(out), "--wheels", str(wheelhouse))
+    done = _build_site(str(out), "--wheels", str(wheelhouse), "--no-snapshot")
     assert done.returncode == 0, done.stderr
     [wheel] = wheelhouse.glob("*.whl")
     assert '<a href="humanize/">' in (out / "wheels/simple/index.html").read_text()
@@ -132,10 +132,50 @@ def test_build_site_copies_a_wheelhouse(tmp_path: Path, wheelhouse: Path) -> Non
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    refused = _build_site(str(tmp_path / "other"), "--wheels", str(empty))
+    refused = _build_site(str(tmp_path / "other"), "--wheels", str(empty), "--no-snapshot")
     assert refused.returncode == 2
     assert f"--wheels {empty} holds no *.whl file" in refused.stderr
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.slow
+def test_a_built_site_ships_the_snapshot_a_first_visit_starts_from(
+    tmp_path: Path, static_server, browser
+) -> None:
+    """``anode build-site`` makes the page's Pyodide snapshot in headless Chromium and ships
+    it: a browser new to the site starts Python from it, keeps it, and the page works as
+    ever. Built with ``--no-snapshot``, the site ships none and says so in its index."""
+    from playwright.sync_api import expect
+
+    site = tmp_path / "site"
+    done = _build_site(str(site))
+    assert done.returncode == 0, done.stderr
+    [shipped] = (site / "snapshot").glob("*.gz")
+    assert json.loads((site / "snapshot/index.json").read_text()) == {"snapshots": [shipped.name]}
+    assert f"snapshot/{shipped.name}" in done.stdout
+    server = static_server(site, _free_port())
+    context = browser.new_context(service_workers="block")
+    tab = ClientPage(context.new_page(), _NoRelay(), site_url=server.url)
+    tab.goto()
+    body = tab.page.locator("body")
+    expect(body).to_have_attribute("data-snapshot", "shipped")
+    tab.page.fill(".new-title", "From the snapshot")
+    tab.page.click("button.create")
+    tab.page.wait_for_url(re.compile(r"\?notebook=local-"), timeout=SYNC_TIMEOUT_MS)
+    tab.wait_ready()
+    tab.type(0, "started = 'warm'")
+    tab.expect_source(0, "started = 'warm'")
+    expect(body).to_have_attribute("data-saving", "0")
+    tab.reload()
+    expect(body).to_have_attribute("data-snapshot", "used")  # kept in Cache Storage
+    tab.expect_source(0, "started = 'warm'")
+    assert tab.errors == []
+    context.close()
+
+    again = _build_site(str(site), "--no-snapshot")
+    assert again.returncode == 0, again.stderr
+    assert not list((site / "snapshot").glob("*.gz"))
+    assert json.loads((site / "snapshot/index.json").read_text()) == {"snapshots": []}
 
 
 @pytest.mark.slow

@@ -1,13 +1,14 @@
 // PyScript's interpreter (client/pyscript.json `interpreter`): the vendored
-// Pyodide, started from a memory snapshot when this browser has one.
+// Pyodide, started from a memory snapshot when this browser or the site has one.
 //
 // PyScript imports this module and calls its loadPyodide as it would call
 // Pyodide's own, then does what it always does: writes the files
 // pyscript.json lists, adds its `pyscript` package, runs client/main.py.
 // Most of a start is CPython initialising itself; a snapshot (Pyodide's
 // memory with the client already imported, made by client/js/snapshot.js once
-// a page is ready) skips that. One that fails to load is skipped: a cold
-// start. docs/client.md, "Booting the page".
+// a page is ready, or shipped by a site `anode build-site` made) skips that.
+// One that fails to load is skipped: a cold start. docs/client.md, "Booting
+// the page".
 
 import { loadPyodide as loadVendored, version } from "../../vendor/pyodide/pyodide.mjs";
 import { SNAPSHOT_CACHE, pythonFiles, snapshotKey, withoutJspi } from "./startup.js";
@@ -19,31 +20,45 @@ withoutJspi();
 const INDEX_URL = new URL("../../vendor/pyodide/", import.meta.url).href;
 const STORED = window.isSecureContext && "caches" in window;
 
-/** The snapshot this browser made for this Pyodide and these files, or null (looked up at once, while PyScript starts). */
+/**
+ * The snapshot for this Pyodide and these files, looked up at once, while PyScript starts:
+ * {bytes, shipped} or null. The one this browser made (Cache Storage) or, on a first
+ * visit, the one the site ships (`anode build-site`: snapshot/<key>.gz).
+ */
 const snapshot = (async () => {
   if (!STORED) return null;
   try {
     const cache = await caches.open(SNAPSHOT_CACHE);
-    const response = await cache.match(await snapshotKey(version, await pythonFiles()));
-    return response ? new Uint8Array(await response.arrayBuffer()) : null;
+    const key = await snapshotKey(version, await pythonFiles());
+    const kept = await cache.match(key);
+    if (kept) return { bytes: new Uint8Array(await kept.arrayBuffer()), key, shipped: false };
+    // What the site ships: asked first, so that no 404 of a missing one litters the console.
+    const shipped = await fetch(new URL("../../snapshot/index.json", import.meta.url));
+    const name = `${new URL(key).pathname.split("/").pop()}.gz`;
+    if (!shipped.ok || !(await shipped.json()).snapshots.includes(name)) return null;
+    const response = await fetch(new URL(`../../snapshot/${name}`, import.meta.url));
+    if (!response.ok) return null;
+    const unpacked = response.body.pipeThrough(new DecompressionStream("gzip"));
+    return { bytes: new Uint8Array(await new Response(unpacked).arrayBuffer()), key, shipped: true };
   } catch (error) {
-    return null; // Cache Storage blocked (a browser setting), a file missing: PyScript will say
+    return null; // Cache Storage blocked (a browser setting), a file missing, offline: PyScript will say
   }
 })();
 
 /** PyScript's call: its options (stdout, stderr), but always the vendored Pyodide's files. */
 export async function loadPyodide(options) {
   const settings = { ...options, indexURL: INDEX_URL };
-  const bytes = await snapshot;
+  const found = await snapshot;
   let pyodide = null;
-  if (bytes) {
+  if (found) {
     try {
-      pyodide = await loadVendored({ ...settings, _loadSnapshot: bytes });
+      pyodide = await loadVendored({ ...settings, _loadSnapshot: found.bytes });
+      if (found.shipped) keep(found);
     } catch (error) {
-      console.warn("anode: the cached Pyodide snapshot did not load; starting without it", error);
+      console.warn("anode: the Pyodide snapshot did not load; starting without it", error);
     }
   }
-  document.body.dataset.snapshot = pyodide ? "used" : "none";
+  document.body.dataset.snapshot = pyodide ? (found.shipped ? "shipped" : "used") : "none";
   if (!pyodide) {
     try {
       pyodide = await loadVendored(settings);
@@ -55,6 +70,17 @@ export async function loadPyodide(options) {
   }
   performance.mark("anode:pyodide");
   return pyodide;
+}
+
+/** Keep the site's snapshot, once it loaded, where the next start looks first. */
+async function keep({ bytes, key }) {
+  try {
+    const cache = await caches.open(SNAPSHOT_CACHE);
+    for (const old of await cache.keys()) await cache.delete(old);
+    await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
+  } catch (error) {
+    console.warn("anode: could not keep the Pyodide snapshot", error);
+  }
 }
 
 function failed(error) {

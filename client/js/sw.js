@@ -30,7 +30,8 @@ function keepable(url) {
   const scope = self.registration.scope;
   if (!url.startsWith(scope)) return false;
   const path = url.slice(scope.length);
-  return !path.startsWith("api/");
+  // snapshot/: the site's Pyodide snapshot, kept unpacked in anode-snapshot by the page.
+  return !path.startsWith("api/") && !path.startsWith("snapshot/");
 }
 
 // What a response is kept under: never an address with a token in it. A
