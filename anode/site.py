@@ -4,7 +4,8 @@ The folder has the same layout the relay serves (``relay/static.py``), minus
 the relay's API and the kernels' files:
 
     index.html, sw.js, config.json
-    client/            the client's Python, style, sandbox page, service worker
+    client/            the client's Python (and all of it in python.json), style, sandbox
+                       page, service worker
     shared_schema/     the schema the client folds the log with (and the tab kernel too)
     kernel_headless/   the kernel's Python and the tab host's worker (a tab runs cells itself)
     vendor/pyodide/    npm ``pyodide``                  (source maps and type files left out)
@@ -35,7 +36,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from relay.static import VENDORED
+from relay.static import VENDORED, python_bundle
 from relay.wheels import Wheelhouse
 
 from .options import fail
@@ -105,6 +106,7 @@ def build(
     # At the root, so that it serves the whole site.
     shutil.copyfile(root / "client" / "js" / "sw.js", out / "sw.js")
     (out / "config.json").write_text(json.dumps({"relay": relay}, indent=2) + "\n")
+    (out / "client" / "python.json").write_bytes(python_bundle(root))
     return sorted(out.iterdir())
 
 

@@ -780,6 +780,21 @@ def test_static_files_are_served_with_types_browsers_accept(
         assert len(response.content) > 0
 
 
+def test_the_client_s_python_comes_in_one_answer(client: TestClient) -> None:
+    """``/client/python.json``: every file pyscript.json's ``anode_files`` lists, read from
+    disk as it is now, with an ETag that answers a repeat with 304."""
+    config = json.loads((REPO_ROOT / "client" / "pyscript.json").read_text())
+    response = client.get("/client/python.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    files = response.json()["files"]
+    assert [file["target"] for file in files] == list(config["anode_files"].values())
+    for file in files:
+        assert file["text"] == (REPO_ROOT / file["target"]).read_text(encoding="utf-8")
+    again = client.get("/client/python.json", headers={"if-none-match": response.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+
+
 def test_the_page_snapshots_are_listed_and_served_as_bytes(tmp_path: Path) -> None:
     """``/snapshot/``: what ``make setup`` left in vendor/snapshot, gzipped bytes the page
     unpacks itself; nothing else from that folder, and an empty list before there is one."""

@@ -42,19 +42,21 @@ from tests.kernels import wait_until
 
 
 def test_pyscript_config_lists_every_python_file() -> None:
-    """client/pyscript.json names each module of shared_schema and client (main.py runs itself):
-    PyScript writes those into Pyodide's FS, and client/js/snapshot.js imports them into a
-    snapshot."""
+    """client/pyscript.json's ``anode_files`` names each module of shared_schema and client
+    (main.py runs itself): client/js/interpreter.mjs writes those into Pyodide's FS, and
+    client/js/snapshot.js imports them into a snapshot. PyScript's own ``files`` is not used:
+    it would fetch them all a second time."""
     config = json.loads((REPO_ROOT / "client" / "pyscript.json").read_text())
-    listed = sorted(config["files"].values())
+    assert "files" not in config
+    listed = sorted(config["anode_files"].values())
     expected = sorted(
         f"./{path.relative_to(REPO_ROOT).as_posix()}"
         for package in ("shared_schema", "client")
         for path in (REPO_ROOT / package).glob("*.py")
         if path.name != "main.py"
     )
-    assert listed == expected, "update client/pyscript.json's files to match the packages"
-    for source, target in config["files"].items():
+    assert listed == expected, "update client/pyscript.json's anode_files to match the packages"
+    for source, target in config["anode_files"].items():
         assert (REPO_ROOT / "client" / source).resolve() == (REPO_ROOT / target).resolve()
     # PyScript resolves `interpreter` against the page (index.html, the site's root),
     # the rest against the config.

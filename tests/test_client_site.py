@@ -105,8 +105,11 @@ def test_build_site_writes_a_complete_site(tmp_path: Path) -> None:
                  "vendor/katex/fonts/KaTeX_Main-Regular.woff2"):  # fmt: skip
         assert (out / name).is_file(), name
     config = json.loads((out / "client" / "pyscript.json").read_text())
-    for url in config["files"]:
+    for url in config["anode_files"]:
         assert (out / "client" / url).is_file(), url
+    bundled = json.loads((out / "client" / "python.json").read_text())["files"]
+    assert [file["target"] for file in bundled] == list(config["anode_files"].values())
+    assert all(file["text"] == (out / file["target"]).read_text() for file in bundled)
     assert not list(out.rglob("*.map"))
     build(out, None)  # again, over the old one: allowed, and now without a relay
     assert json.loads((out / "config.json").read_text()) == {"relay": None}

@@ -2,8 +2,10 @@
 // Pyodide, started from a memory snapshot when this browser or the site has one.
 //
 // PyScript imports this module and calls its loadPyodide as it would call
-// Pyodide's own, then does what it always does: writes the files
-// pyscript.json lists, adds its `pyscript` package, runs client/main.py.
+// Pyodide's own. We write the client's Python (pyscript.json's `anode_files`,
+// fetched once, for the snapshot's key too) before handing Pyodide back; then
+// PyScript does what it always does: adds its `pyscript` package, runs
+// client/main.py.
 // Most of a start is CPython initialising itself; a snapshot (Pyodide's
 // memory with the client already imported, made by client/js/snapshot.js once
 // a page is ready, or shipped by a site `anode build-site` made) skips that.
@@ -25,11 +27,20 @@ const STORED = window.isSecureContext && "caches" in window;
  * {bytes, shipped} or null. The one this browser made (Cache Storage) or, on a first
  * visit, the one the site ships (`anode build-site`: snapshot/<key>.gz).
  */
+const files = pythonFiles();
+files.catch(() => {}); // reported when loadPyodide needs them
+
+// The two bundles pyscript.json's `js_modules` names, evaluated now, while Pyodide's files
+// download, rather than after Python is up: PyScript's import later gets these same modules.
+for (const bundle of ["editor.js", "markdown.js"]) {
+  import(new URL(`../../vendor/bundles/${bundle}`, import.meta.url).href).catch(() => {});
+}
+
 const snapshot = (async () => {
   if (!STORED) return null;
   try {
     const cache = await caches.open(SNAPSHOT_CACHE);
-    const key = await snapshotKey(version, await pythonFiles());
+    const key = await snapshotKey(version, await files);
     const kept = await cache.match(key);
     if (kept) return { bytes: new Uint8Array(await kept.arrayBuffer()), key, shipped: false };
     // What the site ships: asked first, so that no 404 of a missing one litters the console.
@@ -68,8 +79,23 @@ export async function loadPyodide(options) {
     }
     whenReady(makeSnapshotInAPause);
   }
+  try {
+    writeFiles(pyodide, await files);
+  } catch (error) {
+    failed(error);
+    throw error;
+  }
   performance.mark("anode:pyodide");
   return pyodide;
+}
+
+/** The client's Python where PyScript's `files` would put it (the snapshot worker too). */
+function writeFiles(pyodide, files) {
+  for (const { target, text } of files) {
+    const path = `${pyodide.FS.cwd()}/${target.replace(/^\.\//, "")}`;
+    pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
+    pyodide.FS.writeFile(path, text);
+  }
 }
 
 /** Keep the site's snapshot, once it loaded, where the next start looks first. */

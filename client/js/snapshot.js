@@ -2,12 +2,12 @@
 // starts from.
 //
 // The page starts it once it is ready, when it started without a snapshot:
-// it loads Pyodide, writes the client's Python where PyScript writes it and
+// it loads Pyodide, writes the client's Python where the page writes it and
 // imports it, snapshots the memory and keeps it in Cache Storage
 // (client/js/startup.js has the key). The next start restores that memory
-// instead of running CPython's start-up and the imports again; PyScript then
-// does on top what it always does (writes the files again, adds its own
-// `pyscript` package, runs client/main.py). Only this site's own scripts can
+// instead of running CPython's start-up and the imports again; the page then
+// writes the files again and PyScript does on top what it always does (adds
+// its own `pyscript` package, runs client/main.py). Only this site's own scripts can
 // write that cache, as they can already write the service worker's copies
 // of the page's files.
 //

@@ -24,21 +24,16 @@ export function withoutJspi() {
 /** What a snapshot depends on besides the Python files: it is made and restored in one mode. */
 const RUNTIME = "no-jspi";
 
-/** PyScript's config: its `files` is the one list of the client's Python. */
-export const CONFIG = new URL("../pyscript.json", import.meta.url);
-
 /**
- * The client's Python: [{target, text}] for every file client/pyscript.json
- * lists, `target` being where PyScript writes it ("./client/app.py", from
- * Pyodide's working directory).
+ * The client's Python: [{target, text}] for every file client/pyscript.json lists in
+ * `anode_files`, `target` being where it is written ("./client/app.py", from Pyodide's
+ * working directory). All in one request, client/python.json, which the relay and
+ * `anode build-site` make from that list.
  */
 export async function pythonFiles() {
-  const config = await (await fetch(CONFIG)).json();
-  return Promise.all(Object.entries(config.files).map(async ([url, target]) => {
-    const response = await fetch(new URL(url, CONFIG));
-    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-    return { target, text: await response.text() };
-  }));
+  const response = await fetch(new URL("../python.json", import.meta.url));
+  if (!response.ok) throw new Error(`client/python.json: HTTP ${response.status}`);
+  return (await response.json()).files;
 }
 
 /** The Cache Storage key of the snapshot for this Pyodide and these files. */
