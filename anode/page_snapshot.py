@@ -84,6 +84,8 @@ def make_page_snapshot(site: Path, timeout: float = 300.0) -> Path:
             if outcome != "stored":
                 raise SnapshotUnavailable(f"the snapshot worker said: {outcome}")
             key, packed = page.evaluate(_TAKE)
+        except Error as error:  # a timeout, or the page gone
+            raise SnapshotUnavailable(f"headless Chromium failed: {error.message}") from None
         finally:
             browser.close()
     name = Path(urlsplit(key).path).name
