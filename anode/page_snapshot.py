@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import shutil
 import sys
 import tempfile
 import threading
@@ -88,13 +87,17 @@ def make_page_snapshot(site: Path, timeout: float = 300.0) -> Path:
             raise SnapshotUnavailable(f"headless Chromium failed: {error.message}") from None
         finally:
             browser.close()
-    name = Path(urlsplit(key).path).name
-    folder = site / FOLDER
-    folder.mkdir(exist_ok=True)
+    name = f"{Path(urlsplit(key).path).name}.gz"
+    return _ship(site / FOLDER, name, base64.b64decode(packed))
+
+
+def _ship(folder: Path, name: str, data: bytes) -> Path:
+    """``folder/name`` as the only snapshot there, listed in its index."""
+    folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.gz"):
         old.unlink()
-    path = folder / f"{name}.gz"
-    path.write_bytes(base64.b64decode(packed))
+    path = folder / name
+    path.write_bytes(data)
     write_index(folder)
     return path
 
@@ -149,12 +152,7 @@ def make_for_relay(out: Path) -> Path:
         site = Path(scratch) / "site"
         build(site, None)
         made = make_page_snapshot(site)
-        out.mkdir(parents=True, exist_ok=True)
-        for old in out.glob("*.gz"):
-            old.unlink()
-        copied = Path(shutil.copy2(made, out / made.name))
-        write_index(out)
-        return copied
+        return _ship(out, made.name, made.read_bytes())
 
 
 def main(argv: list[str] | None = None) -> int:

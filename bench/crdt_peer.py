@@ -21,10 +21,9 @@ import base64
 import os
 import struct
 import time
-from pathlib import Path
 from typing import Any
 
-from bench.harness import _CLOCK_TICKS, HOST, SPAWN
+from bench.harness import HOST, SPAWN, process_cpu_seconds
 
 #: How long after its last send a step's updates may still arrive to count as kept up with.
 GRACE = 0.5
@@ -106,8 +105,8 @@ class PeerServer:
         self._proc.join(10)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        assert self._proc.pid is not None
+        return process_cpu_seconds(self._proc.pid)
 
 
 # --- WebSocket on raw streams --------------------------------------------------------------

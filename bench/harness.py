@@ -102,10 +102,15 @@ class Relay:
         return self._status("VmHWM")
 
     def cpu_seconds(self) -> float:
-        """User + system time of the whole process (every thread)."""
+        """User + system time of the relay's process."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return process_cpu_seconds(self.proc.pid)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system time of a whole process (every thread), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 class CpuMeter:

@@ -487,10 +487,6 @@ class Notebooks:
             for pending in group:
                 pending.fail(error)
             return
-        except BaseException:
-            for pending in group:
-                pending.fail(Unavailable("the relay is stopping", code="relay_stopping"))
-            raise
         for pending, planned in accepted:
             pending.succeed((planned.seqs, planned.head))
 

@@ -62,6 +62,10 @@ def with_relay(test: Callable[[Notebooks], Awaitable[None]]) -> Callable[[Path],
     return run
 
 
+#: Everything allowed (``--no-auth``): the policy's refusals are not what these tests are about.
+ADMIN = EventPolicy(NO_AUTH, max_outputs=1000)
+
+
 def parsed(*raw: dict[str, Any]) -> list[PushedEvent]:
     return [parse_pushed(item) for item in raw]
 
@@ -90,9 +94,8 @@ async def stored_state(notebooks: Notebooks, notebook: str) -> NotebookState:
 
 async def new_notebook(notebooks: Notebooks) -> str:
     opened = await notebooks.create("group", "anonymous")
-    admin = EventPolicy(NO_AUTH, max_outputs=1000)
     await notebooks.push(
-        opened.id, parsed(event("cellCreated", cell_id="c1", cell_type="code")), "anonymous", admin
+        opened.id, parsed(event("cellCreated", cell_id="c1", cell_type="code")), "anonymous", ADMIN
     )
     return opened.id
 
@@ -100,12 +103,11 @@ async def new_notebook(notebooks: Notebooks) -> str:
 @with_relay
 async def test_concurrent_edits_commit_together_with_their_own_seqs(relay: Notebooks) -> None:
     notebook = await new_notebook(relay)
-    admin = EventPolicy(NO_AUTH, max_outputs=1000)
     before = relay.storage.appends  # type: ignore[attr-defined]
     edits = [
         parsed(event("cellSourceEdited", cell_id="c1", base_rev=0, ops=[str(i)])) for i in range(20)
     ]
-    answers = await push_all(relay, notebook, [(items, admin) for items in edits])
+    answers = await push_all(relay, notebook, [(items, ADMIN) for items in edits])
     appends = relay.storage.appends - before  # type: ignore[attr-defined]
     assert appends < len(edits)  # grouped: the test would prove nothing otherwise
     seqs = [answer[0][0] for answer in answers]
@@ -122,12 +124,11 @@ async def test_of_two_kernels_claiming_one_run_in_one_group_only_the_first_runs_
     relay: Notebooks,
 ) -> None:
     notebook = await new_notebook(relay)
-    admin = EventPolicy(NO_AUTH, max_outputs=1000)
     await relay.push(
         notebook,
         parsed(event("executionRequested", execution_id="x1", cell_id="c1", source="1")),
         "anonymous",
-        admin,
+        ADMIN,
     )
     for name in ("ka", "kb"):
         policy = kernel(name)
@@ -161,15 +162,14 @@ async def test_a_refused_or_repeated_batch_in_a_group_changes_nothing_of_the_oth
     relay: Notebooks,
 ) -> None:
     notebook = await new_notebook(relay)
-    admin = EventPolicy(NO_AUTH, max_outputs=1000)
     shared = event("cellCreated", cell_id="c2", cell_type="code", after="c1")
     clash = {**shared, "args": {**shared["args"], "cell_id": "c3"}}  # its id, other content
     batches = [
-        (parsed(shared), admin),
-        (parsed(shared), admin),  # the same event again (a retry): the same seq
-        (parsed(clash), admin),  # the id with other content: refused, 409
+        (parsed(shared), ADMIN),
+        (parsed(shared), ADMIN),  # the same event again (a retry): the same seq
+        (parsed(clash), ADMIN),  # the id with other content: refused, 409
         (parsed(event("cellSourceEdited", cell_id="c1", base_rev=0, ops=["x"])), kernel("k")),
-        (parsed(event("cellCreated", cell_id="c4", cell_type="code", after="c2")), admin),
+        (parsed(event("cellCreated", cell_id="c4", cell_type="code", after="c2")), ADMIN),
     ]
     one, again, reused, forbidden, last = await push_all(relay, notebook, batches)
     assert one == again == ([3], 3)
@@ -188,7 +188,6 @@ async def test_a_group_whose_commit_fails_tells_every_pusher_and_leaves_no_trace
     relay: Notebooks,
 ) -> None:
     notebook = await new_notebook(relay)
-    admin = EventPolicy(NO_AUTH, max_outputs=1000)
     storage = relay.storage
     assert isinstance(storage, SQLiteStorage)
     failing = asyncio.Event()
@@ -201,11 +200,11 @@ async def test_a_group_whose_commit_fails_tells_every_pusher_and_leaves_no_trace
     edits = [
         parsed(event("cellSourceEdited", cell_id="c1", base_rev=0, ops=[str(i)])) for i in range(5)
     ]
-    answers = await push_all(relay, notebook, [(items, admin) for items in edits])
+    answers = await push_all(relay, notebook, [(items, ADMIN) for items in edits])
     assert failing.is_set()
     assert all(isinstance(answer, OSError) for answer in answers)
     del storage.append  # the real one again
     opened = await relay.open(notebook)  # reloaded: nothing of the failed group
     assert opened.state.seq == 2 and opened.state.cells["c1"].source == ""
-    answers = await push_all(relay, notebook, [(items, admin) for items in edits])
+    answers = await push_all(relay, notebook, [(items, ADMIN) for items in edits])
     assert sorted(answer[0][0] for answer in answers) == [3, 4, 5, 6, 7]

@@ -13,7 +13,9 @@
 // the page".
 
 import { loadPyodide as loadVendored, version } from "../../vendor/pyodide/pyodide.mjs";
-import { SNAPSHOT_CACHE, pythonFiles, snapshotKey, withoutJspi } from "./startup.js";
+import {
+  SNAPSHOT_CACHE, keepSnapshot, pythonFiles, snapshotKey, withoutJspi, writePythonFiles,
+} from "./startup.js";
 
 export { version };
 
@@ -22,11 +24,7 @@ withoutJspi();
 const INDEX_URL = new URL("../../vendor/pyodide/", import.meta.url).href;
 const STORED = window.isSecureContext && "caches" in window;
 
-/**
- * The snapshot for this Pyodide and these files, looked up at once, while PyScript starts:
- * {bytes, shipped} or null. The one this browser made (Cache Storage) or, on a first
- * visit, the one the site ships (`anode build-site`: snapshot/<key>.gz).
- */
+/** The client's Python, fetched once: for the snapshot's key and to write it. */
 const files = pythonFiles();
 files.catch(() => {}); // reported when loadPyodide needs them
 
@@ -36,6 +34,11 @@ for (const bundle of ["editor.js", "markdown.js"]) {
   import(new URL(`../../vendor/bundles/${bundle}`, import.meta.url).href).catch(() => {});
 }
 
+/**
+ * The snapshot for this Pyodide and these files, looked up at once, while PyScript starts:
+ * {bytes, shipped} or null. The one this browser made (Cache Storage) or, on a first
+ * visit, the one the site ships (`anode build-site`: snapshot/<key>.gz).
+ */
 const snapshot = (async () => {
   if (!STORED) return null;
   try {
@@ -80,7 +83,7 @@ export async function loadPyodide(options) {
     whenReady(makeSnapshotInAPause);
   }
   try {
-    writeFiles(pyodide, await files);
+    writePythonFiles(pyodide, await files);
   } catch (error) {
     failed(error);
     throw error;
@@ -89,21 +92,10 @@ export async function loadPyodide(options) {
   return pyodide;
 }
 
-/** The client's Python where PyScript's `files` would put it (the snapshot worker too). */
-function writeFiles(pyodide, files) {
-  for (const { target, text } of files) {
-    const path = `${pyodide.FS.cwd()}/${target.replace(/^\.\//, "")}`;
-    pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
-    pyodide.FS.writeFile(path, text);
-  }
-}
-
 /** Keep the site's snapshot, once it loaded, where the next start looks first. */
 async function keep({ bytes, key }) {
   try {
-    const cache = await caches.open(SNAPSHOT_CACHE);
-    for (const old of await cache.keys()) await cache.delete(old);
-    await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
+    await keepSnapshot(key, bytes);
   } catch (error) {
     console.warn("anode: could not keep the Pyodide snapshot", error);
   }

@@ -18,7 +18,7 @@
 // not PyScript's (which looks at `document` when imported).
 
 import { loadPyodide, version as PYODIDE_VERSION } from "../../vendor/pyodide/pyodide.mjs";
-import { SNAPSHOT_CACHE, pythonFiles, snapshotKey, withoutJspi } from "./startup.js";
+import { keepSnapshot, pythonFiles, snapshotKey, withoutJspi, writePythonFiles } from "./startup.js";
 
 /** "./client/app.py" -> "client.app"; "./client/__init__.py" -> "client". */
 const moduleName = (target) =>
@@ -29,20 +29,11 @@ withoutJspi();
 try {
   const files = await pythonFiles();
   const pyodide = await loadPyodide({ indexURL: new URL("../../vendor/pyodide/", import.meta.url).href, _makeSnapshot: true });
-  for (const { target, text } of files) {
-    const path = `${pyodide.FS.cwd()}/${target.replace(/^\.\//, "")}`;
-    pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
-    pyodide.FS.writeFile(path, text);
-  }
+  writePythonFiles(pyodide, files);
   // Importing a client module touches no browser object.
   pyodide.runPython(files.map(({ target }) => `import ${moduleName(target)}`).join("\n"));
   const bytes = pyodide.makeMemorySnapshot();
-  const key = await snapshotKey(PYODIDE_VERSION, files);
-  const cache = await caches.open(SNAPSHOT_CACHE);
-  for (const old of await cache.keys()) {
-    if (old.url !== key) await cache.delete(old);
-  }
-  await cache.put(key, new Response(new Blob([bytes]), { headers: { "content-type": "application/octet-stream" } }));
+  await keepSnapshot(await snapshotKey(PYODIDE_VERSION, files), bytes);
   postMessage("stored");
 } catch (error) {
   postMessage(String(error?.message ?? error));

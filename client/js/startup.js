@@ -36,6 +36,24 @@ export async function pythonFiles() {
   return (await response.json()).files;
 }
 
+/** Write the client's Python into Pyodide's file system, at each file's `target`. */
+export function writePythonFiles(pyodide, files) {
+  for (const { target, text } of files) {
+    const path = `${pyodide.FS.cwd()}/${target.replace(/^\.\//, "")}`;
+    pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
+    pyodide.FS.writeFile(path, text);
+  }
+}
+
+/** Keep a snapshot under its key, and only it: older ones (about 30 MB each) go. */
+export async function keepSnapshot(key, bytes) {
+  const cache = await caches.open(SNAPSHOT_CACHE);
+  for (const old of await cache.keys()) {
+    if (old.url !== key) await cache.delete(old);
+  }
+  await cache.put(key, new Response(new Blob([bytes]), { headers: { "content-type": "application/octet-stream" } }));
+}
+
 /** The Cache Storage key of the snapshot for this Pyodide and these files. */
 export async function snapshotKey(pyodideVersion, files) {
   const text = [pyodideVersion, RUNTIME, ...files.flatMap(({ target, text }) => [target, text])].join("\0");
